@@ -1,0 +1,233 @@
+//! The event envelope every transport carries, and the typed events inside it.
+//!
+//! Unknown extra fields are ignored; a missing or invalid required field makes
+//! the event invalid, which parks it at once (retrying cannot fix it).
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+pub const POST_CREATED: &str = "post.created";
+pub const POST_UPDATED: &str = "post.updated";
+pub const POST_DELETED: &str = "post.deleted";
+pub const ORDER_FULFILLED: &str = "order.fulfilled";
+
+/// Every event type a worker handles.
+pub const KNOWN_TYPES: [&str; 4] = [POST_CREATED, POST_UPDATED, POST_DELETED, ORDER_FULFILLED];
+
+/// The JSON envelope: the body of every message on every transport.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Envelope {
+    /// Unique per event; also the message id on the broker.
+    pub id: Uuid,
+    /// The event type, also the routing key.
+    #[serde(rename = "type")]
+    pub event_type: String,
+    pub occurred_at: DateTime<Utc>,
+    /// Carried from the request that caused the event into every log line it causes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub correlation_id: Option<String>,
+    pub data: serde_json::Value,
+}
+
+/// Why a message is not a valid event.
+#[derive(Debug, Clone, thiserror::Error, PartialEq)]
+pub enum InvalidEvent {
+    #[error("not a valid event envelope: {0}")]
+    Envelope(String),
+    #[error("unknown event type {0:?}")]
+    UnknownType(String),
+    #[error("invalid {event_type} data: {reason}")]
+    Data { event_type: String, reason: String },
+}
+
+/// A post as the API returns it; the data of `post.created` and `post.updated`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PostSnapshot {
+    pub id: Uuid,
+    pub title: String,
+    pub description: String,
+    pub tags: Vec<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub version: i64,
+}
+
+/// `post.updated` data: the post after the change, and the tags it had before.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PostUpdated {
+    #[serde(flatten)]
+    pub post: PostSnapshot,
+    pub previous_tags: Vec<String>,
+}
+
+/// `post.deleted` data.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PostDeleted {
+    pub id: Uuid,
+    pub version: i64,
+    pub tags: Vec<String>,
+}
+
+/// `order.fulfilled` data, sent by the shop.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct OrderFulfilled {
+    pub order_id: String,
+    pub customer: Customer,
+    pub lines: Vec<OrderLine>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Customer {
+    pub name: String,
+    pub email: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct OrderLine {
+    pub sku: String,
+    pub name: String,
+    pub quantity: u32,
+}
+
+/// A decoded, validated event.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    PostCreated(PostSnapshot),
+    PostUpdated(PostUpdated),
+    PostDeleted(PostDeleted),
+    OrderFulfilled(OrderFulfilled),
+}
+
+impl Envelope {
+    /// A new envelope with a fresh id, stamped now.
+    pub fn new(event_type: &str, data: serde_json::Value, correlation_id: Option<String>) -> Self {
+        Self {
+            id: Uuid::new_v4(),
+            event_type: event_type.to_owned(),
+            occurred_at: Utc::now(),
+            correlation_id,
+            data,
+        }
+    }
+
+    /// Decodes a message body.
+    pub fn decode(body: &[u8]) -> Result<Self, InvalidEvent> {
+        serde_json::from_slice(body).map_err(|e| InvalidEvent::Envelope(e.to_string()))
+    }
+
+    pub fn to_bytes(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("an envelope always serialises")
+    }
+
+    /// The typed, validated event inside.
+    pub fn event(&self) -> Result<Event, InvalidEvent> {
+        let event = match self.event_type.as_str() {
+            POST_CREATED => Event::PostCreated(self.data_as()?),
+            POST_UPDATED => Event::PostUpdated(self.data_as()?),
+            POST_DELETED => Event::PostDeleted(self.data_as()?),
+            ORDER_FULFILLED => Event::OrderFulfilled(self.data_as()?),
+            other => return Err(InvalidEvent::UnknownType(other.to_owned())),
+        };
+        event.validate().map_err(|reason| self.invalid(reason))?;
+        Ok(event)
+    }
+
+    fn data_as<T: serde::de::DeserializeOwned>(&self) -> Result<T, InvalidEvent> {
+        serde_json::from_value(self.data.clone()).map_err(|e| self.invalid(e.to_string()))
+    }
+
+    fn invalid(&self, reason: String) -> InvalidEvent {
+        InvalidEvent::Data { event_type: self.event_type.clone(), reason }
+    }
+}
+
+impl Event {
+    fn validate(&self) -> Result<(), String> {
+        match self {
+            Event::PostCreated(p) => validate_post(p),
+            Event::PostUpdated(u) => validate_post(&u.post),
+            Event::PostDeleted(d) if d.version < 1 => Err("version must be at least 1".into()),
+            Event::PostDeleted(_) => Ok(()),
+            Event::OrderFulfilled(o) => validate_order(o),
+        }
+    }
+}
+
+fn validate_post(post: &PostSnapshot) -> Result<(), String> {
+    if post.version < 1 {
+        return Err("version must be at least 1".into());
+    }
+    Ok(())
+}
+
+fn validate_order(order: &OrderFulfilled) -> Result<(), String> {
+    if order.order_id.trim().is_empty() {
+        return Err("order_id is empty".into());
+    }
+    if order.customer.name.trim().is_empty() {
+        return Err("customer.name is empty".into());
+    }
+    if !is_plausible_email(&order.customer.email) {
+        return Err(format!("customer.email {:?} is not an email address", order.customer.email));
+    }
+    if order.lines.is_empty() {
+        return Err("an order needs at least one line".into());
+    }
+    if order.lines.iter().any(|l| l.quantity == 0) {
+        return Err("a line has quantity 0".into());
+    }
+    Ok(())
+}
+
+/// A cheap shape check; the mailer's parser is the final judge.
+fn is_plausible_email(address: &str) -> bool {
+    let mut parts = address.split('@');
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some(local), Some(domain), None) => {
+            !local.is_empty()
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
+                && !address.chars().any(|c| c.is_whitespace() || c == '<' || c == '>')
+        }
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn order(email: &str) -> Envelope {
+        Envelope::new(
+            ORDER_FULFILLED,
+            json!({"order_id": "A-1", "customer": {"name": "Ada", "email": email},
+                   "lines": [{"sku": "BK-1", "name": "Book", "quantity": 1}], "extra": true}),
+            None,
+        )
+    }
+
+    #[test]
+    fn an_order_with_extra_fields_is_valid() {
+        assert!(matches!(order("ada@example.com").event(), Ok(Event::OrderFulfilled(_))));
+    }
+
+    #[test]
+    fn an_order_with_a_bad_address_is_invalid() {
+        let err = order("not-an-address").event().unwrap_err();
+        assert!(err.to_string().contains("not an email address"), "{err}");
+    }
+
+    #[test]
+    fn an_unknown_type_is_invalid() {
+        let e = Envelope::new("user.signed_up", json!({}), None);
+        assert_eq!(e.event(), Err(InvalidEvent::UnknownType("user.signed_up".into())));
+    }
+
+    #[test]
+    fn garbage_is_not_an_envelope() {
+        assert!(matches!(Envelope::decode(b"{nope"), Err(InvalidEvent::Envelope(_))));
+    }
+}

@@ -1,0 +1,25 @@
+//! The blog's actors and the contracts they keep with the outside.
+//!
+//! - [`event`]: the event envelope and the typed events inside it.
+//! - [`worker`]: which workers exist and which event types each takes.
+//! - [`delivery`]: what a transport hands the queue reader, and how a delivery is settled.
+//! - [`ports`]: the store and mail traits the workers use; adapters live in the service.
+//! - [`messages`]: the messages actors exchange.
+//! - [`queue_reader`]: forwards deliveries to workers, then acks, retries or parks them.
+//! - [`tag_aggregator`], [`emailer`], [`projector`]: the supervised workers.
+//! - [`supervision`]: panic capture and restart bookkeeping shared by the workers.
+//! - [`retry`]: the attempt limit and backoff delays.
+//! - [`metrics`]: per-actor counters, histograms and states.
+
+pub mod delivery;
+pub mod emailer;
+pub mod event;
+pub mod messages;
+pub mod metrics;
+pub mod ports;
+pub mod projector;
+pub mod queue_reader;
+pub mod retry;
+pub mod supervision;
+pub mod tag_aggregator;
+pub mod worker;

@@ -1,0 +1,48 @@
+//! Messages the actors exchange.
+
+use std::sync::Arc;
+
+use actix::Message;
+
+use crate::event::{Envelope, Event};
+use crate::ports::{RebuildReport, StoreError};
+
+/// Handle one event; the answer decides whether the delivery is acked, retried or parked.
+#[derive(Message)]
+#[rtype(result = "Result<(), HandlerError>")]
+pub struct HandleEvent {
+    pub envelope: Arc<Envelope>,
+    pub event: Event,
+    /// 1 for the first attempt.
+    pub attempt: u32,
+}
+
+/// Why a handler did not commit its effect.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum HandlerError {
+    /// A passing failure (store or mail server unavailable): retry later.
+    #[error("{0}")]
+    Retryable(String),
+    /// Retrying cannot help (invalid data, address rejected): park now.
+    #[error("{0}")]
+    Permanent(String),
+}
+
+/// Recompute the tag cloud from scratch.
+#[derive(Message)]
+#[rtype(result = "Result<RebuildReport, StoreError>")]
+pub struct RebuildTagCloud;
+
+/// Stop taking deliveries, wait for those in flight (up to the deadline), then answer.
+#[derive(Message)]
+#[rtype(result = "DrainReport")]
+pub struct Drain {
+    pub timeout: std::time::Duration,
+}
+
+/// What was left when draining ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DrainReport {
+    /// Deliveries still unsettled at the deadline; the transport redelivers them.
+    pub abandoned: usize,
+}

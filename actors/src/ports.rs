@@ -1,0 +1,125 @@
+//! The store and mail traits the workers need. The service implements them
+//! for its embedded store, MongoDB and SMTP; the workers only see these.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// The store could not do what was asked; worth retrying.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("store: {0}")]
+pub struct StoreError(pub String);
+
+/// Outcome of an idempotent write: whether it changed anything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    Changed,
+    /// The same or a newer version was there already.
+    Unchanged,
+}
+
+/// A tag and how many posts carry it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TagCount {
+    pub tag: String,
+    pub posts_count: i64,
+}
+
+/// What a full rebuild found.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RebuildReport {
+    pub posts: u64,
+    pub tags: u64,
+    pub took_ms: u64,
+}
+
+/// The tag cloud and the per-post bookkeeping that keeps it exact under redelivery.
+#[async_trait]
+pub trait TagCloudStore: Send + Sync {
+    /// Records that post `post_id` carries `tags` at `version` (`None`: deleted) and
+    /// moves the counts by the difference, in one atomic step. Does nothing when the
+    /// same or a newer version was applied already, so redelivery and reordering
+    /// cannot skew the counts.
+    async fn apply_post_tags(
+        &self,
+        post_id: Uuid,
+        version: i64,
+        tags: Option<&[String]>,
+    ) -> Result<Applied, StoreError>;
+
+    /// Recomputes the whole cloud from the posts with the store's own aggregation,
+    /// and resets the per-post bookkeeping to match.
+    async fn rebuild_tag_cloud(&self) -> Result<RebuildReport, StoreError>;
+}
+
+/// The de-normalized post the read endpoints serve.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PostView {
+    pub id: Uuid,
+    pub slug: String,
+    pub title: String,
+    pub description: String,
+    pub excerpt: String,
+    pub tags: Vec<String>,
+    pub word_count: u32,
+    pub reading_time_minutes: u32,
+    pub version: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// The read model in the queries database.
+#[async_trait]
+pub trait ReadModelStore: Send + Sync {
+    /// Stores the view unless the same or a newer version (or a deletion) is there.
+    async fn upsert_post_view(&self, view: &PostView) -> Result<Applied, StoreError>;
+    /// Removes the view and remembers the deletion's version, so an older event
+    /// arriving late cannot bring the post back.
+    async fn remove_post_view(&self, post_id: Uuid, version: i64) -> Result<Applied, StoreError>;
+}
+
+/// Whether an order's mail may be sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MailClaim {
+    /// Nobody sent it yet: send it, then call [`EmailLog::mark_mailed`].
+    Send,
+    /// It was sent before; sending again would be a duplicate.
+    AlreadySent,
+}
+
+/// The log that keeps at most one mail per order.
+#[async_trait]
+pub trait EmailLog: Send + Sync {
+    async fn claim_order_mail(&self, order_id: &str) -> Result<MailClaim, StoreError>;
+    async fn mark_order_mailed(&self, order_id: &str, recipient: &str, message_id: &str) -> Result<(), StoreError>;
+}
+
+/// A rendered email, ready for a transport.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutgoingMail {
+    /// Stable per order, so a receiver can spot a duplicate and a file name repeats.
+    pub message_id: String,
+    pub to_name: String,
+    pub to_email: String,
+    pub subject: String,
+    pub text_body: String,
+    pub html_body: String,
+}
+
+/// Why a mail was not sent.
+#[derive(Debug, Clone, thiserror::Error, PartialEq)]
+pub enum MailError {
+    /// Worth trying again later (server busy, 4xx, connection lost).
+    #[error("mail temporarily not sent: {0}")]
+    Transient(String),
+    /// Will never work for this message (bad address, 5xx for the recipient).
+    #[error("mail rejected: {0}")]
+    Rejected(String),
+}
+
+/// Sends mail: .eml files in the embedded mode, SMTP in production.
+#[async_trait]
+pub trait Mailer: Send + Sync {
+    async fn send(&self, mail: &OutgoingMail) -> Result<(), MailError>;
+}

@@ -1,0 +1,103 @@
+//! What every supervised worker does around its handler: count, time, and turn a
+//! panic into a failed attempt plus a restart by the actix `Supervisor`.
+
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::time::Instant;
+
+use futures::FutureExt;
+use tracing::Instrument;
+
+use crate::event::Envelope;
+
+use crate::messages::HandlerError;
+use crate::metrics::ActorMetrics;
+
+/// How a guarded handler ended.
+pub struct Guarded {
+    pub result: Result<(), HandlerError>,
+    /// The handler panicked: the actor must stop so its supervisor restarts it.
+    pub panicked: bool,
+}
+
+/// Runs a handler's future, catching a panic and recording time and in-flight count.
+/// Its log lines carry the event's id and correlation id.
+pub async fn guard<F>(actor: &'static str, metrics: ActorMetrics, envelope: std::sync::Arc<Envelope>, work: F) -> Guarded
+where
+    F: Future<Output = Result<(), HandlerError>>,
+{
+    let span = tracing::info_span!(
+        "handle",
+        actor,
+        event_id = %envelope.id,
+        event_type = %envelope.event_type,
+        correlation_id = envelope.correlation_id.as_deref().unwrap_or("-"),
+    );
+    guarded(actor, metrics, work).instrument(span).await
+}
+
+async fn guarded<F>(actor: &'static str, metrics: ActorMetrics, work: F) -> Guarded
+where
+    F: Future<Output = Result<(), HandlerError>>,
+{
+    metrics.mailbox(actor, -1);
+    metrics.in_flight(actor, 1);
+    let started = Instant::now();
+    let outcome = AssertUnwindSafe(work).catch_unwind().await;
+    metrics.observe_handling(actor, started.elapsed());
+    metrics.in_flight(actor, -1);
+    match outcome {
+        Ok(result) => {
+            if let Err(e) = &result {
+                metrics.record_error(actor, &e.to_string());
+            }
+            Guarded { result, panicked: false }
+        }
+        Err(panic) => {
+            let reason = format!("{actor} panicked: {}", panic_message(&*panic));
+            tracing::error!(actor, %reason, "worker panicked; its supervisor restarts it");
+            metrics.record_error(actor, &reason);
+            Guarded { result: Err(HandlerError::Retryable(reason)), panicked: true }
+        }
+    }
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
+}
+
+/// Implements the `Supervised` and `Actor` plumbing every worker shares: state
+/// reporting on start, and counting each restart.
+#[macro_export]
+macro_rules! supervised_worker {
+    ($worker:ty, $name:expr) => {
+        $crate::supervised_worker!($worker, $name, |_actor, _ctx| {});
+    };
+    ($worker:ty, $name:expr, |$actor:ident, $ctx:ident| $on_start:block) => {
+        impl actix::Actor for $worker {
+            type Context = actix::Context<Self>;
+
+            fn started(&mut self, ctx: &mut Self::Context) {
+                ctx.set_mailbox_capacity(MAILBOX_CAPACITY);
+                self.metrics.set_state($name, $crate::metrics::ActorState::Running);
+                let ($actor, $ctx) = (self, ctx);
+                $on_start
+            }
+
+            fn stopped(&mut self, _: &mut Self::Context) {
+                self.metrics.set_state($name, $crate::metrics::ActorState::Stopped);
+            }
+        }
+
+        impl actix::Supervised for $worker {
+            fn restarting(&mut self, _: &mut Self::Context) {
+                tracing::warn!(actor = $name, "restarting after a failure");
+                self.metrics.record_restart($name);
+            }
+        }
+    };
+}

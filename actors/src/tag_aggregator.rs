@@ -1,0 +1,104 @@
+//! The tag aggregator: keeps the tag cloud exact on every post change, and
+//! rebuilds it from scratch on a timer and on demand.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use futures::FutureExt;
+
+use crate::event::Event;
+use crate::messages::{HandleEvent, HandlerError, RebuildTagCloud};
+use crate::metrics::ActorMetrics;
+use crate::ports::{RebuildReport, StoreError, TagCloudStore};
+use crate::supervision::guard;
+
+const NAME: &str = "tag_aggregator";
+const MAILBOX_CAPACITY: usize = 1024;
+
+/// Keeps `[{tag, posts_count}]` current; one message at a time, so a rebuild never
+/// interleaves with an incremental change.
+pub struct TagAggregator {
+    /// Where the cloud and its per-post bookkeeping live.
+    store: Arc<dyn TagCloudStore>,
+    /// How often the full rebuild runs; `None` turns the timer off.
+    rebuild_interval: Option<Duration>,
+    metrics: ActorMetrics,
+}
+
+impl TagAggregator {
+    pub fn new(store: Arc<dyn TagCloudStore>, rebuild_interval: Option<Duration>, metrics: ActorMetrics) -> Self {
+        Self { store, rebuild_interval, metrics }
+    }
+}
+
+crate::supervised_worker!(TagAggregator, NAME, |actor, ctx| {
+    if let Some(every) = actor.rebuild_interval {
+        ctx.run_interval(every, |_, ctx| ctx.notify(RebuildOnTimer));
+    }
+});
+
+/// Apply one post change to the tag cloud.
+impl Handler<HandleEvent> for TagAggregator {
+    type Result = AtomicResponse<Self, Result<(), HandlerError>>;
+
+    fn handle(&mut self, msg: HandleEvent, _: &mut Context<Self>) -> Self::Result {
+        let store = self.store.clone();
+        let envelope = msg.envelope.clone();
+        let work = async move {
+            let applied = match &msg.event {
+                Event::PostCreated(p) => store.apply_post_tags(p.id, p.version, Some(&p.tags)).await,
+                Event::PostUpdated(u) => store.apply_post_tags(u.post.id, u.post.version, Some(&u.post.tags)).await,
+                Event::PostDeleted(d) => store.apply_post_tags(d.id, d.version, None).await,
+                Event::OrderFulfilled(_) => return Err(HandlerError::Permanent("not a post event".into())),
+            };
+            applied.map(drop).map_err(|e| HandlerError::Retryable(e.to_string()))
+        };
+        AtomicResponse::new(Box::pin(guard(NAME, self.metrics.clone(), envelope, work).into_actor(self).map(
+            |guarded, _, ctx| {
+                if guarded.panicked {
+                    ctx.stop();
+                }
+                guarded.result
+            },
+        )))
+    }
+}
+
+impl TagAggregator {
+    /// A full rebuild, logged; the store does the aggregation.
+    fn rebuild(&self) -> impl Future<Output = Result<RebuildReport, StoreError>> + 'static {
+        let store = self.store.clone();
+        async move {
+            let report = store.rebuild_tag_cloud().await;
+            match &report {
+                Ok(r) => tracing::info!(posts = r.posts, tags = r.tags, took_ms = r.took_ms, "tag cloud rebuilt"),
+                Err(e) => tracing::error!(error = %e, "tag cloud rebuild failed"),
+            }
+            report
+        }
+    }
+}
+
+/// Recompute the cloud from the posts, on demand.
+impl Handler<RebuildTagCloud> for TagAggregator {
+    type Result = AtomicResponse<Self, Result<RebuildReport, StoreError>>;
+
+    fn handle(&mut self, _: RebuildTagCloud, _: &mut Context<Self>) -> Self::Result {
+        AtomicResponse::new(Box::pin(self.rebuild().into_actor(self)))
+    }
+}
+
+/// The timer's tick: a rebuild whose result only the log sees.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct RebuildOnTimer;
+
+impl Handler<RebuildOnTimer> for TagAggregator {
+    type Result = AtomicResponse<Self, ()>;
+
+    fn handle(&mut self, _: RebuildOnTimer, _: &mut Context<Self>) -> Self::Result {
+        AtomicResponse::new(Box::pin(self.rebuild().map(drop).into_actor(self)))
+    }
+}

@@ -1,0 +1,3 @@
+//! The blog's own rules: what a valid post is.
+
+pub mod post;

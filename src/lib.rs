@@ -1,0 +1,22 @@
+//! The blog service: an actix-web API whose side work runs in supervised actors
+//! fed by a durable queue.
+//!
+//! - [`configuration`]: typed settings from flags, env vars and an optional file.
+//! - [`telemetry`]: the tracing subscriber.
+//! - [`startup`]: builds the store, transport, actors and HTTP server; runs them until stopped.
+//! - [`cli`]: the command line (serve, publish).
+//! - [`domain`]: what a valid post is.
+//! - [`routes`]: the HTTP API, one file per area.
+//! - [`store`]: the store traits and their adapters (embedded SQLite).
+//! - [`transport`]: the transport traits, the embedded durable queue and the outbox relay.
+//! - [`mail`]: mail adapters (.eml files).
+
+pub mod cli;
+pub mod configuration;
+pub mod domain;
+pub mod mail;
+pub mod routes;
+pub mod startup;
+pub mod store;
+pub mod telemetry;
+pub mod transport;

@@ -1,0 +1,2 @@
+//! placeholder
+pub fn configure(_: &mut actix_web::web::ServiceConfig) {}

@@ -1,0 +1,57 @@
+//! The HTTP API. One file per area; [`configure`] mounts them all.
+
+mod admin;
+mod auth;
+mod dead_letters;
+mod events;
+mod health;
+mod metrics;
+mod posts;
+mod problem;
+mod tags;
+
+use std::sync::Arc;
+
+use actix::Addr;
+use blog_actors::metrics::ActorMetrics;
+use blog_actors::tag_aggregator::TagAggregator;
+use secrecy::SecretString;
+use tokio::sync::Notify;
+
+use crate::store::Store;
+use crate::transport::Transport;
+
+pub use problem::Problem;
+
+/// Largest JSON body accepted; a larger one gets 413.
+pub const JSON_BODY_LIMIT: usize = 64 * 1024;
+
+/// What every handler can reach; shared by all HTTP workers.
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub transport: Arc<dyn Transport>,
+    /// For on-demand rebuilds of the tag cloud.
+    pub tag_aggregator: Addr<TagAggregator>,
+    pub actor_metrics: ActorMetrics,
+    /// Every Prometheus series of the process.
+    pub registry: prometheus::Registry,
+    /// Writes and admin calls need this key when set.
+    pub api_key: Option<SecretString>,
+    /// Wakes the outbox relay after a write, so events leave without waiting for its poll.
+    pub relay_wakeup: Arc<Notify>,
+}
+
+/// Mounts every route, the JSON limits and the problem+json fallbacks.
+pub fn configure(cfg: &mut actix_web::web::ServiceConfig) {
+    problem::configure_extractors(cfg);
+    posts::configure(cfg);
+    tags::configure(cfg);
+    events::configure(cfg);
+    dead_letters::configure(cfg);
+    admin::configure(cfg);
+    health::configure(cfg);
+    metrics::configure(cfg);
+}
+
+/// The answer for any route that does not exist.
+pub use problem::not_found;

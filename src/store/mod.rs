@@ -1,0 +1,105 @@
+//! The store: posts (write model) with their outbox, the tag cloud, the read
+//! model (queries database) and the email log. One trait, two adapters: the
+//! embedded SQLite store and MongoDB.
+
+pub mod sqlite;
+
+use async_trait::async_trait;
+use blog_actors::event::PostSnapshot;
+use blog_actors::ports::{EmailLog, PostView, ReadModelStore, StoreError, TagCloudStore, TagCount};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::domain::post::ValidPost;
+
+/// A message waiting in the outbox to be published.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboxEntry {
+    /// Increasing; the relay publishes in this order.
+    pub seq: i64,
+    /// The envelope's id, used as the broker's message id.
+    pub message_id: Uuid,
+    pub routing_key: String,
+    pub body: Vec<u8>,
+    pub correlation_id: Option<String>,
+}
+
+/// What changed a post: returned to the API caller, and the event already sits in the outbox.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PostWrite {
+    Done(PostSnapshot),
+    NotFound,
+    /// `If-Match` named a version that is not the current one.
+    VersionConflict { current: i64 },
+}
+
+/// One page of posts from the read model.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct PostPage {
+    pub items: Vec<PostView>,
+    pub page: u32,
+    pub per_page: u32,
+    pub total: u64,
+}
+
+/// The write side of posts. Each write stores the post and its event in the
+/// outbox atomically, so a crash cannot separate them.
+#[async_trait]
+pub trait PostRepository: Send + Sync {
+    /// Creates a post at version 1 and enqueues `post.created`.
+    async fn create_post(&self, post: ValidPost, correlation_id: Option<String>) -> Result<PostSnapshot, StoreError>;
+    /// Replaces a post, bumping its version, and enqueues `post.updated` with the previous tags.
+    async fn update_post(
+        &self,
+        id: Uuid,
+        post: ValidPost,
+        expected_version: Option<i64>,
+        correlation_id: Option<String>,
+    ) -> Result<PostWrite, StoreError>;
+    /// Deletes a post and enqueues `post.deleted` (version = last version + 1).
+    async fn delete_post(&self, id: Uuid, correlation_id: Option<String>) -> Result<PostWrite, StoreError>;
+    /// The post as written (not the projection).
+    async fn get_post(&self, id: Uuid) -> Result<Option<PostSnapshot>, StoreError>;
+    /// How many posts exist.
+    async fn count_posts(&self) -> Result<u64, StoreError>;
+}
+
+/// The outbox the relay drains.
+#[async_trait]
+pub trait Outbox: Send + Sync {
+    /// Enqueues a message that did not come from a post write (e.g. `POST /events`).
+    async fn enqueue(&self, routing_key: &str, message_id: Uuid, body: Vec<u8>, correlation_id: Option<String>) -> Result<(), StoreError>;
+    /// The oldest unsent entries, at most `limit`.
+    async fn pending(&self, limit: usize) -> Result<Vec<OutboxEntry>, StoreError>;
+    /// Marks entries sent (after the transport confirmed them).
+    async fn mark_sent(&self, seqs: &[i64]) -> Result<(), StoreError>;
+    /// Entries not yet sent.
+    async fn backlog(&self) -> Result<u64, StoreError>;
+}
+
+/// The read side: the queries database and the tag cloud.
+#[async_trait]
+pub trait QueryStore: Send + Sync {
+    /// Posts newest first, optionally only those with `tag`; pages count from 1.
+    async fn list_posts(&self, tag: Option<&str>, page: u32, per_page: u32) -> Result<PostPage, StoreError>;
+    async fn get_post_view(&self, id: Uuid) -> Result<Option<PostView>, StoreError>;
+    /// The cloud, most used first (ties by tag name), tags with no posts left out.
+    async fn tag_cloud(&self, limit: Option<u32>) -> Result<Vec<TagCount>, StoreError>;
+}
+
+/// A lease that lets one instance at a time run a periodic job.
+#[async_trait]
+pub trait Leases: Send + Sync {
+    /// Takes or renews `name` for `holder` until `until`; false when another holder has it.
+    async fn try_lease(&self, name: &str, holder: &str, until: DateTime<Utc>) -> Result<bool, StoreError>;
+}
+
+/// Everything the service needs from a store.
+#[async_trait]
+pub trait Store:
+    PostRepository + Outbox + QueryStore + TagCloudStore + ReadModelStore + EmailLog + Leases + Send + Sync + 'static
+{
+    /// Answers when the store can serve (for `/health/ready`).
+    async fn ping(&self) -> Result<(), StoreError>;
+}
