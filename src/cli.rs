@@ -1,1 +1,161 @@
-//! placeholder
+//! The command line: `blog` (serve), `blog publish …`.
+
+use std::path::PathBuf;
+
+use blog_actors::event::{Customer, Envelope, OrderFulfilled, OrderLine, ORDER_FULFILLED};
+use clap::{Args, Parser, Subcommand};
+use figment::providers::Serialized;
+use figment::Figment;
+use serde::Serialize;
+
+/// A blog API whose side work runs in supervised actors fed by a durable queue.
+#[derive(Debug, Parser)]
+#[command(name = "blog", version)]
+pub struct Cli {
+    /// A TOML file of settings (keys as the env vars without BLOG_, lower-case).
+    #[arg(long, env = "BLOG_CONFIG", global = true)]
+    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub flags: SettingFlags,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Flags that override the settings from the file and the environment.
+#[derive(Debug, Default, Args, Serialize)]
+pub struct SettingFlags {
+    /// [env: BLOG_HTTP_ADDR] Address to listen on.
+    #[arg(long, global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http_addr: Option<String>,
+    /// [env: BLOG_DATA_DIR] Folder of the embedded store, queue and mail.
+    #[arg(long, global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    /// [env: BLOG_STORE_URL] Store URL; unset: the embedded store.
+    #[arg(long, global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub store_url: Option<String>,
+    /// [env: BLOG_BROKER_URL] `embedded` or an amqp:// URL.
+    #[arg(long, global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub broker_url: Option<String>,
+    /// [env: BLOG_MAIL_DIR] Where .eml files go.
+    #[arg(long, global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mail_dir: Option<PathBuf>,
+    /// [env: BLOG_MAX_ATTEMPTS] Attempts before a message is parked.
+    #[arg(long, global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_attempts: Option<u32>,
+    /// [env: BLOG_TAG_REBUILD_INTERVAL] e.g. 6h; 0 turns the timer off.
+    #[arg(long, global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tag_rebuild_interval: Option<String>,
+    /// [env: BLOG_SHUTDOWN_TIMEOUT] e.g. 30s.
+    #[arg(long, global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shutdown_timeout: Option<String>,
+    /// [env: BLOG_LOG_FORMAT] human or json.
+    #[arg(long, global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_format: Option<String>,
+}
+
+impl SettingFlags {
+    /// The flags as the top settings layer.
+    pub fn as_layer(&self) -> Figment {
+        Figment::from(Serialized::defaults(self))
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the service (the default).
+    Serve,
+    /// Put an event on the configured transport, as another service would.
+    Publish {
+        #[command(subcommand)]
+        event: PublishCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PublishCommand {
+    /// An `order.fulfilled` event.
+    OrderFulfilled(OrderArgs),
+    /// Any event: a type and its JSON data, wrapped in a new envelope.
+    Event {
+        /// The event type, also the routing key.
+        #[arg(long = "type")]
+        event_type: String,
+        /// The event's data as JSON.
+        #[arg(long)]
+        data: String,
+    },
+    /// A message body sent exactly as given (for testing how bad input is handled).
+    Raw {
+        #[arg(long)]
+        routing_key: String,
+        #[arg(long)]
+        body: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct OrderArgs {
+    #[arg(long)]
+    pub order_id: String,
+    #[arg(long)]
+    pub customer_name: String,
+    #[arg(long)]
+    pub customer_email: String,
+    /// A line as SKU:NAME:QUANTITY; repeat for more lines.
+    #[arg(long = "line", required = true)]
+    pub lines: Vec<String>,
+    #[arg(long)]
+    pub correlation_id: Option<String>,
+}
+
+impl PublishCommand {
+    /// The routing key and body to publish.
+    pub fn message(&self) -> anyhow::Result<(String, Vec<u8>)> {
+        match self {
+            PublishCommand::OrderFulfilled(order) => {
+                let envelope = order.envelope()?;
+                Ok((envelope.event_type.clone(), envelope.to_bytes()))
+            }
+            PublishCommand::Event { event_type, data } => {
+                let data = serde_json::from_str(data).map_err(|e| anyhow::anyhow!("--data is not JSON: {e}"))?;
+                Ok((event_type.clone(), Envelope::new(event_type, data, None).to_bytes()))
+            }
+            PublishCommand::Raw { routing_key, body } => Ok((routing_key.clone(), body.clone().into_bytes())),
+        }
+    }
+}
+
+impl OrderArgs {
+    fn envelope(&self) -> anyhow::Result<Envelope> {
+        let lines = self.lines.iter().map(|l| parse_line(l)).collect::<anyhow::Result<Vec<_>>>()?;
+        let order = OrderFulfilled {
+            order_id: self.order_id.clone(),
+            customer: Customer { name: self.customer_name.clone(), email: self.customer_email.clone() },
+            lines,
+        };
+        let envelope = Envelope::new(ORDER_FULFILLED, serde_json::to_value(order)?, self.correlation_id.clone());
+        envelope.event().map_err(|e| anyhow::anyhow!("{e}"))?;
+        Ok(envelope)
+    }
+}
+
+fn parse_line(line: &str) -> anyhow::Result<OrderLine> {
+    let mut parts = line.splitn(3, ':');
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some(sku), Some(name), Some(quantity)) => Ok(OrderLine {
+            sku: sku.to_owned(),
+            name: name.to_owned(),
+            quantity: quantity.parse().map_err(|_| anyhow::anyhow!("--line {line:?}: quantity must be a number"))?,
+        }),
+        _ => anyhow::bail!("--line {line:?}: expected SKU:NAME:QUANTITY"),
+    }
+}

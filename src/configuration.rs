@@ -1,1 +1,220 @@
-//! placeholder
+//! Typed settings. Layers, later ones winning: built-in defaults (the embedded
+//! mode) → an optional TOML file → `BLOG_*` environment variables → CLI flags.
+//! A bad value stops the start with one line naming the setting.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use blog_actors::retry::RetryPolicy;
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+
+/// Every setting of the service; each default gives the embedded mode.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Where the HTTP API listens.
+    pub http_addr: SocketAddr,
+    /// Holds the embedded store, the embedded queue and (by default) the mail folder.
+    pub data_dir: PathBuf,
+    /// `sqlite://<dir>` (embedded) or, later, `mongodb://…`; unset means the embedded store in the data dir.
+    pub store_url: Option<String>,
+    /// `embedded` or `amqp://…`.
+    pub broker_url: String,
+    /// Required for writes and admin calls when set; never printed.
+    #[serde(skip_serializing)]
+    pub api_key: Option<SecretString>,
+    /// Where the embedded mailer writes .eml files; unset means `<data_dir>/mail`.
+    pub mail_dir: Option<PathBuf>,
+    /// The sender of notification mails.
+    pub mail_from: String,
+    /// How often the tag cloud is rebuilt from scratch; 0 turns the timer off.
+    #[serde(with = "humantime_serde")]
+    pub tag_rebuild_interval: Duration,
+    /// Attempts before a failing message is parked.
+    pub max_attempts: u32,
+    /// The first retry delay; it doubles per attempt.
+    #[serde(with = "humantime_serde")]
+    pub retry_base_delay: Duration,
+    /// The longest retry delay.
+    #[serde(with = "humantime_serde")]
+    pub retry_max_delay: Duration,
+    /// Unsettled deliveries per worker queue: the bound on in-flight work and memory.
+    pub prefetch: u16,
+    /// How long shutdown waits for in-flight work.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_timeout: Duration,
+    /// `human` or `json` log lines.
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            http_addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("./data"),
+            store_url: None,
+            broker_url: "embedded".into(),
+            api_key: None,
+            mail_dir: None,
+            mail_from: "Blog <no-reply@blog.local>".into(),
+            tag_rebuild_interval: Duration::from_secs(6 * 3600),
+            max_attempts: 5,
+            retry_base_delay: Duration::from_secs(1),
+            retry_max_delay: Duration::from_secs(300),
+            prefetch: 200,
+            shutdown_timeout: Duration::from_secs(30),
+            log_format: LogFormat::Human,
+        }
+    }
+}
+
+/// Where the store lives, as chosen by `BLOG_STORE_URL`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StoreChoice {
+    Sqlite(PathBuf),
+}
+
+/// Which transport carries events, as chosen by `BLOG_BROKER_URL`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BrokerChoice {
+    Embedded(PathBuf),
+}
+
+/// A setting that is wrong: names it and says what is wrong.
+#[derive(Debug, thiserror::Error)]
+#[error("{setting}: {problem}")]
+pub struct ConfigError {
+    pub setting: String,
+    pub problem: String,
+}
+
+impl ConfigError {
+    fn new(setting: &str, problem: impl Into<String>) -> Self {
+        Self { setting: setting.into(), problem: problem.into() }
+    }
+}
+
+impl Settings {
+    /// Loads the layers: defaults, `file` (if any), `BLOG_*` env vars, then `overrides` (CLI flags).
+    pub fn load(file: Option<&Path>, overrides: Figment) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Settings::default()));
+        if let Some(file) = file {
+            if !file.exists() {
+                return Err(ConfigError::new("BLOG_CONFIG", format!("no such file {}", file.display())));
+            }
+            figment = figment.merge(Toml::file(file));
+        }
+        let figment = figment.merge(Env::prefixed("BLOG_").ignore(&["config"])).merge(overrides);
+        let settings: Settings = figment.extract().map_err(|e| {
+            let key = e.path.join("_");
+            let setting = if key.is_empty() { "configuration".into() } else { format!("BLOG_{}", key.to_uppercase()) };
+            ConfigError::new(&setting, e.kind.to_string())
+        })?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.max_attempts == 0 {
+            return Err(ConfigError::new("BLOG_MAX_ATTEMPTS", "must be at least 1"));
+        }
+        if self.prefetch == 0 {
+            return Err(ConfigError::new("BLOG_PREFETCH", "must be at least 1"));
+        }
+        if self.retry_base_delay > self.retry_max_delay {
+            return Err(ConfigError::new("BLOG_RETRY_BASE_DELAY", "must not exceed BLOG_RETRY_MAX_DELAY"));
+        }
+        if self.api_key.is_none() && !self.http_addr.ip().is_loopback() {
+            return Err(ConfigError::new(
+                "BLOG_API_KEY",
+                format!("must be set when listening on {}, which is not loopback", self.http_addr),
+            ));
+        }
+        self.store()?;
+        self.broker()?;
+        Ok(())
+    }
+
+    pub fn store(&self) -> Result<StoreChoice, ConfigError> {
+        match self.store_url.as_deref() {
+            None | Some("") | Some("embedded") => Ok(StoreChoice::Sqlite(self.data_dir.clone())),
+            Some(url) => match url.strip_prefix("sqlite://") {
+                Some(dir) if !dir.is_empty() => Ok(StoreChoice::Sqlite(PathBuf::from(dir))),
+                _ => Err(ConfigError::new(
+                    "BLOG_STORE_URL",
+                    format!("unsupported store URL {url:?}; expected sqlite://<dir> or leave unset"),
+                )),
+            },
+        }
+    }
+
+    pub fn broker(&self) -> Result<BrokerChoice, ConfigError> {
+        match self.broker_url.as_str() {
+            "embedded" => Ok(BrokerChoice::Embedded(self.data_dir.join("queue.sqlite"))),
+            url => Err(ConfigError::new(
+                "BLOG_BROKER_URL",
+                format!("unsupported broker URL {url:?}; expected \"embedded\""),
+            )),
+        }
+    }
+
+    pub fn mail_dir(&self) -> PathBuf {
+        self.mail_dir.clone().unwrap_or_else(|| self.data_dir.join("mail"))
+    }
+
+    pub fn retry_policy(&self) -> RetryPolicy {
+        RetryPolicy { max_attempts: self.max_attempts, base_delay: self.retry_base_delay, max_delay: self.retry_max_delay }
+    }
+
+    /// `None` when the interval is 0 (timer off).
+    pub fn rebuild_interval(&self) -> Option<Duration> {
+        (!self.tag_rebuild_interval.is_zero()).then_some(self.tag_rebuild_interval)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_with(pairs: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        let mut overrides = Figment::new();
+        for (k, v) in pairs {
+            overrides = overrides.merge(Serialized::default(k, v));
+        }
+        Settings::load(None, overrides)
+    }
+
+    #[test]
+    fn the_defaults_give_the_embedded_mode() {
+        let s = load_with(&[]).unwrap();
+        assert_eq!(s.http_addr.to_string(), "127.0.0.1:8080");
+        assert_eq!(s.store().unwrap(), StoreChoice::Sqlite(PathBuf::from("./data")));
+        assert_eq!(s.rebuild_interval(), Some(Duration::from_secs(21600)));
+    }
+
+    #[test]
+    fn a_bad_value_names_its_setting() {
+        let err = load_with(&[("http_addr", "nowhere")]).unwrap_err();
+        assert_eq!(err.setting, "BLOG_HTTP_ADDR", "{err}");
+        let err = load_with(&[("shutdown_timeout", "soon")]).unwrap_err();
+        assert_eq!(err.setting, "BLOG_SHUTDOWN_TIMEOUT", "{err}");
+    }
+
+    #[test]
+    fn a_public_address_without_a_key_is_refused() {
+        let err = load_with(&[("http_addr", "0.0.0.0:8080")]).unwrap_err();
+        assert_eq!(err.setting, "BLOG_API_KEY");
+        assert!(load_with(&[("http_addr", "0.0.0.0:8080"), ("api_key", "s3cret")]).is_ok());
+    }
+}

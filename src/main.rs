@@ -1,1 +1,59 @@
-fn main() {}
+//! The `blog` binary: parse the command line, load settings, run.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use blog::cli::{Cli, Command, PublishCommand};
+use blog::configuration::{BrokerChoice, Settings};
+use blog::startup::Application;
+use blog::store::OutboxEntry;
+use blog::telemetry;
+use blog::transport::embedded::EmbeddedQueue;
+use blog::transport::{Publisher, Transport};
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let settings = match Settings::load(cli.config.as_deref(), cli.flags.as_layer()) {
+        Ok(settings) => settings,
+        Err(e) => {
+            eprintln!("blog: configuration error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    telemetry::init(telemetry::subscriber(settings.log_format, "info", std::io::stdout));
+    let outcome = actix_web::rt::System::new().block_on(async move {
+        match cli.command.unwrap_or(Command::Serve) {
+            Command::Serve => serve(settings).await,
+            Command::Publish { event } => publish(settings, event).await,
+        }
+    });
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = ?e, "blog stopped with an error");
+            eprintln!("blog: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(settings: Settings) -> anyhow::Result<()> {
+    Application::build(settings).await?.run_until_stopped().await
+}
+
+async fn publish(settings: Settings, event: PublishCommand) -> anyhow::Result<()> {
+    let (routing_key, body) = event.message()?;
+    let transport: Arc<dyn Transport> = match settings.broker()? {
+        BrokerChoice::Embedded(path) => Arc::new(EmbeddedQueue::open(&path)?),
+    };
+    let message_id = serde_json::from_slice::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|v| v.get("id").and_then(|id| id.as_str()).and_then(|id| id.parse().ok()))
+        .unwrap_or_else(uuid::Uuid::new_v4);
+    let entry = OutboxEntry { seq: 0, message_id, routing_key, body, correlation_id: None };
+    transport.publish(std::slice::from_ref(&entry)).await?;
+    transport.close().await;
+    println!("{message_id}");
+    Ok(())
+}

@@ -1,1 +1,224 @@
-//! placeholder
+//! Builds the whole service — store, transport, supervised workers, queue
+//! reader, outbox relay, HTTP server — and runs it until it is told to stop.
+
+use std::collections::HashMap;
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::{Actor, Addr, Supervisor};
+use actix_web::{web, App, HttpServer};
+use anyhow::Context as _;
+use blog_actors::emailer::Emailer;
+use blog_actors::messages::Drain;
+use blog_actors::metrics::ActorMetrics;
+use blog_actors::ports::{EmailLog, Mailer, ReadModelStore, TagCloudStore};
+use blog_actors::projector::Projector;
+use blog_actors::queue_reader::QueueReader;
+use blog_actors::tag_aggregator::TagAggregator;
+use blog_actors::worker::WorkerKind;
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::configuration::{BrokerChoice, Settings, StoreChoice};
+use crate::mail::FileMailer;
+use crate::routes::{self, AppState};
+use crate::store::sqlite::SqliteStore;
+use crate::store::Store;
+use crate::transport::embedded::EmbeddedQueue;
+use crate::transport::{relay, Transport};
+
+/// The parts the settings choose. Each worker port is its own field so a test can
+/// wrap one (to inject a fault) while the rest stay real.
+pub struct Adapters {
+    pub store: Arc<dyn Store>,
+    pub transport: Arc<dyn Transport>,
+    pub mailer: Arc<dyn Mailer>,
+    pub tag_cloud: Arc<dyn TagCloudStore>,
+    pub read_model: Arc<dyn ReadModelStore>,
+    pub email_log: Arc<dyn EmailLog>,
+}
+
+impl Adapters {
+    /// Opens what the settings name.
+    pub async fn from_settings(settings: &Settings) -> anyhow::Result<Self> {
+        let store: Arc<dyn Store> = match settings.store()? {
+            StoreChoice::Sqlite(dir) => Arc::new(
+                SqliteStore::open(&dir).await.with_context(|| format!("opening the store in {}", dir.display()))?,
+            ),
+        };
+        let transport: Arc<dyn Transport> = match settings.broker()? {
+            BrokerChoice::Embedded(path) => Arc::new(
+                EmbeddedQueue::open(&path).with_context(|| format!("opening the queue {}", path.display()))?,
+            ),
+        };
+        let mailer = Arc::new(FileMailer::new(settings.mail_dir(), &settings.mail_from)?);
+        Ok(Self {
+            tag_cloud: store.clone(),
+            read_model: store.clone(),
+            email_log: store.clone(),
+            store,
+            transport,
+            mailer,
+        })
+    }
+}
+
+/// Handles a test or the CLI may hold on a running application.
+#[derive(Clone)]
+pub struct AppHandles {
+    pub store: Arc<dyn Store>,
+    pub transport: Arc<dyn Transport>,
+    pub actor_metrics: ActorMetrics,
+    /// Cancelling it shuts the application down gracefully, as SIGTERM does.
+    pub shutdown: CancellationToken,
+}
+
+/// A built, bound application; `run_until_stopped` drives it.
+pub struct Application {
+    port: u16,
+    server: actix_web::dev::Server,
+    reader: Addr<QueueReader>,
+    relay: JoinHandle<()>,
+    relay_stop: CancellationToken,
+    shutdown_timeout: Duration,
+    handles: AppHandles,
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let adapters = Adapters::from_settings(&settings).await?;
+        Self::build_with(settings, adapters).await
+    }
+
+    /// Builds on given adapters; must run inside an actix `System`.
+    pub async fn build_with(settings: Settings, adapters: Adapters) -> anyhow::Result<Self> {
+        let registry = prometheus::Registry::new();
+        let metrics = ActorMetrics::new(&registry).context("registering actor metrics")?;
+        let retry = settings.retry_policy();
+        let (interval, m) = (settings.rebuild_interval(), metrics.clone());
+        let tag_cloud = adapters.tag_cloud.clone();
+        let aggregator = Supervisor::start(move |_| TagAggregator::new(tag_cloud, interval, m));
+        let (log, mailer, m) = (adapters.email_log.clone(), adapters.mailer.clone(), metrics.clone());
+        let emailer = Supervisor::start(move |_| Emailer::new(log, mailer, m));
+        let (read_model, m) = (adapters.read_model.clone(), metrics.clone());
+        let projector = Supervisor::start(move |_| Projector::new(read_model, m));
+        let routes = HashMap::from([
+            (WorkerKind::TagAggregator, aggregator.clone().recipient()),
+            (WorkerKind::Emailer, emailer.recipient()),
+            (WorkerKind::Projector, projector.recipient()),
+        ]);
+        let source = adapters.transport.clone() as Arc<dyn blog_actors::delivery::DeliverySource>;
+        let reader = QueueReader::new(source, routes, retry, settings.prefetch, metrics.clone()).start();
+
+        let relay_wakeup = Arc::new(Notify::new());
+        let relay_stop = CancellationToken::new();
+        let relay = relay::spawn(
+            adapters.store.clone(),
+            adapters.transport.clone(),
+            relay_wakeup.clone(),
+            metrics.clone(),
+            relay_stop.clone(),
+        );
+
+        if settings.api_key.is_none() {
+            tracing::warn!(addr = %settings.http_addr, "BLOG_API_KEY is not set: writes are open to anyone on this machine");
+        }
+        let state = web::Data::new(AppState {
+            store: adapters.store.clone(),
+            transport: adapters.transport.clone(),
+            tag_aggregator: aggregator,
+            actor_metrics: metrics.clone(),
+            registry,
+            api_key: settings.api_key.clone(),
+            relay_wakeup,
+        });
+        let listener = TcpListener::bind(settings.http_addr)
+            .with_context(|| format!("BLOG_HTTP_ADDR: cannot listen on {}", settings.http_addr))?;
+        let port = listener.local_addr()?.port();
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(state.clone())
+                .configure(routes::configure)
+                .default_service(web::to(routes::not_found))
+        })
+        .disable_signals()
+        .shutdown_timeout(settings.shutdown_timeout.as_secs().max(1))
+        .listen(listener)?
+        .run();
+        tracing::info!(port, "listening");
+        let handles = AppHandles {
+            store: adapters.store,
+            transport: adapters.transport,
+            actor_metrics: metrics,
+            shutdown: CancellationToken::new(),
+        };
+        Ok(Self { port, server, reader, relay, relay_stop, shutdown_timeout: settings.shutdown_timeout, handles })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn handles(&self) -> AppHandles {
+        self.handles.clone()
+    }
+
+    /// Serves until SIGTERM, Ctrl-C or the shutdown handle; then stops taking work,
+    /// finishes what is in flight within the shutdown timeout, and returns.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let server_handle = self.server.handle();
+        let mut server = actix_web::rt::spawn(self.server);
+        let shutdown = self.handles.shutdown.clone();
+        tokio::select! {
+            reason = stop_signal() => tracing::info!(reason, "shutting down"),
+            _ = shutdown.cancelled() => tracing::info!("shutting down on request"),
+            ended = &mut server => {
+                tracing::error!(?ended, "the HTTP server ended by itself");
+            }
+        }
+        let deadline = self.shutdown_timeout;
+        let drained = self.reader.send(Drain { timeout: deadline });
+        let (drained, ()) = tokio::join!(drained, server_handle.stop(true));
+        match drained {
+            Ok(report) if report.abandoned > 0 => {
+                tracing::warn!(abandoned = report.abandoned, "deadline passed; unfinished deliveries go back to the queue")
+            }
+            Ok(_) => tracing::info!("all in-flight deliveries settled"),
+            Err(e) => tracing::warn!(error = %e, "queue reader gone before draining"),
+        }
+        self.relay_stop.cancel();
+        if tokio::time::timeout(deadline, self.relay).await.is_err() {
+            tracing::warn!("outbox relay did not stop in time; unsent entries stay in the outbox");
+        }
+        self.handles.transport.close().await;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+/// Resolves on SIGTERM or Ctrl-C, naming which.
+async fn stop_signal() -> &'static str {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(term) => term,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                let _ = ctrl_c.await;
+                return "ctrl-c";
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => "ctrl-c",
+            _ = term.recv() => "SIGTERM",
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+        "ctrl-c"
+    }
+}

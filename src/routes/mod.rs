@@ -2,6 +2,7 @@
 
 mod admin;
 mod auth;
+pub mod correlation;
 mod dead_letters;
 mod events;
 mod health;
@@ -21,7 +22,9 @@ use tokio::sync::Notify;
 use crate::store::Store;
 use crate::transport::Transport;
 
-pub use problem::Problem;
+pub use auth::RequireApiKey;
+pub use correlation::{echo_request_id, CorrelationId};
+pub use problem::{FieldError, Problem};
 
 /// Largest JSON body accepted; a larger one gets 413.
 pub const JSON_BODY_LIMIT: usize = 64 * 1024;

@@ -1,4 +1,268 @@
-//! placeholder
-pub struct Problem;
-pub fn configure_extractors(_: &mut actix_web::web::ServiceConfig) {}
-pub async fn not_found() -> actix_web::HttpResponse { actix_web::HttpResponse::NotFound().finish() }
+//! RFC 7807 problem details: every error the API answers is an
+//! `application/problem+json` body, so clients parse one shape for all failures.
+
+use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
+use blog_actors::delivery::TransportError;
+use blog_actors::ports::StoreError;
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+/// Problem types are URIs under one base; the slug names the kind of failure.
+const TYPE_BASE: &str = "https://blog.example/problems/";
+pub const CONTENT_TYPE: &str = "application/problem+json";
+
+/// One invalid input field, for validation failures.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+/// An error answer. Built by the constructors below; `detail` is always safe to show a client.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Problem {
+    /// Serialised as the full type URI; kept as a slug so a `Result<_, Problem>` stays small.
+    #[serde(rename = "type", serialize_with = "type_uri")]
+    pub slug: &'static str,
+    pub title: &'static str,
+    pub status: u16,
+    pub detail: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldError>,
+    /// RFC 7807 extension members (e.g. `current_version`, `known_types`).
+    #[serde(flatten)]
+    pub extensions: Map<String, Value>,
+}
+
+impl Problem {
+    pub fn new(status: StatusCode, slug: &'static str, detail: impl Into<String>) -> Self {
+        Self {
+            slug,
+            title: status.canonical_reason().unwrap_or("Error"),
+            status: status.as_u16(),
+            detail: detail.into(),
+            errors: Vec::new(),
+            extensions: Map::new(),
+        }
+    }
+
+    pub fn bad_request(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "bad-request", detail)
+    }
+    /// Rendered with `WWW-Authenticate: Bearer`.
+    pub fn unauthorized(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", detail)
+    }
+    pub fn not_found(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not-found", detail)
+    }
+    pub fn method_not_allowed(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed", detail)
+    }
+    pub fn conflict(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, "conflict", detail)
+    }
+    pub fn payload_too_large(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large", detail)
+    }
+    pub fn unsupported_media_type(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type", detail)
+    }
+    pub fn unprocessable(detail: impl Into<String>, errors: Vec<FieldError>) -> Self {
+        Self { errors, ..Self::new(StatusCode::UNPROCESSABLE_ENTITY, "validation", detail) }
+    }
+    /// Rendered with `Retry-After`, since these are passing outages.
+    pub fn service_unavailable(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "service-unavailable", detail)
+    }
+    /// Logs the whole cause chain; the client only learns that something broke.
+    pub fn internal(err: &(dyn std::error::Error + 'static)) -> Self {
+        tracing::error!(error = %error_chain(err), "internal error");
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "an unexpected error occurred; it has been logged")
+    }
+
+    pub fn with_extension(mut self, key: &str, value: impl Into<Value>) -> Self {
+        self.extensions.insert(key.to_owned(), value.into());
+        self
+    }
+}
+
+fn type_uri<S: serde::Serializer>(slug: &&'static str, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(&format_args!("{TYPE_BASE}{slug}"))
+}
+
+/// `a: b: c` from an error and its sources.
+pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}: {}", self.status, self.title, self.detail)
+    }
+}
+
+impl std::error::Error for Problem {}
+
+impl ResponseError for Problem {
+    fn status_code(&self) -> StatusCode {
+        StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut res = HttpResponse::build(self.status_code());
+        res.insert_header((header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE)));
+        match self.status_code() {
+            StatusCode::UNAUTHORIZED => {
+                res.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
+            }
+            StatusCode::SERVICE_UNAVAILABLE => {
+                res.insert_header((header::RETRY_AFTER, HeaderValue::from_static("5")));
+            }
+            _ => {}
+        }
+        // Serialising plain strings and JSON values cannot fail; fall back to an empty object anyway.
+        res.body(serde_json::to_vec(self).unwrap_or_else(|_| b"{}".to_vec()))
+    }
+}
+
+/// The store is down or refused: the client may retry; the operator reads the log.
+impl From<StoreError> for Problem {
+    fn from(err: StoreError) -> Self {
+        tracing::error!(error = %err, "store unavailable");
+        Problem::service_unavailable("store unavailable")
+    }
+}
+
+/// The broker or the embedded queue is down.
+impl From<TransportError> for Problem {
+    fn from(err: TransportError) -> Self {
+        tracing::error!(error = %err, "transport unavailable");
+        Problem::service_unavailable("transport unavailable")
+    }
+}
+
+/// Maps a JSON body failure to the status a client can act on.
+pub fn json_error(err: JsonPayloadError) -> Problem {
+    match err {
+        JsonPayloadError::OverflowKnownLength { limit, .. } | JsonPayloadError::Overflow { limit } => {
+            Problem::payload_too_large(format!("the body is larger than {limit} bytes"))
+        }
+        JsonPayloadError::ContentType => Problem::unsupported_media_type("the body must be sent as Content-Type: application/json"),
+        // Well-formed JSON of the wrong shape is a validation failure; broken JSON is a bad request.
+        JsonPayloadError::Deserialize(e) if e.classify() == serde_json::error::Category::Data => {
+            Problem::unprocessable(e.to_string(), Vec::new())
+        }
+        JsonPayloadError::Deserialize(e) => Problem::bad_request(format!("the body is not valid JSON: {e}")),
+        other => Problem::bad_request(format!("could not read the body: {other}")),
+    }
+}
+
+/// Body limit and problem+json answers for every extractor failure.
+pub fn configure_extractors(cfg: &mut web::ServiceConfig) {
+    cfg.app_data(
+        web::JsonConfig::default()
+            .limit(crate::routes::JSON_BODY_LIMIT)
+            .error_handler(|err, _req| json_error(err).into()),
+    )
+    .app_data(web::QueryConfig::default().error_handler(|err: QueryPayloadError, _req| {
+        Problem::bad_request(format!("invalid query string: {err}")).into()
+    }))
+    .app_data(web::PathConfig::default().error_handler(|err: PathError, _req| {
+        Problem::bad_request(format!("invalid path: {err}")).into()
+    }));
+}
+
+/// `default_service` of the app: any unknown path.
+pub async fn not_found(req: HttpRequest) -> HttpResponse {
+    Problem::not_found(format!("no route for {} {}", req.method(), req.path())).error_response()
+}
+
+/// `default_service` of each resource: a known path with a method it does not serve.
+pub async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
+    Problem::method_not_allowed(format!("{} is not allowed on {}", req.method(), req.path())).error_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::{body::to_bytes, test, App};
+
+    async fn body_json(res: HttpResponse) -> Value {
+        let bytes = to_bytes(res.into_body()).await.unwrap();
+        serde_json::from_slice(&bytes).unwrap()
+    }
+
+    #[actix_web::test]
+    async fn a_problem_renders_as_problem_json() {
+        let p = Problem::unprocessable("invalid post", vec![FieldError { field: "title".into(), message: "empty".into() }])
+            .with_extension("hint", "x");
+        let res = p.error_response();
+        assert_eq!(res.status(), 422);
+        assert_eq!(res.headers().get(header::CONTENT_TYPE).unwrap(), CONTENT_TYPE);
+        let body = body_json(res).await;
+        assert_eq!(body["type"], "https://blog.example/problems/validation");
+        assert_eq!(body["title"], "Unprocessable Entity");
+        assert_eq!(body["status"], 422);
+        assert_eq!(body["errors"][0]["field"], "title");
+        assert_eq!(body["hint"], "x");
+    }
+
+    #[actix_web::test]
+    async fn unauthorized_asks_for_a_bearer_token_and_errors_are_omitted() {
+        let res = Problem::unauthorized("missing API key").error_response();
+        assert_eq!(res.status(), 401);
+        assert_eq!(res.headers().get(header::WWW_AUTHENTICATE).unwrap(), "Bearer");
+        assert!(body_json(res).await.get("errors").is_none());
+    }
+
+    #[actix_web::test]
+    async fn store_errors_do_not_leak() {
+        let res = Problem::from(StoreError("password=hunter2".into())).error_response();
+        assert_eq!(res.status(), 503);
+        assert_eq!(body_json(res).await["detail"], "store unavailable");
+    }
+
+    #[derive(serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Body {
+        n: u32,
+    }
+
+    #[actix_web::test]
+    async fn extractor_failures_are_problems() {
+        let app = test::init_service(
+            App::new()
+                .configure(configure_extractors)
+                .route("/b", web::post().to(|_: web::Json<Body>| async { "ok" }))
+                .default_service(web::to(not_found)),
+        )
+        .await;
+        let cases: [(&str, &str, Vec<u8>, u16); 4] = [
+            ("application/json", "json", b"{nope".to_vec(), 400),
+            ("application/json", "json", br#"{"n": "x"}"#.to_vec(), 422),
+            ("text/plain", "text", b"{}".to_vec(), 415),
+            ("application/json", "big", vec![b' '; crate::routes::JSON_BODY_LIMIT + 1], 413),
+        ];
+        for (ct, name, body, status) in cases {
+            let req = test::TestRequest::post().uri("/b").insert_header((header::CONTENT_TYPE, ct)).set_payload(body);
+            let res = test::call_service(&app, req.to_request()).await;
+            assert_eq!(res.status(), status, "{name}");
+            assert_eq!(res.headers().get(header::CONTENT_TYPE).unwrap(), CONTENT_TYPE, "{name}");
+        }
+        let res = test::call_service(&app, test::TestRequest::get().uri("/nope").to_request()).await;
+        assert_eq!(res.status(), 404);
+        let body: Value = test::read_body_json(res).await;
+        assert_eq!(body["detail"], "no route for GET /nope");
+    }
+}

@@ -54,6 +54,8 @@ pub trait DeadLetters: Send + Sync {
 pub trait Transport: Publisher + DeliverySource + DeadLetters + Send + Sync + 'static {
     /// Whether the transport is reachable now (for `/health/ready` and metrics).
     fn is_connected(&self) -> bool;
+    /// Deliveries waiting in the worker queues or handed out and not yet settled.
+    async fn pending_deliveries(&self) -> Result<u64, TransportError>;
     /// Closes connections cleanly at shutdown.
     async fn close(&self);
 }

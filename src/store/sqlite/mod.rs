@@ -1,1 +1,104 @@
-//! placeholder
+//! The embedded store: SQLite compiled in, two files in the data dir.
+//!
+//! - `blog.sqlite`: posts and their tags, the outbox, the tag cloud with its
+//!   per-post bookkeeping, the email log and the leases (the write side).
+//! - `blog_queries.sqlite`: the read model (post views), kept apart as the
+//!   design's queries database, so read traffic never contends with writes.
+//!
+//! One concern per file: [`db`] connections, [`schema`] tables, [`posts`]
+//! writes with their outbox events, [`outbox`], [`tag_cloud`], [`read_model`],
+//! [`queries`], [`email_log`], [`leases`].
+
+mod codec;
+mod db;
+mod email_log;
+mod leases;
+mod outbox;
+mod posts;
+mod queries;
+mod read_model;
+mod schema;
+mod tag_cloud;
+#[cfg(test)]
+mod testing;
+
+use std::path::Path;
+
+use async_trait::async_trait;
+use blog_actors::ports::StoreError;
+
+use self::db::Db;
+use super::Store;
+
+/// The write model's file name inside the data dir.
+pub const MAIN_FILE: &str = "blog.sqlite";
+/// The read model's file name inside the data dir.
+pub const QUERIES_FILE: &str = "blog_queries.sqlite";
+
+/// The embedded store; cheap to clone (the connections are shared).
+#[derive(Clone)]
+pub struct SqliteStore {
+    /// `blog.sqlite`: the write side.
+    main: Db,
+    /// `blog_queries.sqlite`: the read model.
+    queries: Db,
+}
+
+impl SqliteStore {
+    /// Opens both files in `data_dir`, creating the dir, the files and their
+    /// tables when missing.
+    #[tracing::instrument(level = "debug", skip_all, fields(data_dir = %data_dir.display()))]
+    pub async fn open(data_dir: &Path) -> Result<SqliteStore, StoreError> {
+        let dir = data_dir.to_path_buf();
+        let opened = tokio::task::spawn_blocking(move || {
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| StoreError(format!("sqlite open: cannot create data dir {}: {e}", dir.display())))?;
+            let open = |file: &str, label: &'static str, schema: &str| {
+                let path = dir.join(file);
+                Db::open(&path, label, schema)
+                    .map_err(|e| StoreError(format!("sqlite open {}: {e}", path.display())))
+            };
+            let main = open(MAIN_FILE, "blog.sqlite", schema::MAIN)?;
+            let queries = open(QUERIES_FILE, "blog_queries.sqlite", schema::QUERIES)?;
+            Ok(SqliteStore { main, queries })
+        })
+        .await;
+        opened.map_err(|e| StoreError(format!("sqlite open: the blocking task failed: {e}")))?
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        let one = |conn: &rusqlite::Connection| Ok(conn.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))?);
+        self.main.read("ping", one).await?;
+        self.queries.read("ping", one).await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::{post, store};
+    use super::*;
+    use crate::store::PostRepository;
+
+    #[tokio::test]
+    async fn opening_creates_the_data_dir_and_both_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("nested/data");
+        let store = SqliteStore::open(&data).await.unwrap();
+        store.ping().await.unwrap();
+        assert!(data.join(MAIN_FILE).exists());
+        assert!(data.join(QUERIES_FILE).exists());
+    }
+
+    #[tokio::test]
+    async fn opening_an_existing_store_again_keeps_its_data() {
+        let (dir, store) = store().await;
+        let post = store.create_post(post("Kept", &["a"]), None).await.unwrap();
+        drop(store);
+        let again = SqliteStore::open(dir.path()).await.unwrap();
+        assert_eq!(again.get_post(post.id).await.unwrap(), Some(post));
+    }
+}

@@ -1,0 +1,111 @@
+//! The dead-letter admin over the parking-lot queues (`P.W.parked` per worker
+//! and `P.unrouted.parked`).
+//!
+//! A queue cannot be read without taking messages out, so these read with
+//! `basic_get` (manual ack) on a channel of their own and close it: the broker
+//! puts every message it handed that channel, unacked, back in its place. The
+//! only message acked is the one replayed or deleted. Calls in this process are
+//! serialized (see `RabbitTransport`), since messages held by one call are
+//! invisible to another; two instances administering at the same instant could
+//! miss each other's held messages for that moment.
+
+use amqprs::channel::{BasicAckArguments, BasicGetArguments, Channel};
+use amqprs::FieldValue;
+use blog_actors::delivery::TransportError;
+use blog_actors::worker::WorkerKind;
+use tokio_util::sync::CancellationToken;
+
+use super::connection::{open_channel, usable, CloseReason};
+use super::message::{parked_id, parked_message, routing_key, with_headers, ATTEMPT, PARKING_HEADERS};
+use super::publisher::PubSession;
+use super::topology::{self, Names, UNROUTED};
+use crate::transport::ParkedMessage;
+
+/// Messages looked at per parking lot when searching for an id.
+const MAX_SCAN: usize = 100_000;
+
+/// The oldest parked messages, at most `limit`, over every parking lot.
+pub(super) async fn list(session: &PubSession, names: &Names, limit: usize) -> Result<Vec<ParkedMessage>, TransportError> {
+    if limit == 0 {
+        return Ok(Vec::new());
+    }
+    let (channel, reason) = reading_channel(session).await?;
+    let read = async {
+        let mut parked = Vec::new();
+        for (worker, queue) in names.parking_lots() {
+            // Each queue is oldest first, so its first `limit` hold the oldest overall.
+            for _ in 0..limit {
+                let Some((get, props, body)) = get(&channel, &queue, &reason).await? else { break };
+                parked.push(parked_message(worker, &get, &props, &body));
+            }
+        }
+        Ok(parked)
+    };
+    let parked: Result<Vec<ParkedMessage>, TransportError> = read.await;
+    give_back(channel).await;
+    let mut parked = parked?;
+    parked.sort_by(|a, b| a.parked_at.cmp(&b.parked_at));
+    parked.truncate(limit);
+    Ok(parked)
+}
+
+/// Finds the parked message `id`; replays it (a fresh first attempt to its worker,
+/// or to the exchange again when it was unrouted) or just drops it. False when no such id.
+pub(super) async fn take(session: &PubSession, names: &Names, id: &str, replay: bool) -> Result<bool, TransportError> {
+    let (channel, reason) = reading_channel(session).await?;
+    let found = async {
+        for (worker, queue) in names.parking_lots() {
+            for _ in 0..MAX_SCAN {
+                let Some((get, props, body)) = get(&channel, &queue, &reason).await? else { break };
+                if parked_id(&props, &body) != id {
+                    continue; // held until the channel closes, then back in place
+                }
+                if replay {
+                    let (exchange, key) = if worker == UNROUTED {
+                        (names.events(), routing_key(&props, get.routing_key()))
+                    } else {
+                        let worker = WorkerKind::from_name(worker).ok_or_else(|| TransportError(format!("unknown worker {worker}")))?;
+                        (String::new(), names.worker(worker))
+                    };
+                    let props = with_headers(&props, vec![(ATTEMPT, FieldValue::l(1))], &PARKING_HEADERS);
+                    session.confirm.publish_confirmed(&exchange, &key, props, body).await?;
+                }
+                if !usable(&channel) {
+                    return Err(TransportError("the dead-letter channel closed; nothing was removed".into()));
+                }
+                let ack = BasicAckArguments::new(get.delivery_tag(), false);
+                channel.basic_ack(ack).await.map_err(|e| TransportError(format!("cannot remove parked message: {e}")))?;
+                tracing::info!(%id, worker, replay, "parked message taken out");
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    };
+    let found: Result<bool, TransportError> = found.await;
+    give_back(channel).await;
+    found
+}
+
+pub(super) async fn count(session: &PubSession, names: &Names) -> Result<u64, TransportError> {
+    let lots: Vec<String> = names.parking_lots().into_iter().map(|(_, queue)| queue).collect();
+    topology::message_count(&session.link, &lots).await
+}
+
+/// A channel whose failure does not end the publisher session.
+async fn reading_channel(session: &PubSession) -> Result<(Channel, CloseReason), TransportError> {
+    open_channel(&session.link, &CancellationToken::new(), None).await
+}
+
+async fn get(channel: &Channel, queue: &str, reason: &CloseReason) -> Result<Option<amqprs::channel::GetMessage>, TransportError> {
+    channel.basic_get(BasicGetArguments::new(queue)).await.map_err(|e| {
+        let why = reason.get().map_or_else(|| e.to_string(), |(code, text)| format!("{code} {text}"));
+        TransportError(format!("cannot read parking lot {queue}: {why}"))
+    })
+}
+
+/// Closing the channel returns every message it holds unacked to its queue.
+async fn give_back(channel: Channel) {
+    if let Err(e) = channel.close().await {
+        tracing::debug!(error = %e, "closing the dead-letter channel");
+    }
+}

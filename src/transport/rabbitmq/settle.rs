@@ -1,0 +1,179 @@
+//! Settling a RabbitMQ delivery by the worker's verdict.
+//!
+//! A delivery tag means something only on the channel that delivered it, so a
+//! settler holds its session weakly with the session's generation: once that
+//! session is over (connection lost, reconnected) settling is an error and a
+//! no-op. The broker has already put the message back and delivers it again;
+//! the handlers are idempotent. The work runs on the AMQP thread, where the
+//! channels live.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+
+use amqprs::channel::{BasicAckArguments, BasicRejectArguments, Channel};
+use amqprs::{BasicProperties, FieldValue};
+use async_trait::async_trait;
+use blog_actors::delivery::{Settle, TransportError, Verdict};
+use blog_actors::worker::WorkerKind;
+use tokio::runtime::Handle;
+
+use super::confirm::truncate;
+use super::consumer::SessionShared;
+use super::message::{parking_headers, with_headers, ATTEMPT, LAST_ERROR, ORIGINAL_ROUTING_KEY};
+
+/// A reason kept in a header is cut to this many bytes (a stack trace is not a header).
+const MAX_REASON: usize = 4096;
+
+pub(super) struct RabbitSettler {
+    session: Weak<SessionShared>,
+    generation: u64,
+    worker: WorkerKind,
+    tag: u64,
+    routing_key: String,
+    /// Kept to republish a copy for a retry or the parking lot.
+    props: BasicProperties,
+    body: Vec<u8>,
+    /// Deliveries handed out and not settled, over the transport.
+    unsettled: Arc<AtomicU64>,
+    /// The AMQP thread.
+    runtime: Handle,
+    settled: bool,
+}
+
+/// What one delivery carried, for its settler.
+pub(super) struct Delivered {
+    pub worker: WorkerKind,
+    pub tag: u64,
+    pub routing_key: String,
+    pub props: BasicProperties,
+    pub body: Vec<u8>,
+}
+
+impl RabbitSettler {
+    pub(super) fn new(session: &Arc<SessionShared>, delivered: Delivered, unsettled: Arc<AtomicU64>, runtime: Handle) -> Self {
+        unsettled.fetch_add(1, Ordering::SeqCst);
+        let Delivered { worker, tag, routing_key, props, body } = delivered;
+        let generation = session.generation;
+        Self { session: Arc::downgrade(session), generation, worker, tag, routing_key, props, body, unsettled, runtime, settled: false }
+    }
+}
+
+#[async_trait]
+impl Settle for RabbitSettler {
+    async fn settle(mut self: Box<Self>, verdict: Verdict) -> Result<(), TransportError> {
+        self.settled = true;
+        let job = Job {
+            session: self.session.clone(),
+            generation: self.generation,
+            worker: self.worker,
+            tag: self.tag,
+            routing_key: std::mem::take(&mut self.routing_key),
+            props: std::mem::take(&mut self.props),
+            body: std::mem::take(&mut self.body),
+        };
+        match self.runtime.spawn(job.apply(verdict)).await {
+            Ok(settled) => settled,
+            Err(_) => Err(TransportError("the RabbitMQ transport is closed".into())),
+        }
+    }
+}
+
+impl Drop for RabbitSettler {
+    /// Dropped without a verdict (the reader went away): hand the message back now
+    /// instead of leaving it unacked, holding a prefetch slot, until the connection ends.
+    fn drop(&mut self) {
+        let _ = self.unsettled.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
+        if self.settled {
+            return;
+        }
+        let (session, generation, worker, tag) = (self.session.clone(), self.generation, self.worker, self.tag);
+        // A runtime already shut down drops this at once; the broker requeues at connection close.
+        drop(self.runtime.spawn(async move {
+            if let Ok(channel) = channel_of(&session, generation, worker) {
+                if let Err(e) = release(&channel, tag).await {
+                    tracing::debug!(error = %e, "could not hand back a dropped delivery");
+                }
+            }
+        }));
+    }
+}
+
+struct Job {
+    session: Weak<SessionShared>,
+    generation: u64,
+    worker: WorkerKind,
+    tag: u64,
+    routing_key: String,
+    props: BasicProperties,
+    body: Vec<u8>,
+}
+
+impl Job {
+    async fn apply(self, verdict: Verdict) -> Result<(), TransportError> {
+        let channel = channel_of(&self.session, self.generation, self.worker)?;
+        let session = self.session.upgrade().ok_or_else(session_over)?;
+        let names = &session.names;
+        match verdict {
+            Verdict::Ack => {}
+            Verdict::Release => return release(&channel, self.tag).await,
+            Verdict::Retry { delay, next_attempt, reason } => {
+                // No levels configured: straight back to the worker queue, still counted.
+                let queue = names.retry_queue(self.worker, delay).unwrap_or_else(|| names.worker(self.worker));
+                let headers = vec![
+                    (ATTEMPT, FieldValue::l(i64::from(next_attempt))),
+                    (LAST_ERROR, FieldValue::from(truncate(&reason, MAX_REASON))),
+                    (ORIGINAL_ROUTING_KEY, FieldValue::from(self.routing_key.as_str())),
+                ];
+                let props = with_headers(&self.props, headers, &[]);
+                session.confirm.publish_confirmed("", &queue, props, self.body).await?;
+            }
+            Verdict::Park { reason, attempts } => {
+                let headers = parking_headers(self.worker.name(), &self.routing_key, truncate(&reason, MAX_REASON), attempts);
+                let props = with_headers(&self.props, headers, &[]);
+                let lot = names.parked(self.worker.name());
+                session.confirm.publish_confirmed("", &lot, props, self.body).await?;
+            }
+        }
+        // Only now, with the copy confirmed, may the original go. Crashing in
+        // between leaves both: the original comes again (at least once).
+        ack(&channel, self.tag).await
+    }
+}
+
+fn session_over() -> TransportError {
+    TransportError("the connection that delivered this message is gone; the broker delivers it again".into())
+}
+
+/// The delivering channel, if its session is the live one and the channel is still open.
+fn channel_of(session: &Weak<SessionShared>, generation: u64, worker: WorkerKind) -> Result<Channel, TransportError> {
+    let session = session.upgrade().filter(|s| s.is_current(generation)).ok_or_else(session_over)?;
+    let channel = session.channel(worker).ok_or_else(session_over)?;
+    if !super::connection::usable(channel) {
+        return Err(session_over());
+    }
+    Ok(channel.clone())
+}
+
+async fn ack(channel: &Channel, tag: u64) -> Result<(), TransportError> {
+    // Checked again: a method on a channel the server closed takes the whole connection down.
+    if !super::connection::usable(channel) {
+        return Err(session_over());
+    }
+    channel
+        .basic_ack(BasicAckArguments::new(tag, false))
+        .await
+        .map_err(|e| TransportError(format!("cannot ack: {e}")))
+}
+
+/// Back to the queue, this one message only (never a bulk nack).
+async fn release(channel: &Channel, tag: u64) -> Result<(), TransportError> {
+    if !super::connection::usable(channel) {
+        return Err(session_over());
+    }
+    channel
+        .basic_reject(BasicRejectArguments::new(tag, true))
+        .await
+        .map_err(|e| TransportError(format!("cannot hand back a delivery: {e}")))
+}
+
+pub(super) use release as reject_requeue;

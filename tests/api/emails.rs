@@ -1,0 +1,47 @@
+use serde_json::json;
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use crate::faults::FlakyMailer;
+use crate::helpers::{eventually, order_event, spawn_app, spawn_app_with};
+
+#[actix_web::test]
+async fn one_fulfilled_order_gives_one_mail_to_the_customer_with_its_lines() {
+    let app = spawn_app().await;
+    let response = app.post_event(&order_event("A-1001", "ada@example.com")).await;
+    assert_eq!(response.status(), 202);
+    let files = eventually("the mail file", || async {
+        let files = app.mail_files();
+        (!files.is_empty()).then_some(files)
+    })
+    .await;
+    assert_eq!(files.len(), 1);
+    let mail = std::fs::read_to_string(&files[0]).unwrap();
+    assert!(mail.contains("To: \"Ada Lovelace\" <ada@example.com>"), "{mail}");
+    assert!(mail.contains("Subject: Your order A-1001 is on its way"), "{mail}");
+    assert!(mail.contains("2 x Analytical Engines (BK-1)"), "{mail}");
+    assert!(mail.contains("1 x Notes on the Engine (BK-7)"), "{mail}");
+}
+
+#[actix_web::test]
+async fn the_same_order_event_delivered_twice_still_mails_once() {
+    let mailer = std::sync::OnceLock::<Arc<FlakyMailer>>::new();
+    let app = spawn_app_with(|_| {}, |adapters| {
+        let counting = Arc::new(FlakyMailer::new(adapters.mailer.clone(), 0));
+        adapters.mailer = counting.clone();
+        mailer.set(counting).ok();
+    })
+    .await;
+    let mut event = order_event("A-2002", "bob@example.com");
+    event["id"] = json!(uuid::Uuid::new_v4());
+    assert_eq!(app.post_event(&event).await.status(), 202);
+    assert_eq!(app.post_event(&event).await.status(), 202);
+    app.wait_until_idle().await;
+    assert_eq!(app.mail_files().len(), 1);
+    let snapshot = app.get_json("/actors").await;
+    let emailer = snapshot.as_array().unwrap().iter().find(|a| a["name"] == "emailer").unwrap();
+    assert_eq!(emailer["handled_ok"], 2, "both deliveries were handled: {emailer}");
+    assert_eq!(mailer.get().unwrap().calls.lock().unwrap().len(), 1, "the mail server saw one send");
+    let _ = Ordering::SeqCst;
+}

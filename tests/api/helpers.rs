@@ -1,0 +1,211 @@
+//! Starts the real application in this process on port 0 with its own data
+//! dir, and talks to it over HTTP like any client.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use blog::configuration::Settings;
+use blog::startup::{Adapters, AppHandles, Application};
+use serde_json::{json, Value};
+
+pub const API_KEY: &str = "test-key";
+/// How long a test waits for the workers to catch up before it fails.
+pub const EVENTUALLY: Duration = Duration::from_secs(20);
+
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub handles: AppHandles,
+    pub data_dir: PathBuf,
+    /// Kept so the folder lives as long as the app.
+    _dir: tempfile::TempDir,
+}
+
+/// Settings every test starts from: fast retries, no timer, a key.
+pub fn test_settings(data_dir: PathBuf) -> Settings {
+    Settings {
+        http_addr: "127.0.0.1:0".parse().unwrap(),
+        data_dir,
+        api_key: Some(API_KEY.to_string().into()),
+        tag_rebuild_interval: Duration::ZERO,
+        retry_base_delay: Duration::from_millis(50),
+        retry_max_delay: Duration::from_millis(400),
+        max_attempts: 4,
+        shutdown_timeout: Duration::from_secs(5),
+        ..Settings::default()
+    }
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}, |_| {}).await
+}
+
+/// Starts the app after `configure` adjusted its settings and `wrap` its adapters.
+pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings), wrap: impl FnOnce(&mut Adapters)) -> TestApp {
+    init_test_logging();
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let mut settings = test_settings(dir.path().to_owned());
+    configure(&mut settings);
+    let mut adapters = Adapters::from_settings(&settings).await.expect("adapters open");
+    wrap(&mut adapters);
+    let app = Application::build_with(settings, adapters).await.expect("the app builds");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    let handles = app.handles();
+    actix_web::rt::spawn(app.run_until_stopped());
+    TestApp { address, client: reqwest::Client::new(), handles, data_dir: dir.path().to_owned(), _dir: dir }
+}
+
+fn init_test_logging() {
+    if std::env::var("TEST_LOG").is_ok() {
+        blog::telemetry::init(blog::telemetry::subscriber(
+            blog::configuration::LogFormat::Human,
+            "info",
+            std::io::stdout,
+        ));
+    }
+}
+
+/// Polls `check` until it returns Some, or fails the test after `EVENTUALLY`.
+pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + EVENTUALLY;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+pub fn post_body(title: &str, tags: &[&str]) -> Value {
+    json!({ "title": title, "description": format!("The body of {title}, with some words."), "tags": tags })
+}
+
+pub fn order_event(order_id: &str, email: &str) -> Value {
+    json!({
+        "type": "order.fulfilled",
+        "data": {
+            "order_id": order_id,
+            "customer": { "name": "Ada Lovelace", "email": email },
+            "lines": [ { "sku": "BK-1", "name": "Analytical Engines", "quantity": 2 },
+                       { "sku": "BK-7", "name": "Notes on the Engine", "quantity": 1 } ]
+        }
+    })
+}
+
+impl TestApp {
+    fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    fn authed(&self, builder: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        builder.header("Authorization", format!("Bearer {API_KEY}"))
+    }
+
+    pub async fn create_post(&self, body: &Value) -> reqwest::Response {
+        self.authed(self.client.post(self.url("/posts"))).json(body).send().await.expect("request")
+    }
+
+    /// Creates a post that must be accepted; returns it.
+    pub async fn created_post(&self, title: &str, tags: &[&str]) -> Value {
+        let response = self.create_post(&post_body(title, tags)).await;
+        assert_eq!(response.status(), 201, "create {title}");
+        response.json().await.expect("json")
+    }
+
+    pub async fn update_post(&self, id: &str, body: &Value) -> reqwest::Response {
+        self.authed(self.client.put(self.url(&format!("/posts/{id}")))).json(body).send().await.expect("request")
+    }
+
+    pub async fn delete_post(&self, id: &str) -> reqwest::Response {
+        self.authed(self.client.delete(self.url(&format!("/posts/{id}")))).send().await.expect("request")
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).send().await.expect("request")
+    }
+
+    pub async fn get_json(&self, path: &str) -> Value {
+        let response = self.get(path).await;
+        assert!(response.status().is_success(), "GET {path}: {}", response.status());
+        response.json().await.expect("json")
+    }
+
+    pub async fn post_authed(&self, path: &str, body: &Value) -> reqwest::Response {
+        self.authed(self.client.post(self.url(path))).json(body).send().await.expect("request")
+    }
+
+    pub async fn get_authed(&self, path: &str) -> Value {
+        let response = self.authed(self.client.get(self.url(path))).send().await.expect("request");
+        assert!(response.status().is_success(), "GET {path}: {}", response.status());
+        response.json().await.expect("json")
+    }
+
+    pub async fn delete_authed(&self, path: &str) -> reqwest::Response {
+        self.authed(self.client.delete(self.url(path))).send().await.expect("request")
+    }
+
+    pub async fn post_event(&self, event: &Value) -> reqwest::Response {
+        self.post_authed("/events", event).await
+    }
+
+    /// The tag cloud as (tag, count) pairs, in the order served.
+    pub async fn tag_cloud(&self) -> Vec<(String, i64)> {
+        let cloud = self.get_json("/tags").await;
+        cloud
+            .as_array()
+            .expect("an array")
+            .iter()
+            .map(|t| (t["tag"].as_str().unwrap().to_owned(), t["posts_count"].as_i64().unwrap()))
+            .collect()
+    }
+
+    /// Waits until the tag cloud is exactly `expected` (order included).
+    pub async fn wait_for_cloud(&self, expected: &[(&str, i64)]) {
+        let expected: Vec<(String, i64)> = expected.iter().map(|(t, c)| (t.to_string(), *c)).collect();
+        let mut last = Vec::new();
+        let found = tokio::time::timeout(EVENTUALLY, async {
+            loop {
+                last = self.tag_cloud().await;
+                if last == expected {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(25)).await;
+            }
+        })
+        .await;
+        assert!(found.is_ok(), "tag cloud never became {expected:?}; last seen {last:?}");
+    }
+
+    /// Waits until every queue is empty and nothing is in flight.
+    pub async fn wait_until_idle(&self) {
+        eventually("the queue to drain", || async {
+            let depth = self.handles.transport.pending_deliveries().await.ok()?;
+            let backlog = self.handles.store.backlog().await.ok()?;
+            (depth == 0 && backlog == 0).then_some(())
+        })
+        .await
+    }
+
+    pub fn mail_files(&self) -> Vec<PathBuf> {
+        let dir = self.data_dir.join("mail");
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .map(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "eml")).collect())
+            .unwrap_or_default();
+        files.sort();
+        files
+    }
+
+    pub async fn dead_letters(&self) -> Value {
+        self.get_authed("/dead-letters").await
+    }
+
+    pub async fn restarts(&self, actor: &str) -> u64 {
+        self.handles.actor_metrics.restarts(actor)
+    }
+}

@@ -1,0 +1,11 @@
+//! End-to-end tests of the service in this process: real HTTP, real store files,
+//! real queue. Only faults are injected, by wrapping one real adapter.
+
+mod emails;
+mod faults;
+mod helpers;
+mod http_contract;
+mod poison;
+mod post_life;
+mod retries;
+mod supervision;

@@ -1,0 +1,43 @@
+use blog::store::OutboxEntry;
+use blog::transport::Publisher;
+
+use crate::helpers::{eventually, order_event, spawn_app};
+
+async fn publish_raw(app: &crate::helpers::TestApp, routing_key: &str, body: &[u8]) {
+    let entry = OutboxEntry {
+        seq: 0,
+        message_id: uuid::Uuid::new_v4(),
+        routing_key: routing_key.into(),
+        body: body.to_vec(),
+        correlation_id: None,
+    };
+    app.handles.transport.publish(&[entry]).await.expect("published");
+}
+
+#[actix_web::test]
+async fn malformed_and_unknown_events_are_parked_with_the_reason_and_the_rest_flow_on() {
+    let app = spawn_app().await;
+    publish_raw(&app, "order.fulfilled", b"{ this is not json").await;
+    let missing_field = serde_json::json!({
+        "id": uuid::Uuid::new_v4(), "type": "order.fulfilled", "occurred_at": "2026-11-28T10:00:00Z",
+        "data": { "order_id": "X-1", "lines": [] }
+    });
+    publish_raw(&app, "order.fulfilled", missing_field.to_string().as_bytes()).await;
+    let unknown = serde_json::json!({
+        "id": uuid::Uuid::new_v4(), "type": "user.signed_up", "occurred_at": "2026-11-28T10:00:00Z", "data": {}
+    });
+    publish_raw(&app, "user.signed_up", unknown.to_string().as_bytes()).await;
+    assert_eq!(app.post_event(&order_event("OK-1", "ada@example.com")).await.status(), 202);
+
+    eventually("the good order's mail", || async { (app.mail_files().len() == 1).then_some(()) }).await;
+    let parked = eventually("three parked messages", || async {
+        let parked = app.dead_letters().await;
+        (parked["total"] == 3).then_some(parked)
+    })
+    .await;
+    let reasons: Vec<String> = parked["items"].as_array().unwrap().iter().map(|i| i["reason"].as_str().unwrap().to_owned()).collect();
+    assert!(reasons.iter().any(|r| r.contains("not a valid event envelope")), "{reasons:?}");
+    assert!(reasons.iter().any(|r| r.contains("missing field `customer`")), "{reasons:?}");
+    assert!(reasons.iter().any(|r| r.contains("user.signed_up")), "{reasons:?}");
+    assert!(parked["items"].as_array().unwrap().iter().all(|i| i["attempts"].as_u64().unwrap() <= 1), "{parked}");
+}

@@ -1,0 +1,94 @@
+use serde_json::json;
+
+use crate::helpers::{post_body, spawn_app};
+
+#[actix_web::test]
+async fn a_posts_life_moves_the_tag_cloud_and_the_read_model_exactly() {
+    let app = spawn_app().await;
+    let first = app.created_post("First steps", &["Rust", "actix", "rust "]).await;
+    let id = first["id"].as_str().unwrap().to_owned();
+    assert_eq!(first["tags"], json!(["rust", "actix"]));
+    assert_eq!(first["version"], 1);
+    app.created_post("Second", &["rust"]).await;
+    app.wait_for_cloud(&[("rust", 2), ("actix", 1)]).await;
+
+    let view = app.get_json(&format!("/posts/{id}")).await;
+    assert_eq!(view["slug"], "first-steps");
+    assert_eq!(view["version"], 1);
+
+    let response = app.update_post(&id, &post_body("First steps, revised", &["tokio", "actix"])).await;
+    assert_eq!(response.status(), 200);
+    app.wait_for_cloud(&[("actix", 1), ("rust", 1), ("tokio", 1)]).await;
+    crate::helpers::eventually("the read model to show version 2", || async {
+        let view = app.get_json(&format!("/posts/{id}")).await;
+        (view["version"] == 2 && view["tags"] == json!(["tokio", "actix"])).then_some(())
+    })
+    .await;
+
+    assert_eq!(app.delete_post(&id).await.status(), 204);
+    app.wait_for_cloud(&[("rust", 1)]).await;
+    crate::helpers::eventually("the read model to drop the post", || async {
+        (app.get(&format!("/posts/{id}")).await.status() == 404).then_some(())
+    })
+    .await;
+    let page = app.get_json("/posts").await;
+    assert_eq!(page["total"], 1);
+    assert_eq!(page["items"][0]["title"], "Second");
+}
+
+#[actix_web::test]
+async fn many_posts_created_at_once_give_exact_counts() {
+    let app = spawn_app().await;
+    let tags = ["alpha", "beta", "gamma", "delta"];
+    let creates = (0..200).map(|i| {
+        let app = &app;
+        async move {
+            let mine: Vec<&str> = tags.iter().enumerate().filter(|(t, _)| i % (t + 2) == 0).map(|(_, tag)| *tag).collect();
+            app.created_post(&format!("Post {i}"), &mine).await;
+        }
+    });
+    futures::future::join_all(creates).await;
+    let expected: Vec<(String, i64)> = {
+        let mut counts: Vec<(String, i64)> = tags
+            .iter()
+            .enumerate()
+            .map(|(t, tag)| (tag.to_string(), (0..200).filter(|i| i % (t + 2) == 0).count() as i64))
+            .collect();
+        counts.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        counts
+    };
+    let expected: Vec<(&str, i64)> = expected.iter().map(|(t, c)| (t.as_str(), *c)).collect();
+    app.wait_for_cloud(&expected).await;
+    crate::helpers::eventually("every post in the read model", || async {
+        (app.get_json("/posts?per_page=5").await["total"] == 200).then_some(())
+    })
+    .await;
+    let tagged = app.get_json("/posts?tag=gamma&per_page=100").await;
+    assert_eq!(tagged["total"], expected.iter().find(|(t, _)| *t == "gamma").unwrap().1);
+}
+
+#[actix_web::test]
+async fn a_rebuild_gives_the_same_cloud_as_the_incremental_updates() {
+    let app = spawn_app().await;
+    let mut ids = Vec::new();
+    for i in 0..30 {
+        let tags: Vec<String> = (0..(i % 4)).map(|t| format!("tag{}", (i + t) % 7)).collect();
+        let refs: Vec<&str> = tags.iter().map(String::as_str).collect();
+        ids.push(app.created_post(&format!("Post {i}"), &refs).await["id"].as_str().unwrap().to_owned());
+    }
+    for id in ids.iter().step_by(3) {
+        assert_eq!(app.update_post(id, &post_body("Changed", &["tag1", "changed"])).await.status(), 200);
+    }
+    for id in ids.iter().skip(1).step_by(5) {
+        assert_eq!(app.delete_post(id).await.status(), 204);
+    }
+    app.wait_until_idle().await;
+    let incremental = app.tag_cloud().await;
+    assert!(!incremental.is_empty());
+
+    let response = app.post_authed("/admin/tag-cloud/rebuild", &json!({})).await;
+    assert_eq!(response.status(), 200);
+    let report: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(report["posts"], 30 - ids.iter().skip(1).step_by(5).count());
+    assert_eq!(app.tag_cloud().await, incremental);
+}
