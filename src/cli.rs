@@ -73,6 +73,8 @@ impl SettingFlags {
 pub enum Command {
     /// Run the service (the default).
     Serve,
+    /// Exit 0 when the service on BLOG_HTTP_ADDR answers ready (for container health checks).
+    Healthcheck,
     /// Put an event on the configured transport, as another service would.
     Publish {
         #[command(subcommand)]

@@ -20,10 +20,19 @@ pub struct Settings {
     pub http_addr: SocketAddr,
     /// Holds the embedded store, the embedded queue and (by default) the mail folder.
     pub data_dir: PathBuf,
-    /// `sqlite://<dir>` (embedded) or, later, `mongodb://…`; unset means the embedded store in the data dir.
+    /// `sqlite://<dir>` (embedded) or `mongodb://…`; unset means the embedded store in the data dir.
     pub store_url: Option<String>,
     /// `embedded` or `amqp://…`.
     pub broker_url: String,
+    /// Prefix of every RabbitMQ exchange and queue, so deployments (and tests) can share a broker.
+    pub amqp_prefix: String,
+    /// The MongoDB write database (posts, outbox, tag cloud, email log, leases).
+    pub db: String,
+    /// The MongoDB queries database (the read model).
+    pub queries_db: String,
+    /// `smtp://user:pass@host:port` (or `smtps://`); unset means .eml files. Never printed.
+    #[serde(skip_serializing)]
+    pub smtp_url: Option<SecretString>,
     /// Required for writes and admin calls when set; never printed.
     #[serde(skip_serializing)]
     pub api_key: Option<SecretString>,
@@ -65,6 +74,10 @@ impl Default for Settings {
             data_dir: PathBuf::from("./data"),
             store_url: None,
             broker_url: "embedded".into(),
+            amqp_prefix: "blog".into(),
+            db: "blog".into(),
+            queries_db: "blog_queries".into(),
+            smtp_url: None,
             api_key: None,
             mail_dir: None,
             mail_from: "Blog <no-reply@blog.local>".into(),
@@ -83,12 +96,14 @@ impl Default for Settings {
 #[derive(Debug, Clone, PartialEq)]
 pub enum StoreChoice {
     Sqlite(PathBuf),
+    Mongo { url: String, db: String, queries_db: String },
 }
 
 /// Which transport carries events, as chosen by `BLOG_BROKER_URL`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum BrokerChoice {
     Embedded(PathBuf),
+    Rabbit { url: String, prefix: String },
 }
 
 /// A setting that is wrong: names it and says what is wrong.
@@ -149,11 +164,17 @@ impl Settings {
     pub fn store(&self) -> Result<StoreChoice, ConfigError> {
         match self.store_url.as_deref() {
             None | Some("") | Some("embedded") => Ok(StoreChoice::Sqlite(self.data_dir.clone())),
+            Some(url) if url.starts_with("mongodb://") || url.starts_with("mongodb+srv://") => {
+                if self.db == self.queries_db {
+                    return Err(ConfigError::new("BLOG_QUERIES_DB", "must differ from BLOG_DB (the read model has its own database)"));
+                }
+                Ok(StoreChoice::Mongo { url: url.to_owned(), db: self.db.clone(), queries_db: self.queries_db.clone() })
+            }
             Some(url) => match url.strip_prefix("sqlite://") {
                 Some(dir) if !dir.is_empty() => Ok(StoreChoice::Sqlite(PathBuf::from(dir))),
                 _ => Err(ConfigError::new(
                     "BLOG_STORE_URL",
-                    format!("unsupported store URL {url:?}; expected sqlite://<dir> or leave unset"),
+                    format!("unsupported store URL {url:?}; expected sqlite://<dir>, mongodb://… or leave unset"),
                 )),
             },
         }
@@ -162,9 +183,17 @@ impl Settings {
     pub fn broker(&self) -> Result<BrokerChoice, ConfigError> {
         match self.broker_url.as_str() {
             "embedded" => Ok(BrokerChoice::Embedded(self.data_dir.join("queue.sqlite"))),
-            url => Err(ConfigError::new(
+            url if url.starts_with("amqp://") || url.starts_with("amqps://") => {
+                let prefix_ok = !self.amqp_prefix.is_empty()
+                    && self.amqp_prefix.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+                if !prefix_ok {
+                    return Err(ConfigError::new("BLOG_AMQP_PREFIX", "must be non-empty letters, digits, '-', '_' or '.'"));
+                }
+                Ok(BrokerChoice::Rabbit { url: url.to_owned(), prefix: self.amqp_prefix.clone() })
+            }
+            _ => Err(ConfigError::new(
                 "BLOG_BROKER_URL",
-                format!("unsupported broker URL {url:?}; expected \"embedded\""),
+                "unsupported broker URL; expected \"embedded\" or amqp://user:pass@host:port/vhost",
             )),
         }
     }

@@ -4,9 +4,11 @@
 //! - [`configuration`]: typed settings from flags, env vars and an optional file.
 //! - [`telemetry`]: the tracing subscriber.
 //! - [`startup`]: builds the store, transport, actors and HTTP server; runs them until stopped.
-//! - [`cli`]: the command line (serve, publish).
+//! - [`cli`]: the command line (serve, publish, healthcheck).
+//! - [`healthcheck`]: the container health check, without curl.
 //! - [`domain`]: what a valid post is.
-//! - [`routes`]: the HTTP API, one file per area.
+//! - [`routes`]: the HTTP API, one file per area, with its OpenAPI description.
+//! - [`http_metrics`]: the middleware counting and timing HTTP requests by route.
 //! - [`store`]: the store traits and their adapters (embedded SQLite).
 //! - [`transport`]: the transport traits, the embedded durable queue and the outbox relay.
 //! - [`mail`]: mail adapters (.eml files).
@@ -14,6 +16,8 @@
 pub mod cli;
 pub mod configuration;
 pub mod domain;
+pub mod http_metrics;
+pub mod healthcheck;
 pub mod mail;
 pub mod routes;
 pub mod startup;

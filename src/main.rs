@@ -1,15 +1,12 @@
 //! The `blog` binary: parse the command line, load settings, run.
 
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use blog::cli::{Cli, Command, PublishCommand};
-use blog::configuration::{BrokerChoice, Settings};
-use blog::startup::Application;
+use blog::configuration::Settings;
+use blog::startup::{open_transport, Application};
 use blog::store::OutboxEntry;
 use blog::telemetry;
-use blog::transport::embedded::EmbeddedQueue;
-use blog::transport::{Publisher, Transport};
 use clap::Parser;
 
 fn main() -> ExitCode {
@@ -21,13 +18,22 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    telemetry::init(telemetry::subscriber(settings.log_format, "info", std::io::stdout));
-    let outcome = actix_web::rt::System::new().block_on(async move {
-        match cli.command.unwrap_or(Command::Serve) {
-            Command::Serve => serve(settings).await,
-            Command::Publish { event } => publish(settings, event).await,
+    let outcome = match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => {
+            telemetry::init(telemetry::subscriber(settings.log_format, "info", std::io::stdout));
+            actix_web::rt::System::new().block_on(serve(settings))
         }
-    });
+        Command::Publish { event } => {
+            // A one-shot command keeps stdout for its answer.
+            telemetry::init(telemetry::subscriber(settings.log_format, "warn", std::io::stderr));
+            actix_web::rt::System::new().block_on(publish(settings, event))
+        }
+        Command::Healthcheck => match blog::healthcheck::is_ready(settings.http_addr) {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(anyhow::anyhow!("not ready")),
+            Err(e) => Err(anyhow::anyhow!(e)),
+        },
+    };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -44,16 +50,15 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
 
 async fn publish(settings: Settings, event: PublishCommand) -> anyhow::Result<()> {
     let (routing_key, body) = event.message()?;
-    let transport: Arc<dyn Transport> = match settings.broker()? {
-        BrokerChoice::Embedded(path) => Arc::new(EmbeddedQueue::open(&path)?),
-    };
+    let transport = open_transport(&settings).await?;
     let message_id = serde_json::from_slice::<serde_json::Value>(&body)
         .ok()
         .and_then(|v| v.get("id").and_then(|id| id.as_str()).and_then(|id| id.parse().ok()))
         .unwrap_or_else(uuid::Uuid::new_v4);
     let entry = OutboxEntry { seq: 0, message_id, routing_key, body, correlation_id: None };
-    transport.publish(std::slice::from_ref(&entry)).await?;
+    let published = transport.publish(std::slice::from_ref(&entry)).await;
     transport.close().await;
+    published?;
     println!("{message_id}");
     Ok(())
 }

@@ -9,6 +9,7 @@ use std::time::Duration;
 use actix::{Actor, Addr, Supervisor};
 use actix_web::{web, App, HttpServer};
 use anyhow::Context as _;
+use secrecy::ExposeSecret;
 use blog_actors::emailer::Emailer;
 use blog_actors::messages::Drain;
 use blog_actors::metrics::ActorMetrics;
@@ -22,11 +23,13 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::configuration::{BrokerChoice, Settings, StoreChoice};
-use crate::mail::FileMailer;
+use crate::mail::{FileMailer, SmtpMailer};
 use crate::routes::{self, AppState};
+use crate::store::mongo::MongoStore;
 use crate::store::sqlite::SqliteStore;
 use crate::store::Store;
 use crate::transport::embedded::EmbeddedQueue;
+use crate::transport::rabbitmq::RabbitTransport;
 use crate::transport::{relay, Transport};
 
 /// The parts the settings choose. Each worker port is its own field so a test can
@@ -47,13 +50,15 @@ impl Adapters {
             StoreChoice::Sqlite(dir) => Arc::new(
                 SqliteStore::open(&dir).await.with_context(|| format!("opening the store in {}", dir.display()))?,
             ),
-        };
-        let transport: Arc<dyn Transport> = match settings.broker()? {
-            BrokerChoice::Embedded(path) => Arc::new(
-                EmbeddedQueue::open(&path).with_context(|| format!("opening the queue {}", path.display()))?,
+            StoreChoice::Mongo { url, db, queries_db } => Arc::new(
+                MongoStore::connect(&url, &db, &queries_db).await.context("BLOG_STORE_URL: connecting to MongoDB")?,
             ),
         };
-        let mailer = Arc::new(FileMailer::new(settings.mail_dir(), &settings.mail_from)?);
+        let transport = open_transport(settings).await?;
+        let mailer: Arc<dyn Mailer> = match &settings.smtp_url {
+            Some(url) => Arc::new(SmtpMailer::new(url.expose_secret(), &settings.mail_from)?),
+            None => Arc::new(FileMailer::new(settings.mail_dir(), &settings.mail_from)?),
+        };
         Ok(Self {
             tag_cloud: store.clone(),
             read_model: store.clone(),
@@ -63,6 +68,21 @@ impl Adapters {
             mailer,
         })
     }
+}
+
+/// Opens the transport the settings name (also used by `blog publish`).
+pub async fn open_transport(settings: &Settings) -> anyhow::Result<Arc<dyn Transport>> {
+    let transport: Arc<dyn Transport> = match settings.broker()? {
+        BrokerChoice::Embedded(path) => Arc::new(
+            EmbeddedQueue::open(&path).with_context(|| format!("opening the queue {}", path.display()))?,
+        ),
+        BrokerChoice::Rabbit { url, prefix } => Arc::new(
+            RabbitTransport::connect(&url, &prefix, settings.retry_policy().delay_levels())
+                .await
+                .context("BLOG_BROKER_URL: connecting to RabbitMQ")?,
+        ),
+    };
+    Ok(transport)
 }
 
 /// Handles a test or the CLI may hold on a running application.
@@ -101,7 +121,8 @@ impl Application {
         let tag_cloud = adapters.tag_cloud.clone();
         let aggregator = Supervisor::start(move |_| TagAggregator::new(tag_cloud, interval, m));
         let (log, mailer, m) = (adapters.email_log.clone(), adapters.mailer.clone(), metrics.clone());
-        let emailer = Supervisor::start(move |_| Emailer::new(log, mailer, m));
+        let instance = instance_id();
+        let emailer = Supervisor::start(move |_| Emailer::new(log, mailer, &instance, m));
         let (read_model, m) = (adapters.read_model.clone(), metrics.clone());
         let projector = Supervisor::start(move |_| Projector::new(read_model, m));
         let routes = HashMap::from([
@@ -196,6 +217,11 @@ impl Application {
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// Names this process among the instances sharing a store (claims, leases).
+fn instance_id() -> String {
+    format!("pid{}-{}", std::process::id(), &uuid::Uuid::new_v4().simple().to_string()[..8])
 }
 
 /// Resolves on SIGTERM or Ctrl-C, naming which.

@@ -1,6 +1,8 @@
 //! The emailer: mails the customer when an order is fulfilled, at most once per order.
 
+use std::collections::HashSet;
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix::prelude::*;
 use minijinja::{context, Environment};
@@ -15,6 +17,9 @@ const NAME: &str = "emailer";
 const MAILBOX_CAPACITY: usize = 1024;
 const TEXT_TEMPLATE: &str = "order_fulfilled.txt";
 const HTML_TEMPLATE: &str = "order_fulfilled.html";
+/// A claim older than this is taken to be abandoned by a dead instance. Longer
+/// than any send may take (the SMTP mailer times out well before).
+pub const CLAIM_STALE_AFTER: Duration = Duration::from_secs(30);
 
 /// Sends the order notification, guarded by the email log against duplicates.
 pub struct Emailer {
@@ -24,12 +29,17 @@ pub struct Emailer {
     mailer: Arc<dyn Mailer>,
     /// The mail templates, parsed once.
     templates: Arc<Environment<'static>>,
+    /// Who holds this process's claims in the email log.
+    instance: Arc<str>,
+    /// Orders being mailed by this actor now: a second delivery of one waits
+    /// instead of racing the first to the mail server.
+    in_progress: HashSet<String>,
     metrics: ActorMetrics,
 }
 
 impl Emailer {
-    pub fn new(log: Arc<dyn EmailLog>, mailer: Arc<dyn Mailer>, metrics: ActorMetrics) -> Self {
-        Self { log, mailer, templates: Arc::new(templates()), metrics }
+    pub fn new(log: Arc<dyn EmailLog>, mailer: Arc<dyn Mailer>, instance: &str, metrics: ActorMetrics) -> Self {
+        Self { log, mailer, templates: Arc::new(templates()), instance: instance.into(), in_progress: HashSet::new(), metrics }
     }
 }
 
@@ -74,18 +84,31 @@ impl Handler<HandleEvent> for Emailer {
     type Result = ResponseActFuture<Self, Result<(), HandlerError>>;
 
     fn handle(&mut self, msg: HandleEvent, _: &mut Context<Self>) -> Self::Result {
+        let Event::OrderFulfilled(order) = &msg.event else {
+            return Box::pin(actix::fut::ready(Err(HandlerError::Permanent("not an order event".into()))));
+        };
+        let (order, order_id) = (order.clone(), order.order_id.clone());
+        if !self.in_progress.insert(order_id.clone()) {
+            self.metrics.mailbox(NAME, -1);
+            let busy = format!("order {order_id} is being mailed by another delivery");
+            return Box::pin(actix::fut::ready(Err(HandlerError::Deferred(busy))));
+        }
         let (log, mailer, templates) = (self.log.clone(), self.mailer.clone(), self.templates.clone());
+        let instance = self.instance.clone();
         let envelope = msg.envelope.clone();
         let work = async move {
-            let Event::OrderFulfilled(order) = &msg.event else {
-                return Err(HandlerError::Permanent("not an order event".into()));
-            };
             let retry = |e: crate::ports::StoreError| HandlerError::Retryable(e.to_string());
-            if log.claim_order_mail(&order.order_id).await.map_err(retry)? == MailClaim::AlreadySent {
-                tracing::info!(order_id = %order.order_id, "order already mailed; skipping the duplicate");
-                return Ok(());
+            match log.claim_order_mail(&order.order_id, &instance, CLAIM_STALE_AFTER).await.map_err(retry)? {
+                MailClaim::Send => {}
+                MailClaim::AlreadySent => {
+                    tracing::info!(order_id = %order.order_id, "order already mailed; skipping the duplicate");
+                    return Ok(());
+                }
+                MailClaim::HeldElsewhere => {
+                    return Err(HandlerError::Deferred(format!("order {} is being mailed by another instance", order.order_id)));
+                }
             }
-            let mail = render(&templates, order).map_err(HandlerError::Permanent)?;
+            let mail = render(&templates, &order).map_err(HandlerError::Permanent)?;
             mailer.send(&mail).await.map_err(|e| match e {
                 MailError::Transient(_) => HandlerError::Retryable(e.to_string()),
                 MailError::Rejected(_) => HandlerError::Permanent(e.to_string()),
@@ -94,7 +117,8 @@ impl Handler<HandleEvent> for Emailer {
             tracing::info!(order_id = %order.order_id, to = %mail.to_email, "order mail sent");
             Ok(())
         };
-        Box::pin(guard(NAME, self.metrics.clone(), envelope, work).into_actor(self).map(|guarded, _, ctx| {
+        Box::pin(guard(NAME, self.metrics.clone(), envelope, work).into_actor(self).map(move |guarded, act, ctx| {
+            act.in_progress.remove(&order_id);
             if guarded.panicked {
                 ctx.stop();
             }

@@ -43,6 +43,7 @@ pub enum InvalidEvent {
 
 /// A post as the API returns it; the data of `post.created` and `post.updated`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PostSnapshot {
     pub id: Uuid,
     pub title: String,
@@ -55,6 +56,7 @@ pub struct PostSnapshot {
 
 /// `post.updated` data: the post after the change, and the tags it had before.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PostUpdated {
     #[serde(flatten)]
     pub post: PostSnapshot,
@@ -63,6 +65,7 @@ pub struct PostUpdated {
 
 /// `post.deleted` data.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PostDeleted {
     pub id: Uuid,
     pub version: i64,
@@ -71,6 +74,7 @@ pub struct PostDeleted {
 
 /// `order.fulfilled` data, sent by the shop.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct OrderFulfilled {
     pub order_id: String,
     pub customer: Customer,
@@ -78,12 +82,14 @@ pub struct OrderFulfilled {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Customer {
     pub name: String,
     pub email: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct OrderLine {
     pub sku: String,
     pub name: String,

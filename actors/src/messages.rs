@@ -26,6 +26,10 @@ pub enum HandlerError {
     /// Retrying cannot help (invalid data, address rejected): park now.
     #[error("{0}")]
     Permanent(String),
+    /// Not a failure: the work is busy elsewhere (another delivery of the same
+    /// order is being mailed). Try again after the base delay without using up an attempt.
+    #[error("{0}")]
+    Deferred(String),
 }
 
 /// Recompute the tag cloud from scratch.

@@ -1,14 +1,30 @@
 //! Per-actor figures: Prometheus series for `/metrics`, and a snapshot for `/actors`.
+//!
+//! - [`history`]: the last minutes in time slots, for the dashboard's charts.
+//! - [`unacked`]: the queue reader's unsettled deliveries and the age of the oldest.
+
+mod history;
+mod unacked;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry};
 use serde::Serialize;
 
+pub use history::{ActorHistory, SLOT as HISTORY_SLOT, SLOTS as HISTORY_SLOTS};
+pub use unacked::UnackedGuard;
+
+use history::History;
+use unacked::{OldestUnacked, SharedUnacked};
+
+use crate::worker::WorkerKind;
+
 /// The actors that report figures.
 pub const ACTORS: [&str; 5] = ["queue_reader", "tag_aggregator", "emailer", "projector", "relay"];
+const QUEUE_READER: &str = "queue_reader";
+const STATES: [ActorState; 4] = [ActorState::Starting, ActorState::Running, ActorState::Restarting, ActorState::Stopped];
 
 /// How a message ended, as counted in `blog_actor_messages_total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,6 +46,7 @@ impl Outcome {
 
 /// Whether an actor is doing its job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ActorState {
     Starting,
@@ -38,20 +55,59 @@ pub enum ActorState {
     Stopped,
 }
 
+impl ActorState {
+    pub fn label(self) -> &'static str {
+        match self {
+            ActorState::Starting => "starting",
+            ActorState::Running => "running",
+            ActorState::Restarting => "restarting",
+            ActorState::Stopped => "stopped",
+        }
+    }
+}
+
 /// One actor's figures, as `/actors` shows them.
 #[derive(Debug, Clone, Serialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ActorSnapshot {
     pub name: String,
     pub state: ActorState,
+    /// Messages handled successfully (for the relay: entries published).
     pub handled_ok: u64,
+    /// Messages that failed and were scheduled for another attempt.
     pub retried: u64,
+    /// Messages given up on and moved to the parking lot.
     pub parked: u64,
     pub restarts: u64,
     pub in_flight: i64,
+    /// Messages sent to the actor and not yet started.
     pub mailbox_depth: i64,
     pub handling_seconds_sum: f64,
     pub handling_count: u64,
     pub last_error: Option<String>,
+    /// The queue reader's delivery figures; absent for the other actors.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reader: Option<ReaderFigures>,
+    pub history: ActorHistory,
+}
+
+/// What the queue reader received from the transport.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ReaderFigures {
+    /// Deliveries received, first ones and redeliveries.
+    pub deliveries: u64,
+    /// Deliveries the transport had handed out before without a verdict.
+    pub redeliveries: u64,
+    /// Age of the oldest delivery held unsettled now; 0 when none.
+    pub oldest_unacked_seconds: f64,
+}
+
+/// What is not a number: kept beside the series.
+struct Status {
+    state: ActorState,
+    last_error: Option<String>,
+    history: History,
 }
 
 /// Shared handle to every actor's figures; cheap to clone.
@@ -62,61 +118,101 @@ pub struct ActorMetrics {
     restarts: IntCounterVec,
     in_flight: IntGaugeVec,
     mailbox: IntGaugeVec,
-    /// State and last error per actor: not numbers, so kept beside the series.
-    status: Arc<Mutex<BTreeMap<&'static str, (ActorState, Option<String>)>>>,
+    /// 1 for the state each actor is in, 0 for the others.
+    state: IntGaugeVec,
+    deliveries: IntCounterVec,
+    redeliveries: IntCounterVec,
+    unacked: SharedUnacked,
+    status: Arc<Mutex<BTreeMap<&'static str, Status>>>,
+    /// Slot 0 of every history.
+    started: Instant,
 }
 
 impl ActorMetrics {
     /// Creates the series and registers them in `registry`.
     pub fn new(registry: &Registry) -> prometheus::Result<Self> {
+        let actor = &["actor"];
+        let worker = &["worker"];
         let messages = IntCounterVec::new(
-            Opts::new("blog_actor_messages_total", "Messages handled by each actor, by outcome"),
+            Opts::new("blog_actor_messages_total", "Messages handled by each actor, by outcome (ok, retried, parked)"),
             &["actor", "outcome"],
         )?;
         let handling = HistogramVec::new(
             HistogramOpts::new("blog_actor_handling_seconds", "Time an actor took to handle one message")
                 .buckets(vec![0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0]),
-            &["actor"],
+            actor,
         )?;
-        let restarts = IntCounterVec::new(
-            Opts::new("blog_actor_restarts_total", "Times the supervisor restarted an actor"),
-            &["actor"],
+        let restarts = IntCounterVec::new(Opts::new("blog_actor_restarts_total", "Times the supervisor restarted an actor"), actor)?;
+        let in_flight = IntGaugeVec::new(Opts::new("blog_actor_in_flight", "Messages an actor is handling now"), actor)?;
+        let mailbox = IntGaugeVec::new(Opts::new("blog_actor_mailbox_depth", "Messages sent to an actor and not yet started"), actor)?;
+        let state = IntGaugeVec::new(
+            Opts::new("blog_actor_state", "1 for the state an actor is in (starting, running, restarting, stopped), else 0"),
+            &["actor", "state"],
         )?;
-        let in_flight = IntGaugeVec::new(
-            Opts::new("blog_actor_in_flight", "Messages an actor is handling now"),
-            &["actor"],
+        let deliveries = IntCounterVec::new(
+            Opts::new("blog_queue_reader_deliveries_total", "Deliveries the queue reader received, per worker queue"),
+            worker,
         )?;
-        let mailbox = IntGaugeVec::new(
-            Opts::new("blog_actor_mailbox_depth", "Messages sent to an actor and not yet started"),
-            &["actor"],
+        let redeliveries = IntCounterVec::new(
+            Opts::new("blog_queue_reader_redeliveries_total", "Deliveries received again after an earlier one went unsettled"),
+            worker,
         )?;
+        let unacked = SharedUnacked::default();
         registry.register(Box::new(messages.clone()))?;
         registry.register(Box::new(handling.clone()))?;
         registry.register(Box::new(restarts.clone()))?;
         registry.register(Box::new(in_flight.clone()))?;
         registry.register(Box::new(mailbox.clone()))?;
-        let status = ACTORS.iter().map(|a| (*a, (ActorState::Starting, None))).collect();
-        let metrics = Self { messages, handling, restarts, in_flight, mailbox, status: Arc::new(Mutex::new(status)) };
+        registry.register(Box::new(state.clone()))?;
+        registry.register(Box::new(deliveries.clone()))?;
+        registry.register(Box::new(redeliveries.clone()))?;
+        registry.register(Box::new(OldestUnacked::new(unacked.clone())?))?;
+        let started = Instant::now();
+        let status = ACTORS
+            .iter()
+            .map(|a| (*a, Status { state: ActorState::Starting, last_error: None, history: History::new(started) }))
+            .collect();
+        let metrics = Self {
+            messages,
+            handling,
+            restarts,
+            in_flight,
+            mailbox,
+            state,
+            deliveries,
+            redeliveries,
+            unacked,
+            status: Arc::new(Mutex::new(status)),
+            started,
+        };
+        // Every series exists from the start, so a dashboard sees zeros rather than gaps.
         for actor in ACTORS {
-            // Every series exists from the start, so a dashboard sees zeros rather than gaps.
             for outcome in [Outcome::Ok, Outcome::Retried, Outcome::Parked] {
                 metrics.messages.with_label_values(&[actor, outcome.label()]);
             }
+            metrics.handling.with_label_values(&[actor]);
             metrics.restarts.with_label_values(&[actor]);
             metrics.in_flight.with_label_values(&[actor]);
             metrics.mailbox.with_label_values(&[actor]);
+            metrics.show_state(actor, ActorState::Starting);
+        }
+        for worker in WorkerKind::ALL {
+            metrics.deliveries.with_label_values(&[worker.name()]);
+            metrics.redeliveries.with_label_values(&[worker.name()]);
         }
         Ok(metrics)
     }
 
     pub fn record_outcome(&self, actor: &'static str, outcome: Outcome) {
         self.messages.with_label_values(&[actor, outcome.label()]).inc();
+        self.with_status(actor, |s, now| match outcome {
+            Outcome::Ok => s.history.add_ok(now),
+            Outcome::Retried | Outcome::Parked => s.history.add_failed(now),
+        });
     }
 
     pub fn record_error(&self, actor: &'static str, error: &str) {
-        if let Some(entry) = self.status.lock().expect("metrics lock").get_mut(actor) {
-            entry.1 = Some(error.to_owned());
-        }
+        self.with_status(actor, |s, _| s.last_error = Some(error.to_owned()));
     }
 
     pub fn observe_handling(&self, actor: &'static str, took: Duration) {
@@ -125,11 +221,24 @@ impl ActorMetrics {
 
     pub fn record_restart(&self, actor: &'static str) {
         self.restarts.with_label_values(&[actor]).inc();
+        self.with_status(actor, |s, now| s.history.add_restart(now));
         self.set_state(actor, ActorState::Restarting);
     }
 
     pub fn set_state(&self, actor: &'static str, state: ActorState) {
-        self.status.lock().expect("metrics lock").entry(actor).or_insert((state, None)).0 = state;
+        self.status
+            .lock()
+            .expect("metrics lock")
+            .entry(actor)
+            .or_insert_with(|| Status { state, last_error: None, history: History::new(self.started) })
+            .state = state;
+        self.show_state(actor, state);
+    }
+
+    fn show_state(&self, actor: &str, current: ActorState) {
+        for state in STATES {
+            self.state.with_label_values(&[actor, state.label()]).set(i64::from(state == current));
+        }
     }
 
     pub fn in_flight(&self, actor: &'static str, delta: i64) {
@@ -140,17 +249,57 @@ impl ActorMetrics {
         self.mailbox.with_label_values(&[actor]).add(delta);
     }
 
+    /// A delivery reached the queue reader. Counted, and held as unacked until the guard drops.
+    pub fn delivery_arrived(&self, worker: WorkerKind, redelivered: bool) -> UnackedGuard {
+        self.deliveries.with_label_values(&[worker.name()]).inc();
+        if redelivered {
+            self.redeliveries.with_label_values(&[worker.name()]).inc();
+        }
+        unacked::track(&self.unacked, worker.name())
+    }
+
+    /// A backlog read now (outbox, queue, mailbox), remembered for the actor's history.
+    pub fn observe_backlog(&self, actor: &'static str, backlog: u64) {
+        self.with_status(actor, |s, now| s.history.observe_backlog(now, backlog));
+    }
+
+    /// Messages waiting in `actor`'s mailbox now.
+    pub fn mailbox_depth(&self, actor: &str) -> i64 {
+        self.mailbox.with_label_values(&[actor]).get()
+    }
+
     /// Restarts so far, for tests and the dashboard.
     pub fn restarts(&self, actor: &str) -> u64 {
         self.restarts.with_label_values(&[actor]).get()
     }
 
+    fn with_status(&self, actor: &'static str, change: impl FnOnce(&mut Status, Instant)) {
+        if let Some(status) = self.status.lock().expect("metrics lock").get_mut(actor) {
+            change(status, Instant::now());
+        }
+    }
+
+    fn reader_figures(&self) -> ReaderFigures {
+        let sum = |series: &IntCounterVec| WorkerKind::ALL.iter().map(|w| series.with_label_values(&[w.name()]).get()).sum();
+        let now = Instant::now();
+        let held = self.unacked.lock().expect("unacked lock");
+        let oldest = WorkerKind::ALL.iter().map(|w| held.oldest_age_seconds(w.name(), now)).fold(0.0, f64::max);
+        ReaderFigures { deliveries: sum(&self.deliveries), redeliveries: sum(&self.redeliveries), oldest_unacked_seconds: oldest }
+    }
+
     /// Every actor's figures now.
     pub fn snapshot(&self) -> Vec<ActorSnapshot> {
-        let status = self.status.lock().expect("metrics lock").clone();
+        let now = Instant::now();
+        let status: Vec<_> = self
+            .status
+            .lock()
+            .expect("metrics lock")
+            .iter()
+            .map(|(name, s)| (*name, s.state, s.last_error.clone(), s.history.series(now)))
+            .collect();
         status
             .into_iter()
-            .map(|(name, (state, last_error))| {
+            .map(|(name, state, last_error, history)| {
                 let count = |o: Outcome| self.messages.with_label_values(&[name, o.label()]).get();
                 let hist = self.handling.with_label_values(&[name]);
                 ActorSnapshot {
@@ -165,8 +314,47 @@ impl ActorMetrics {
                     handling_seconds_sum: hist.get_sample_sum(),
                     handling_count: hist.get_sample_count(),
                     last_error,
+                    reader: (name == QUEUE_READER).then(|| self.reader_figures()),
+                    history,
                 }
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(registry: &Registry) -> String {
+        prometheus::TextEncoder::new().encode_to_string(&registry.gather()).unwrap()
+    }
+
+    #[test]
+    fn deliveries_redeliveries_and_unacked_age_are_exported() {
+        let registry = Registry::new();
+        let m = ActorMetrics::new(&registry).unwrap();
+        let held = m.delivery_arrived(WorkerKind::Emailer, false);
+        drop(m.delivery_arrived(WorkerKind::Emailer, true));
+        let out = text(&registry);
+        assert!(out.contains("blog_queue_reader_deliveries_total{worker=\"emailer\"} 2"), "{out}");
+        assert!(out.contains("blog_queue_reader_redeliveries_total{worker=\"emailer\"} 1"), "{out}");
+        assert!(out.contains("blog_queue_reader_oldest_unacked_seconds{worker=\"projector\"} 0\n"), "{out}");
+        let reader = m.snapshot().into_iter().find(|a| a.name == "queue_reader").unwrap().reader.unwrap();
+        assert_eq!((reader.deliveries, reader.redeliveries), (2, 1));
+        drop(held);
+        assert_eq!(m.snapshot()[0].reader, None, "only the queue reader has reader figures");
+    }
+
+    #[test]
+    fn the_state_gauge_marks_exactly_the_current_state() {
+        let registry = Registry::new();
+        let m = ActorMetrics::new(&registry).unwrap();
+        m.record_restart("projector");
+        let out = text(&registry);
+        assert!(out.contains("blog_actor_state{actor=\"projector\",state=\"restarting\"} 1"), "{out}");
+        assert!(out.contains("blog_actor_state{actor=\"projector\",state=\"starting\"} 0"), "{out}");
+        let projector = m.snapshot().into_iter().find(|a| a.name == "projector").unwrap();
+        assert_eq!((projector.state, projector.restarts), (ActorState::Restarting, 1));
     }
 }

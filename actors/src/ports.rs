@@ -1,6 +1,8 @@
 //! The store and mail traits the workers need. The service implements them
 //! for its embedded store, MongoDB and SMTP; the workers only see these.
 
+use std::time::Duration;
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -21,6 +23,7 @@ pub enum Applied {
 
 /// A tag and how many posts carry it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TagCount {
     pub tag: String,
     pub posts_count: i64,
@@ -28,6 +31,7 @@ pub struct TagCount {
 
 /// What a full rebuild found.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RebuildReport {
     pub posts: u64,
     pub tags: u64,
@@ -55,6 +59,7 @@ pub trait TagCloudStore: Send + Sync {
 
 /// The de-normalized post the read endpoints serve.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PostView {
     pub id: Uuid,
     pub slug: String,
@@ -82,16 +87,22 @@ pub trait ReadModelStore: Send + Sync {
 /// Whether an order's mail may be sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MailClaim {
-    /// Nobody sent it yet: send it, then call [`EmailLog::mark_mailed`].
+    /// The claim is ours: send, then call [`EmailLog::mark_order_mailed`].
     Send,
     /// It was sent before; sending again would be a duplicate.
     AlreadySent,
+    /// Another instance claimed it recently and may be sending right now: ask again later.
+    HeldElsewhere,
 }
 
 /// The log that keeps at most one mail per order.
 #[async_trait]
 pub trait EmailLog: Send + Sync {
-    async fn claim_order_mail(&self, order_id: &str) -> Result<MailClaim, StoreError>;
+    /// Claims the order's mail for `holder` (one per process). A claim by another
+    /// holder blocks for `stale_after`, then counts as abandoned (its holder died
+    /// mid-send) and can be taken over: at most one sender at a time, and a crash
+    /// never leaves an order unmailed for good.
+    async fn claim_order_mail(&self, order_id: &str, holder: &str, stale_after: Duration) -> Result<MailClaim, StoreError>;
     async fn mark_order_mailed(&self, order_id: &str, recipient: &str, message_id: &str) -> Result<(), StoreError>;
 }
 

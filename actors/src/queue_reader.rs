@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use tokio::sync::oneshot;
@@ -108,6 +108,7 @@ impl Actor for QueueReader {
 /// One delivery: forward, then settle by the answer.
 impl StreamHandler<Delivery> for QueueReader {
     fn handle(&mut self, delivery: Delivery, ctx: &mut Context<Self>) {
+        let unacked = self.metrics.delivery_arrived(delivery.worker, delivery.redelivered);
         if self.draining {
             ctx.spawn(settle(delivery, Verdict::Release).into_actor(self));
             return;
@@ -116,7 +117,15 @@ impl StreamHandler<Delivery> for QueueReader {
         self.metrics.in_flight(NAME, 1);
         let route = self.routes.get(&delivery.worker).cloned();
         let (retry, metrics) = (self.retry, self.metrics.clone());
-        let span = tracing::info_span!("delivery", worker = delivery.worker.name(), attempt = delivery.attempt);
+        // Filled in once known, so the reader's own lines (retry, park) carry the request's id too.
+        let span = tracing::info_span!(
+            "delivery",
+            worker = delivery.worker.name(),
+            attempt = delivery.attempt,
+            event_id = tracing::field::Empty,
+            correlation_id = delivery.correlation_id.as_deref(),
+        );
+        let arrived = Instant::now();
         let work = async move {
             let verdict = judge(&delivery, route, retry, &metrics).await;
             let worker = delivery.worker.name();
@@ -128,6 +137,9 @@ impl StreamHandler<Delivery> for QueueReader {
             metrics.record_outcome(worker, outcome);
             metrics.record_outcome(NAME, outcome);
             settle(delivery, verdict).await;
+            // The reader's handling time: from arrival to settled, the worker's time included.
+            metrics.observe_handling(NAME, arrived.elapsed());
+            drop(unacked);
         };
         ctx.spawn(work.instrument(span).into_actor(self).map(|(), act, _| act.settled()));
     }
@@ -153,6 +165,12 @@ async fn judge(
         Ok(envelope) => Arc::new(envelope),
         Err(e) => return park_now(e.to_string()),
     };
+    let span = tracing::Span::current();
+    span.record("event_id", tracing::field::display(envelope.id));
+    // Recording a field twice would print it twice; the property, when set, is the same id.
+    if let (None, Some(correlation_id)) = (&delivery.correlation_id, &envelope.correlation_id) {
+        span.record("correlation_id", correlation_id.as_str());
+    }
     let event = match envelope.event() {
         Ok(event) => event,
         Err(e) => return park_now(e.to_string()),
@@ -167,6 +185,10 @@ async fn judge(
         Ok(Ok(())) => return Verdict::Ack,
         Ok(Err(HandlerError::Permanent(reason))) => {
             return park_now(reason);
+        }
+        Ok(Err(HandlerError::Deferred(reason))) => {
+            tracing::info!(event_id = %envelope.id, %reason, "deferred");
+            return Verdict::Retry { delay: retry.delay_after(1), next_attempt: attempt, reason };
         }
         Ok(Err(HandlerError::Retryable(reason))) => reason,
         Err(mailbox) => {

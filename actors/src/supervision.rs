@@ -44,12 +44,20 @@ where
     metrics.in_flight(actor, 1);
     let started = Instant::now();
     let outcome = AssertUnwindSafe(work).catch_unwind().await;
-    metrics.observe_handling(actor, started.elapsed());
+    let took = started.elapsed();
+    metrics.observe_handling(actor, took);
     metrics.in_flight(actor, -1);
+    // Two decimals: enough to compare, short enough to read.
+    let took_ms = (took.as_secs_f64() * 100_000.0).round() / 100.0;
     match outcome {
         Ok(result) => {
-            if let Err(e) = &result {
-                metrics.record_error(actor, &e.to_string());
+            // One line per event and worker, inside the span: it names the event and its correlation id.
+            match &result {
+                Ok(()) => tracing::info!(took_ms, "event handled"),
+                Err(e) => {
+                    tracing::warn!(error = %e, took_ms, "event failed");
+                    metrics.record_error(actor, &e.to_string());
+                }
             }
             Guarded { result, panicked: false }
         }

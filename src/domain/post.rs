@@ -8,11 +8,14 @@ pub const TAGS_MAX: usize = 10;
 pub const TAG_MAX_CHARS: usize = 32;
 
 /// The body of `POST /posts` and `PUT /posts/{id}`, as sent.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PostInput {
+    /// Not blank; at most 200 characters once trimmed.
     pub title: String,
+    /// Not blank; at most 20,000 characters once trimmed.
     pub description: String,
+    /// At most 10 distinct tags of at most 32 letters, digits or `- _ . + #`; trimmed, lower-cased, de-duplicated.
     #[serde(default)]
     pub tags: Vec<String>,
 }

@@ -8,10 +8,11 @@ use actix::MailboxError;
 use actix_web::middleware::from_fn;
 use actix_web::{web, HttpResponse};
 use blog_actors::messages::RebuildTagCloud;
+use blog_actors::ports::RebuildReport;
 
 use super::auth::RequireApiKey;
 use super::correlation::{echo_request_id, CorrelationId};
-use super::problem::method_not_allowed;
+use super::problem::allow;
 use super::{AppState, Problem};
 
 /// A rebuild scans every post; past this the caller gets 503 (the rebuild itself still finishes).
@@ -22,10 +23,22 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         web::resource("/admin/tag-cloud/rebuild")
             .wrap(from_fn(echo_request_id))
             .route(web::post().to(rebuild_tag_cloud))
-            .default_service(web::to(method_not_allowed)),
+            .default_service(allow("POST")),
     );
 }
 
+/// Rebuild the tag cloud from all posts now, through the tag aggregator.
+#[utoipa::path(
+    post, path = "/admin/tag-cloud/rebuild", tag = "admin",
+    params(CorrelationId),
+    security(("bearer" = []), ("api_key" = [])),
+    responses(
+        (status = 200, description = "Rebuilt; what was found and how long it took", body = RebuildReport,
+            headers(("X-Request-Id" = String, description = "The correlation id of the request"))),
+        (status = 401, description = "No valid API key", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The store or the tag aggregator is unavailable", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 #[tracing::instrument(skip_all, fields(correlation_id = %cid))]
 async fn rebuild_tag_cloud(_: RequireApiKey, state: web::Data<AppState>, cid: CorrelationId) -> Result<HttpResponse, Problem> {
     let report = state.tag_aggregator.send(RebuildTagCloud).timeout(REBUILD_TIMEOUT).await.map_err(mailbox)??;

@@ -12,6 +12,8 @@ use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::{FromRequest, HttpMessage, HttpRequest};
+use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn};
+use utoipa::openapi::{ObjectBuilder, Required, Type};
 use uuid::Uuid;
 
 pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -46,6 +48,30 @@ impl FromRequest for CorrelationId {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         ready(Ok(CorrelationId::of(req)))
+    }
+}
+
+/// Documents the headers the id is read from, so `params(CorrelationId)` lists them.
+/// Both are optional and never rejected: an unusable value is replaced, not refused.
+impl utoipa::IntoParams for CorrelationId {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        let header = |name: &str, description: &str| {
+            ParameterBuilder::new()
+                .name(name)
+                .parameter_in(ParameterIn::Header)
+                .required(Required::False)
+                .description(Some(description))
+                .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
+                .build()
+        };
+        vec![
+            header(
+                "X-Request-Id",
+                "Correlation id for the request and every event it causes (printable ASCII, at most 128 characters; \
+                 anything else is ignored). Echoed in the answer.",
+            ),
+            header("traceparent", "W3C trace context; its trace id is the correlation id when X-Request-Id is absent."),
+        ]
     }
 }
 

@@ -4,13 +4,14 @@
 
 use actix_web::middleware::from_fn;
 use actix_web::{web, HttpResponse};
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use super::auth::RequireApiKey;
 use super::correlation::{echo_request_id, CorrelationId};
-use super::problem::method_not_allowed;
+use super::problem::allow;
 use super::{AppState, Problem};
+use crate::transport::ParkedMessage;
 
 pub const LIMIT_DEFAULT: usize = 100;
 pub const LIMIT_MAX: usize = 1000;
@@ -20,27 +21,58 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         web::resource("/dead-letters")
             .wrap(from_fn(echo_request_id))
             .route(web::get().to(list))
-            .default_service(web::to(method_not_allowed)),
+            .default_service(allow("GET")),
     )
     .service(
         web::resource("/dead-letters/{id}/replay")
             .wrap(from_fn(echo_request_id))
             .route(web::post().to(replay))
-            .default_service(web::to(method_not_allowed)),
+            .default_service(allow("POST")),
     )
     .service(
         web::resource("/dead-letters/{id}")
             .wrap(from_fn(echo_request_id))
             .route(web::delete().to(delete))
-            .default_service(web::to(method_not_allowed)),
+            .default_service(allow("DELETE")),
     );
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// At most this many, the oldest first.
+    #[param(minimum = 1, maximum = 1000, default = 100)]
     pub limit: Option<usize>,
 }
 
+/// Parked messages, oldest first, and how many there are in all.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ParkedList {
+    pub items: Vec<ParkedMessage>,
+    pub total: u64,
+}
+
+/// What happened to a parked message.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ParkedAction {
+    pub id: String,
+    /// `replayed`.
+    pub status: &'static str,
+}
+
+/// List parked messages with why each was parked.
+#[utoipa::path(
+    get, path = "/dead-letters", tag = "dead-letters",
+    params(ListQuery, CorrelationId),
+    security(("bearer" = []), ("api_key" = [])),
+    responses(
+        (status = 200, description = "The oldest parked messages", body = ParkedList,
+            headers(("X-Request-Id" = String, description = "The correlation id of the request"))),
+        (status = 400, description = "`limit` is out of range", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid API key", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The transport is unavailable", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 #[tracing::instrument(skip_all, fields(limit = ?query.limit))]
 async fn list(_: RequireApiKey, state: web::Data<AppState>, query: web::Query<ListQuery>) -> Result<HttpResponse, Problem> {
     let limit = query.limit.unwrap_or(LIMIT_DEFAULT);
@@ -49,9 +81,22 @@ async fn list(_: RequireApiKey, state: web::Data<AppState>, query: web::Query<Li
     }
     let items = state.transport.list_parked(limit).await?;
     let total = state.transport.parked_count().await?;
-    Ok(HttpResponse::Ok().json(json!({ "items": items, "total": total })))
+    Ok(HttpResponse::Ok().json(ParkedList { items, total }))
 }
 
+/// Send a parked message back to its worker as a first attempt.
+#[utoipa::path(
+    post, path = "/dead-letters/{id}/replay", tag = "dead-letters",
+    params(("id" = String, Path, description = "The parked message's id"), CorrelationId),
+    security(("bearer" = []), ("api_key" = [])),
+    responses(
+        (status = 202, description = "Sent back to its worker", body = ParkedAction,
+            headers(("X-Request-Id" = String, description = "The correlation id of the request"))),
+        (status = 401, description = "No valid API key", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such parked message", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The transport is unavailable", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 #[tracing::instrument(skip_all, fields(correlation_id = %cid, parked_id = %id))]
 async fn replay(
     _: RequireApiKey,
@@ -61,12 +106,24 @@ async fn replay(
 ) -> Result<HttpResponse, Problem> {
     if state.transport.replay_parked(&id).await? {
         tracing::info!("parked message replayed");
-        Ok(HttpResponse::Accepted().json(json!({ "id": id.as_str(), "status": "replayed" })))
+        Ok(HttpResponse::Accepted().json(ParkedAction { id: id.into_inner(), status: "replayed" }))
     } else {
         Err(no_such(&id))
     }
 }
 
+/// Drop a parked message for good.
+#[utoipa::path(
+    delete, path = "/dead-letters/{id}", tag = "dead-letters",
+    params(("id" = String, Path, description = "The parked message's id"), CorrelationId),
+    security(("bearer" = []), ("api_key" = [])),
+    responses(
+        (status = 204, description = "Dropped", headers(("X-Request-Id" = String, description = "The correlation id of the request"))),
+        (status = 401, description = "No valid API key", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such parked message", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The transport is unavailable", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 #[tracing::instrument(skip_all, fields(correlation_id = %cid, parked_id = %id))]
 async fn delete(
     _: RequireApiKey,

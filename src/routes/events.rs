@@ -8,13 +8,13 @@ use actix_web::middleware::from_fn;
 use actix_web::{web, HttpResponse};
 use blog_actors::event::{Envelope, InvalidEvent, KNOWN_TYPES};
 use chrono::{DateTime, Utc};
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::auth::RequireApiKey;
 use super::correlation::{echo_request_id, CorrelationId};
-use super::problem::{method_not_allowed, FieldError};
+use super::problem::{allow, FieldError};
 use super::{AppState, Problem};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -22,15 +22,17 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         web::resource("/events")
             .wrap(from_fn(echo_request_id))
             .route(web::post().to(publish_event))
-            .default_service(web::to(method_not_allowed)),
+            .default_service(allow("POST")),
     );
 }
 
 /// An envelope as a caller may send it: only `type` and `data` are required.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct EventInput {
+    /// One of `post.created`, `post.updated`, `post.deleted`, `order.fulfilled`.
     #[serde(rename = "type")]
     pub event_type: String,
+    /// The event's data, as the event contract gives it for the type.
     pub data: serde_json::Value,
     pub id: Option<Uuid>,
     pub occurred_at: Option<DateTime<Utc>>,
@@ -51,6 +53,31 @@ impl EventInput {
     }
 }
 
+/// The event was stored in the outbox and will be published.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventAccepted {
+    pub id: Uuid,
+    /// `accepted`.
+    pub status: &'static str,
+}
+
+/// Enqueue an event, as another service would publish it; checked as its worker would check it.
+#[utoipa::path(
+    post, path = "/events", tag = "events",
+    params(CorrelationId),
+    request_body = EventInput,
+    security(("bearer" = []), ("api_key" = [])),
+    responses(
+        (status = 202, description = "Stored in the outbox; it will be published", body = EventAccepted,
+            headers(("X-Request-Id" = String, description = "The correlation id of the request"))),
+        (status = 400, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid API key", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is over 64 KiB", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not sent as JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Unknown type or invalid data; `known_types` lists the types", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The store is unavailable", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 #[tracing::instrument(skip_all, fields(correlation_id = %cid, event_type = %input.event_type))]
 async fn publish_event(
     _: RequireApiKey,
@@ -64,7 +91,7 @@ async fn publish_event(
     state.store.enqueue(&envelope.event_type, envelope.id, envelope.to_bytes(), correlation).await?;
     state.relay_wakeup.notify_one();
     tracing::info!(event_id = %envelope.id, "event accepted");
-    Ok(HttpResponse::Accepted().json(json!({ "id": envelope.id, "status": "accepted" })))
+    Ok(HttpResponse::Accepted().json(EventAccepted { id: envelope.id, status: "accepted" }))
 }
 
 fn invalid(err: InvalidEvent) -> Problem {
@@ -85,6 +112,7 @@ fn invalid(err: InvalidEvent) -> Problem {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn input(event_type: &str, data: serde_json::Value) -> EventInput {
         EventInput { event_type: event_type.into(), data, id: None, occurred_at: None, correlation_id: None }

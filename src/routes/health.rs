@@ -8,33 +8,50 @@ use std::time::Duration;
 
 use actix_web::{web, HttpResponse};
 use serde::Serialize;
+use utoipa::ToSchema;
 
-use super::problem::method_not_allowed;
+use super::problem::allow;
 use super::AppState;
 
 /// A store that does not answer a ping within this is as good as down.
 const PING_TIMEOUT: Duration = Duration::from_secs(2);
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/health/live").route(web::get().to(live)).default_service(web::to(method_not_allowed)))
-        .service(web::resource("/health/ready").route(web::get().to(ready)).default_service(web::to(method_not_allowed)));
+    cfg.service(web::resource("/health/live").route(web::get().to(live)).default_service(allow("GET")))
+        .service(web::resource("/health/ready").route(web::get().to(ready)).default_service(allow("GET")));
+}
+
+/// The answer of `/health/live`.
+#[derive(Debug, Serialize, PartialEq, ToSchema)]
+pub struct Liveness {
+    /// Always `ok`.
+    pub status: &'static str,
 }
 
 /// The process answers: nothing else is checked, so a broker outage never gets it killed.
+#[utoipa::path(
+    get, path = "/health/live", tag = "health",
+    responses((status = 200, description = "The process is up", body = Liveness))
+)]
 async fn live() -> HttpResponse {
-    HttpResponse::Ok().json(serde_json::json!({ "status": "ok" }))
+    HttpResponse::Ok().json(Liveness { status: "ok" })
 }
 
-#[derive(Debug, Serialize, PartialEq)]
+/// Whether the service can do its work, and which dependency fails when not.
+#[derive(Debug, Serialize, PartialEq, ToSchema)]
 pub struct Readiness {
+    /// `ready` or `unavailable`.
     pub status: &'static str,
     pub checks: Checks,
 }
 
-#[derive(Debug, Serialize, PartialEq)]
+#[derive(Debug, Serialize, PartialEq, ToSchema)]
 pub struct Checks {
+    /// `ok`, `unavailable` or `timeout`.
     pub store: &'static str,
+    /// `ok` or `disconnected`.
     pub broker: &'static str,
+    /// `ok` or `stopped`.
     pub consumers: &'static str,
 }
 
@@ -45,6 +62,14 @@ impl Checks {
     }
 }
 
+/// Readiness: the store answers, the broker is connected and the consumers run.
+#[utoipa::path(
+    get, path = "/health/ready", tag = "health",
+    responses(
+        (status = 200, description = "Ready", body = Readiness),
+        (status = 503, description = "Not ready; `checks` says which part fails", body = Readiness),
+    )
+)]
 #[tracing::instrument(skip_all)]
 async fn ready(state: web::Data<AppState>) -> HttpResponse {
     // Store errors may name hosts or credentials: logged, not shown.

@@ -7,33 +7,79 @@
 
 use actix_web::http::header::ContentType;
 use actix_web::{web, HttpResponse};
+use blog_actors::metrics::ActorSnapshot;
 use prometheus::core::Collector;
 use prometheus::proto::MetricFamily;
 use prometheus::{Encoder, IntGauge, TextEncoder};
+use serde::Serialize;
+use utoipa::ToSchema;
 
-use super::problem::method_not_allowed;
+use super::problem::allow;
 use super::{AppState, Problem};
 
+const RELAY: &str = "relay";
+const QUEUE_READER: &str = "queue_reader";
+
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/metrics").route(web::get().to(metrics)).default_service(web::to(method_not_allowed)))
-        .service(web::resource("/actors").route(web::get().to(actors)).default_service(web::to(method_not_allowed)));
+    cfg.service(web::resource("/metrics").route(web::get().to(metrics)).default_service(allow("GET")))
+        .service(web::resource("/actors").route(web::get().to(actors)).default_service(allow("GET")));
 }
 
+/// What the store and the transport say now; `None` where they could not say.
+struct LiveFigures {
+    backlog: Option<u64>,
+    parked: Option<u64>,
+    pending: Option<u64>,
+    connected: bool,
+    consuming: bool,
+}
+
+impl LiveFigures {
+    /// Reads them, and remembers the backlogs in the actors' histories for the dashboard.
+    async fn read(state: &AppState) -> Self {
+        // A figure that cannot be read now is left out (a gap, not a false zero).
+        let backlog = state.store.backlog().await.map_err(|e| tracing::warn!(error = %e, "outbox backlog unavailable")).ok();
+        let parked = state.transport.parked_count().await.map_err(|e| tracing::warn!(error = %e, "parked count unavailable")).ok();
+        let pending = state.transport.pending_deliveries().await.map_err(|e| tracing::warn!(error = %e, "queue depth unavailable")).ok();
+        let live = Self { backlog, parked, pending, connected: state.transport.is_connected(), consuming: state.transport.is_consuming() };
+        for actor in blog_actors::metrics::ACTORS {
+            if let Some(backlog) = live.backlog_of(actor, Some(state.actor_metrics.mailbox_depth(actor))) {
+                state.actor_metrics.observe_backlog(actor, backlog);
+            }
+        }
+        live
+    }
+
+    /// Work waiting for `actor`: the outbox for the relay, the worker queues for the reader, else its mailbox.
+    fn backlog_of(&self, actor: &str, mailbox_depth: Option<i64>) -> Option<u64> {
+        match actor {
+            RELAY => self.backlog,
+            QUEUE_READER => self.pending,
+            _ => mailbox_depth.map(|d| u64::try_from(d).unwrap_or(0)),
+        }
+    }
+}
+
+/// Every series in the Prometheus text format.
+#[utoipa::path(
+    get, path = "/metrics", tag = "observability",
+    responses(
+        (status = 200, description = "Prometheus text exposition format 0.0.4", body = String, content_type = "text/plain"),
+        (status = 500, description = "The series could not be encoded", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 #[tracing::instrument(skip_all)]
 async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, Problem> {
+    let live = LiveFigures::read(&state).await;
     let mut families = state.registry.gather();
-    // A figure that cannot be read now is left out of this scrape (a gap, not a false zero).
-    let backlog = state.store.backlog().await.map_err(|e| tracing::warn!(error = %e, "outbox backlog unavailable")).ok();
-    let parked = state.transport.parked_count().await.map_err(|e| tracing::warn!(error = %e, "parked count unavailable")).ok();
-    let pending = state.transport.pending_deliveries().await.map_err(|e| tracing::warn!(error = %e, "queue depth unavailable")).ok();
-    let connected = Some(u64::from(state.transport.is_connected()));
-    let live = [
-        ("blog_outbox_backlog", "Outbox entries not yet published", backlog),
-        ("blog_parked_messages", "Messages in the parking lots", parked),
-        ("blog_queue_pending_deliveries", "Deliveries waiting in the worker queues or unsettled", pending),
-        ("blog_broker_connected", "1 when the transport is connected, else 0", connected),
+    let gauges = [
+        ("blog_outbox_backlog", "Outbox entries not yet published", live.backlog),
+        ("blog_parked_messages", "Messages in the parking lots now", live.parked),
+        ("blog_queue_pending_deliveries", "Deliveries waiting in the worker queues or unsettled", live.pending),
+        ("blog_broker_connected", "1 when the transport is connected, else 0", Some(u64::from(live.connected))),
+        ("blog_queue_reader_consuming", "1 when the queue reader's consumers are attached, else 0", Some(u64::from(live.consuming))),
     ];
-    for (name, help, value) in live {
+    for (name, help, value) in gauges {
         // Should another part of the service register the same name, its series wins.
         if families.iter().any(|f| f.name() == name) {
             continue;
@@ -42,6 +88,8 @@ async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, Problem> {
             families.extend(gauge(name, help, value)?);
         }
     }
+    // The text format wants each family once; sorted output is also easier to read and diff.
+    families.sort_by(|a, b| a.name().cmp(b.name()));
     let encoder = TextEncoder::new();
     let mut body = Vec::new();
     encoder.encode(&families, &mut body).map_err(|e| Problem::internal(&e))?;
@@ -54,9 +102,51 @@ fn gauge(name: &str, help: &str, value: u64) -> Result<Vec<MetricFamily>, Proble
     Ok(gauge.collect())
 }
 
+/// One actor as `/actors` shows it: its own figures plus what the store and transport say about its work.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ActorView {
+    #[serde(flatten)]
+    pub figures: ActorSnapshot,
+    /// Work waiting: outbox entries for the relay, worker-queue deliveries for the queue reader,
+    /// the mailbox for a worker; null when it could not be read.
+    pub backlog: Option<u64>,
+    /// The transport as the queue reader sees it; only on the queue reader.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transport: Option<TransportView>,
+}
+
+/// The transport's state, for the queue reader's row.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TransportView {
+    pub connected: bool,
+    pub consuming: bool,
+    /// Messages in the parking lots now; null when it could not be read.
+    pub parked_messages: Option<u64>,
+}
+
+/// Every actor's figures, state, last error and the last minutes, as JSON.
+#[utoipa::path(
+    get, path = "/actors", tag = "observability",
+    responses((status = 200, description = "One entry per actor", body = Vec<ActorView>))
+)]
 #[tracing::instrument(skip_all)]
 async fn actors(state: web::Data<AppState>) -> HttpResponse {
-    HttpResponse::Ok().json(state.actor_metrics.snapshot())
+    let live = LiveFigures::read(&state).await;
+    let views: Vec<ActorView> = state
+        .actor_metrics
+        .snapshot()
+        .into_iter()
+        .map(|figures| ActorView {
+            backlog: live.backlog_of(&figures.name, Some(figures.mailbox_depth)),
+            transport: (figures.name == QUEUE_READER).then_some(TransportView {
+                connected: live.connected,
+                consuming: live.consuming,
+                parked_messages: live.parked,
+            }),
+            figures,
+        })
+        .collect();
+    HttpResponse::Ok().json(views)
 }
 
 #[cfg(test)]
@@ -68,5 +158,13 @@ mod tests {
         let families = gauge("blog_outbox_backlog", "help", 7).unwrap();
         let text = TextEncoder::new().encode_to_string(&families).unwrap();
         assert!(text.contains("# TYPE blog_outbox_backlog gauge\nblog_outbox_backlog 7\n"), "{text}");
+    }
+
+    #[test]
+    fn each_actor_has_its_own_backlog() {
+        let live = LiveFigures { backlog: Some(3), parked: None, pending: Some(5), connected: true, consuming: true };
+        assert_eq!(live.backlog_of("relay", Some(0)), Some(3));
+        assert_eq!(live.backlog_of("queue_reader", Some(0)), Some(5));
+        assert_eq!(live.backlog_of("emailer", Some(2)), Some(2));
     }
 }

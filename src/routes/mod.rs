@@ -3,10 +3,12 @@
 mod admin;
 mod auth;
 pub mod correlation;
+mod dashboard;
 mod dead_letters;
 mod events;
 mod health;
 mod metrics;
+mod openapi;
 mod posts;
 mod problem;
 mod tags;
@@ -23,6 +25,7 @@ use crate::store::Store;
 use crate::transport::Transport;
 
 pub use auth::RequireApiKey;
+pub use openapi::ApiDoc;
 pub use correlation::{echo_request_id, CorrelationId};
 pub use problem::{FieldError, Problem};
 
@@ -54,6 +57,8 @@ pub fn configure(cfg: &mut actix_web::web::ServiceConfig) {
     admin::configure(cfg);
     health::configure(cfg);
     metrics::configure(cfg);
+    dashboard::configure(cfg);
+    openapi::configure(cfg);
 }
 
 /// The answer for any route that does not exist.

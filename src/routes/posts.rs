@@ -5,15 +5,18 @@
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::middleware::from_fn;
 use actix_web::{web, HttpRequest, HttpResponse};
+use blog_actors::event::PostSnapshot;
+use blog_actors::ports::PostView;
 use serde::Deserialize;
+use utoipa::IntoParams;
 use uuid::Uuid;
 
 use super::auth::RequireApiKey;
 use super::correlation::{echo_request_id, CorrelationId};
-use super::problem::{method_not_allowed, FieldError};
+use super::problem::{allow, FieldError};
 use super::{AppState, Problem};
 use crate::domain::post::{InvalidPost, PostInput};
-use crate::store::PostWrite;
+use crate::store::{PostPage, PostWrite};
 
 pub const PER_PAGE_DEFAULT: u32 = 20;
 pub const PER_PAGE_MAX: u32 = 100;
@@ -24,7 +27,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .wrap(from_fn(echo_request_id))
             .route(web::get().to(list_posts))
             .route(web::post().to(create_post))
-            .default_service(web::to(method_not_allowed)),
+            .default_service(allow("GET, POST")),
     )
     .service(
         web::resource("/posts/{id}")
@@ -32,17 +35,32 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(web::get().to(get_post))
             .route(web::put().to(update_post))
             .route(web::delete().to(delete_post))
-            .default_service(web::to(method_not_allowed)),
+            .default_service(allow("GET, PUT, DELETE")),
     );
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// Only posts with this tag (matched trimmed and lower-cased); empty means all.
     pub tag: Option<String>,
+    /// Counts from 1; a page past the end is empty.
+    #[param(minimum = 1, maximum = 4294967295_u64, format = Int64, default = 1)]
     pub page: Option<u32>,
+    #[param(minimum = 1, maximum = 100, default = 20)]
     pub per_page: Option<u32>,
 }
 
+/// List posts from the read model, newest first.
+#[utoipa::path(
+    get, path = "/posts", tag = "posts",
+    params(ListQuery, CorrelationId),
+    responses(
+        (status = 200, description = "One page of posts", body = PostPage),
+        (status = 400, description = "A query parameter is out of range", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The store is unavailable", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 #[tracing::instrument(skip_all, fields(tag = ?query.tag, page = ?query.page))]
 async fn list_posts(state: web::Data<AppState>, query: web::Query<ListQuery>) -> Result<HttpResponse, Problem> {
     let page = query.page.unwrap_or(1);
@@ -59,6 +77,17 @@ async fn list_posts(state: web::Data<AppState>, query: web::Query<ListQuery>) ->
     Ok(HttpResponse::Ok().json(found))
 }
 
+/// One post as the read model holds it; its `ETag` is its version.
+#[utoipa::path(
+    get, path = "/posts/{id}", tag = "posts",
+    params(("id" = String, Path, description = "The post's id (a uuid)"), CorrelationId),
+    responses(
+        (status = 200, description = "The post", body = PostView,
+            headers(("ETag" = String, description = "The version, quoted"))),
+        (status = 404, description = "No such post", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The store is unavailable", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 #[tracing::instrument(skip_all, fields(post_id = %id))]
 async fn get_post(state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse, Problem> {
     let id = post_id(&id)?;
@@ -68,6 +97,26 @@ async fn get_post(state: web::Data<AppState>, id: web::Path<String>) -> Result<H
     }
 }
 
+/// Create a post; its `post.created` event leaves through the outbox.
+#[utoipa::path(
+    post, path = "/posts", tag = "posts",
+    params(CorrelationId),
+    request_body = PostInput,
+    security(("bearer" = []), ("api_key" = [])),
+    responses(
+        (status = 201, description = "Created", body = PostSnapshot, headers(
+            ("Location" = String, description = "Where the post can be read"),
+            ("ETag" = String, description = "The version, quoted"),
+            ("X-Request-Id" = String, description = "The correlation id of the request"),
+        )),
+        (status = 400, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid API key", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is over 64 KiB", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not sent as JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The post is not valid; `errors` names each field", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The store is unavailable", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 #[tracing::instrument(skip_all, fields(correlation_id = %cid))]
 async fn create_post(
     _: RequireApiKey,
@@ -85,6 +134,32 @@ async fn create_post(
         .json(snapshot))
 }
 
+/// Replace a post; `If-Match` makes it conditional on the version.
+#[utoipa::path(
+    put, path = "/posts/{id}", tag = "posts",
+    params(
+        ("id" = String, Path, description = "The post's id (a uuid)"),
+        ("If-Match" = Option<String>, Header, description = "The version the change is based on, e.g. `\"3\"`; `*` for any",
+            pattern = r#"^[ \t]*(\*|(W/)?("[+-]?[0-9]+"|[+-]?[0-9]+))[ \t]*$"#),
+        CorrelationId,
+    ),
+    request_body = PostInput,
+    security(("bearer" = []), ("api_key" = [])),
+    responses(
+        (status = 200, description = "Replaced", body = PostSnapshot, headers(
+            ("ETag" = String, description = "The new version, quoted"),
+            ("X-Request-Id" = String, description = "The correlation id of the request"),
+        )),
+        (status = 400, description = "The body is not JSON, or If-Match is malformed", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid API key", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such post", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "If-Match names another version; `current_version` tells which", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is over 64 KiB", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not sent as JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The post is not valid; `errors` names each field", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The store is unavailable", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 #[tracing::instrument(skip_all, fields(correlation_id = %cid, post_id = %id))]
 async fn update_post(
     _: RequireApiKey,
@@ -108,6 +183,19 @@ async fn update_post(
     }
 }
 
+/// Delete a post; `post.deleted` removes it from the tag cloud and the read model.
+#[utoipa::path(
+    delete, path = "/posts/{id}", tag = "posts",
+    params(("id" = String, Path, description = "The post's id (a uuid)"), CorrelationId),
+    security(("bearer" = []), ("api_key" = [])),
+    responses(
+        (status = 204, description = "Deleted", headers(("X-Request-Id" = String, description = "The correlation id of the request"))),
+        (status = 401, description = "No valid API key", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such post", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The post changed meanwhile", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The store is unavailable", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 #[tracing::instrument(skip_all, fields(correlation_id = %cid, post_id = %id))]
 async fn delete_post(
     _: RequireApiKey,

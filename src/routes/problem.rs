@@ -4,7 +4,7 @@
 use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
+use actix_web::{web, HttpRequest, HttpResponse, ResponseError, Route};
 use blog_actors::delivery::TransportError;
 use blog_actors::ports::StoreError;
 use serde::Serialize;
@@ -15,17 +15,18 @@ const TYPE_BASE: &str = "https://blog.example/problems/";
 pub const CONTENT_TYPE: &str = "application/problem+json";
 
 /// One invalid input field, for validation failures.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct FieldError {
     pub field: String,
     pub message: String,
 }
 
-/// An error answer. Built by the constructors below; `detail` is always safe to show a client.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+/// An error answer (RFC 7807). Built by the constructors below; `detail` is always safe to show a client.
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct Problem {
     /// Serialised as the full type URI; kept as a slug so a `Result<_, Problem>` stays small.
     #[serde(rename = "type", serialize_with = "type_uri")]
+    #[schema(value_type = String, example = "https://blog.example/problems/validation")]
     pub slug: &'static str,
     pub title: &'static str,
     pub status: u16,
@@ -188,9 +189,15 @@ pub async fn not_found(req: HttpRequest) -> HttpResponse {
     Problem::not_found(format!("no route for {} {}", req.method(), req.path())).error_response()
 }
 
-/// `default_service` of each resource: a known path with a method it does not serve.
-pub async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
-    Problem::method_not_allowed(format!("{} is not allowed on {}", req.method(), req.path())).error_response()
+/// `default_service` of each resource: a known path with a method it does not serve gets
+/// 405 and, as RFC 9110 asks, an `Allow` header naming the `methods` it does serve.
+pub fn allow(methods: &'static str) -> Route {
+    web::to(move |req: HttpRequest| async move {
+        let detail = format!("{} is not allowed on {}; allowed: {methods}", req.method(), req.path());
+        let mut res = Problem::method_not_allowed(detail).error_response();
+        res.headers_mut().insert(header::ALLOW, HeaderValue::from_static(methods));
+        res
+    })
 }
 
 #[cfg(test)]
@@ -224,6 +231,15 @@ mod tests {
         assert_eq!(res.status(), 401);
         assert_eq!(res.headers().get(header::WWW_AUTHENTICATE).unwrap(), "Bearer");
         assert!(body_json(res).await.get("errors").is_none());
+    }
+
+    #[actix_web::test]
+    async fn a_method_a_resource_does_not_serve_is_405_with_allow() {
+        let app = test::init_service(App::new().service(web::resource("/r").route(web::get().to(HttpResponse::Ok)).default_service(allow("GET")))).await;
+        let res = test::call_service(&app, test::TestRequest::delete().uri("/r").to_request()).await;
+        assert_eq!(res.status(), 405);
+        assert_eq!(res.headers().get(header::ALLOW).unwrap(), "GET");
+        assert_eq!(res.headers().get(header::CONTENT_TYPE).unwrap(), CONTENT_TYPE);
     }
 
     #[actix_web::test]

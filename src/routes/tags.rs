@@ -1,23 +1,37 @@
 //! The tag cloud, most used first, as the tag aggregator keeps it.
 
 use actix_web::{web, HttpResponse};
+use blog_actors::ports::TagCount;
 use serde::Deserialize;
+use utoipa::IntoParams;
 
-use super::problem::method_not_allowed;
+use super::problem::allow;
 use super::{AppState, Problem};
 
 pub const LIMIT_MAX: u32 = 1000;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/tags").route(web::get().to(tag_cloud)).default_service(web::to(method_not_allowed)));
+    cfg.service(web::resource("/tags").route(web::get().to(tag_cloud)).default_service(allow("GET")));
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct TagsQuery {
-    /// All tags when absent.
+    /// At most this many tags, the most used; all tags when absent.
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
 }
 
+/// The tag cloud, most used first (ties by name).
+#[utoipa::path(
+    get, path = "/tags", tag = "tags",
+    params(TagsQuery),
+    responses(
+        (status = 200, description = "Every tag with the number of posts that carry it", body = Vec<TagCount>),
+        (status = 400, description = "`limit` is out of range", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The store is unavailable", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 #[tracing::instrument(skip_all, fields(limit = ?query.limit))]
 async fn tag_cloud(state: web::Data<AppState>, query: web::Query<TagsQuery>) -> Result<HttpResponse, Problem> {
     if let Some(limit) = query.limit {

@@ -2,6 +2,7 @@
 //! model (queries database) and the email log. One trait, two adapters: the
 //! embedded SQLite store and MongoDB.
 
+pub mod mongo;
 pub mod sqlite;
 
 use async_trait::async_trait;
@@ -35,7 +36,7 @@ pub enum PostWrite {
 }
 
 /// One page of posts from the read model.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct PostPage {
     pub items: Vec<PostView>,
     pub page: u32,

@@ -2,6 +2,7 @@
 //! durable queue (SQLite in the data dir) and RabbitMQ implement the same traits.
 
 pub mod embedded;
+pub mod rabbitmq;
 pub mod relay;
 
 use async_trait::async_trait;
@@ -20,7 +21,7 @@ pub trait Publisher: Send + Sync {
 }
 
 /// A message in a parking lot, with why it is there.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct ParkedMessage {
     /// Stable id for replay and delete.
     pub id: String,

@@ -4,11 +4,12 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use crate::faults::FlakyMailer;
-use crate::helpers::{eventually, order_event, spawn_app, spawn_app_with};
+use crate::helpers::{eventually, order_event, spawn_app_on, spawn_app_with, Backend};
+use crate::on_every_backend;
 
-#[actix_web::test]
-async fn one_fulfilled_order_gives_one_mail_to_the_customer_with_its_lines() {
-    let app = spawn_app().await;
+on_every_backend!(one_fulfilled_order_gives_one_mail_to_the_customer_with_its_lines);
+async fn one_fulfilled_order_gives_one_mail_to_the_customer_with_its_lines(backend: Backend) {
+    let app = spawn_app_on(backend).await;
     let response = app.post_event(&order_event("A-1001", "ada@example.com")).await;
     assert_eq!(response.status(), 202);
     let files = eventually("the mail file", || async {
@@ -24,10 +25,10 @@ async fn one_fulfilled_order_gives_one_mail_to_the_customer_with_its_lines() {
     assert!(mail.contains("1 x Notes on the Engine (BK-7)"), "{mail}");
 }
 
-#[actix_web::test]
-async fn the_same_order_event_delivered_twice_still_mails_once() {
+on_every_backend!(the_same_order_event_delivered_twice_still_mails_once);
+async fn the_same_order_event_delivered_twice_still_mails_once(backend: Backend) {
     let mailer = std::sync::OnceLock::<Arc<FlakyMailer>>::new();
-    let app = spawn_app_with(|_| {}, |adapters| {
+    let app = spawn_app_with(backend, |_| {}, |adapters| {
         let counting = Arc::new(FlakyMailer::new(adapters.mailer.clone(), 0));
         adapters.mailer = counting.clone();
         mailer.set(counting).ok();

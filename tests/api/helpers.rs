@@ -15,6 +15,8 @@ pub const EVENTUALLY: Duration = Duration::from_secs(20);
 
 pub struct TestApp {
     pub address: String,
+    /// The RabbitMQ names to delete when the test ends, if it used RabbitMQ.
+    pub amqp: Option<(String, String, Vec<Duration>)>,
     pub client: reqwest::Client,
     pub handles: AppHandles,
     pub data_dir: PathBuf,
@@ -37,23 +39,121 @@ pub fn test_settings(data_dir: PathBuf) -> Settings {
     }
 }
 
-pub async fn spawn_app() -> TestApp {
-    spawn_app_with(|_| {}, |_| {}).await
+/// The store and transport a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// SQLite store and the embedded queue: `cargo run` with nothing installed.
+    Embedded,
+    /// SQLite store, RabbitMQ transport.
+    Rabbit,
+    /// MongoDB store (the stand-in in tests), RabbitMQ transport: production.
+    MongoRabbit,
 }
 
-/// Starts the app after `configure` adjusted its settings and `wrap` its adapters.
-pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings), wrap: impl FnOnce(&mut Adapters)) -> TestApp {
+/// Writes the behavioural test `$test(backend)` once per backend, as `$test::embedded` etc.
+#[macro_export]
+macro_rules! on_every_backend {
+    ($test:ident) => {
+        mod $test {
+            use $crate::helpers::Backend;
+
+            #[actix_web::test]
+            async fn embedded() {
+                super::$test(Backend::Embedded).await
+            }
+
+            #[actix_web::test]
+            async fn rabbitmq() {
+                super::$test(Backend::Rabbit).await
+            }
+
+            #[actix_web::test]
+            async fn mongodb_and_rabbitmq() {
+                super::$test(Backend::MongoRabbit).await
+            }
+        }
+    };
+}
+
+pub fn amqp_url() -> String {
+    std::env::var("BLOG_TEST_AMQP_URL").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672".into())
+}
+
+pub fn mongo_url() -> String {
+    std::env::var("BLOG_TEST_MONGO_URL")
+        .unwrap_or_else(|_| "mongodb://127.0.0.1:27018/?directConnection=true&serverSelectionTimeoutMS=5000".into())
+}
+
+/// A name no other test uses: for queue prefixes and database names.
+pub fn unique_name(kind: &str) -> String {
+    format!("t_{kind}_{}", &uuid::Uuid::new_v4().simple().to_string()[..12])
+}
+
+/// Points the settings at the backend, with names of their own.
+pub fn use_backend(settings: &mut Settings, backend: Backend) {
+    if matches!(backend, Backend::Rabbit | Backend::MongoRabbit) {
+        settings.broker_url = amqp_url();
+        settings.amqp_prefix = unique_name("q");
+    }
+    if backend == Backend::MongoRabbit {
+        settings.store_url = Some(mongo_url());
+        settings.db = unique_name("blog");
+        settings.queries_db = unique_name("queries");
+    }
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_on(Backend::Embedded).await
+}
+
+pub async fn spawn_app_on(backend: Backend) -> TestApp {
+    spawn_app_with(backend, |_| {}, |_| {}).await
+}
+
+/// Starts the app on `backend` after `configure` adjusted its settings and `wrap` its adapters.
+pub async fn spawn_app_with(
+    backend: Backend,
+    configure: impl FnOnce(&mut Settings),
+    wrap: impl FnOnce(&mut Adapters),
+) -> TestApp {
     init_test_logging();
     let dir = tempfile::tempdir().expect("a temp dir");
     let mut settings = test_settings(dir.path().to_owned());
+    use_backend(&mut settings, backend);
     configure(&mut settings);
+    let amqp = settings
+        .broker_url
+        .starts_with("amqp")
+        .then(|| (settings.broker_url.clone(), settings.amqp_prefix.clone(), settings.retry_policy().delay_levels()));
     let mut adapters = Adapters::from_settings(&settings).await.expect("adapters open");
     wrap(&mut adapters);
     let app = Application::build_with(settings, adapters).await.expect("the app builds");
     let address = format!("http://127.0.0.1:{}", app.port());
     let handles = app.handles();
     actix_web::rt::spawn(app.run_until_stopped());
-    TestApp { address, client: reqwest::Client::new(), handles, data_dir: dir.path().to_owned(), _dir: dir }
+    TestApp { address, amqp, client: reqwest::Client::new(), handles, data_dir: dir.path().to_owned(), _dir: dir }
+}
+
+impl Drop for TestApp {
+    /// Stops the app and deletes its queues, so tests leave nothing on the broker.
+    fn drop(&mut self) {
+        self.handles.shutdown.cancel();
+        let Some((url, prefix, delays)) = self.amqp.take() else { return };
+        let transport = self.handles.transport.clone();
+        let name = prefix.clone();
+        // Drop cannot await: a thread with a runtime of its own does the cleanup.
+        let cleaned = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
+            runtime.block_on(async move {
+                transport.close().await;
+                blog::transport::rabbitmq::RabbitTransport::delete_topology(&url, &prefix, &delays).await
+            })
+        })
+        .join();
+        if !matches!(cleaned, Ok(Ok(()))) {
+            eprintln!("could not delete the test's RabbitMQ queues for prefix {name}");
+        }
+    }
 }
 
 fn init_test_logging() {

@@ -1,10 +1,11 @@
 use serde_json::json;
 
-use crate::helpers::{post_body, spawn_app};
+use crate::helpers::{post_body, spawn_app_on, Backend};
+use crate::on_every_backend;
 
-#[actix_web::test]
-async fn a_posts_life_moves_the_tag_cloud_and_the_read_model_exactly() {
-    let app = spawn_app().await;
+on_every_backend!(a_posts_life_moves_the_tag_cloud_and_the_read_model_exactly);
+async fn a_posts_life_moves_the_tag_cloud_and_the_read_model_exactly(backend: Backend) {
+    let app = spawn_app_on(backend).await;
     let first = app.created_post("First steps", &["Rust", "actix", "rust "]).await;
     let id = first["id"].as_str().unwrap().to_owned();
     assert_eq!(first["tags"], json!(["rust", "actix"]));
@@ -36,9 +37,9 @@ async fn a_posts_life_moves_the_tag_cloud_and_the_read_model_exactly() {
     assert_eq!(page["items"][0]["title"], "Second");
 }
 
-#[actix_web::test]
-async fn many_posts_created_at_once_give_exact_counts() {
-    let app = spawn_app().await;
+on_every_backend!(many_posts_created_at_once_give_exact_counts);
+async fn many_posts_created_at_once_give_exact_counts(backend: Backend) {
+    let app = spawn_app_on(backend).await;
     let tags = ["alpha", "beta", "gamma", "delta"];
     let creates = (0..200).map(|i| {
         let app = &app;
@@ -67,9 +68,9 @@ async fn many_posts_created_at_once_give_exact_counts() {
     assert_eq!(tagged["total"], expected.iter().find(|(t, _)| *t == "gamma").unwrap().1);
 }
 
-#[actix_web::test]
-async fn a_rebuild_gives_the_same_cloud_as_the_incremental_updates() {
-    let app = spawn_app().await;
+on_every_backend!(a_rebuild_gives_the_same_cloud_as_the_incremental_updates);
+async fn a_rebuild_gives_the_same_cloud_as_the_incremental_updates(backend: Backend) {
+    let app = spawn_app_on(backend).await;
     let mut ids = Vec::new();
     for i in 0..30 {
         let tags: Vec<String> = (0..(i % 4)).map(|t| format!("tag{}", (i + t) % 7)).collect();

@@ -2,11 +2,12 @@ use std::sync::atomic::AtomicU32;
 use std::sync::Arc;
 
 use crate::faults::PanickingReadModel;
-use crate::helpers::{eventually, spawn_app_with};
+use crate::helpers::{eventually, spawn_app_with, Backend};
+use crate::on_every_backend;
 
-#[actix_web::test]
-async fn a_worker_panic_restarts_the_actor_and_loses_nothing() {
-    let app = spawn_app_with(|_| {}, |adapters| {
+on_every_backend!(a_worker_panic_restarts_the_actor_and_loses_nothing);
+async fn a_worker_panic_restarts_the_actor_and_loses_nothing(backend: Backend) {
+    let app = spawn_app_with(backend, |_| {}, |adapters| {
         adapters.read_model =
             Arc::new(PanickingReadModel { inner: adapters.read_model.clone(), panics_left: AtomicU32::new(2) });
     })

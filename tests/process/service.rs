@@ -44,9 +44,7 @@ pub fn start(data_dir: &Path, extra: &[(&str, &str)]) -> Service {
     }
     let deadline = Instant::now() + Duration::from_secs(30);
     let port = loop {
-        let found = log.lock().unwrap().iter().find_map(|l| {
-            l.contains("listening").then(|| l.split("port=").nth(1)?.split(|c: char| !c.is_ascii_digit()).next()?.parse::<u16>().ok()).flatten()
-        });
+        let found = log.lock().unwrap().iter().find_map(|l| listening_port(l));
         if let Some(port) = found {
             break port;
         }
@@ -57,6 +55,15 @@ pub fn start(data_dir: &Path, extra: &[(&str, &str)]) -> Service {
         std::thread::sleep(Duration::from_millis(20));
     };
     Service { child, address: format!("http://127.0.0.1:{port}"), log }
+}
+
+/// The port of the "listening" line, human (`port=8080`) or JSON (`"port":8080`).
+fn listening_port(line: &str) -> Option<u16> {
+    if !line.contains("listening") {
+        return None;
+    }
+    let rest = line.split("port=").nth(1).or_else(|| line.split("\"port\":").nth(1))?;
+    rest.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
 }
 
 impl Service {

@@ -143,6 +143,8 @@ impl Inner {
 
 /// A panic inside a call poisons the mutex, but the connection is still sound:
 /// the transaction it held rolled back when it was dropped during unwinding.
-fn recover<'a>(r: Result<MutexGuard<'a, Connection>, std::sync::PoisonError<MutexGuard<'a, Connection>>>) -> MutexGuard<'a, Connection> {
+fn recover<'a>(
+    r: Result<MutexGuard<'a, Connection>, std::sync::PoisonError<MutexGuard<'a, Connection>>>,
+) -> MutexGuard<'a, Connection> {
     r.unwrap_or_else(|poisoned| poisoned.into_inner())
 }

@@ -1,9 +1,12 @@
 //! The email log: at most one mail per order.
 //!
-//! A claim is written before sending and turned into `sent` after, so a
-//! redelivered `order.fulfilled` finds `sent` and is not mailed again. A claim
-//! that never became `sent` (the process died mid-send) lets the next attempt
-//! send: at-least-once, the only choice when the mail server is not transactional.
+//! A claim (holder, time) is written before sending and turned into `sent`
+//! after, so a redelivered `order.fulfilled` finds `sent` and is not mailed
+//! again, and a concurrent one on another instance finds a fresh claim and
+//! waits. A claim that never became `sent` (its holder died mid-send) goes stale
+//! and the next attempt sends: the only choice when the mail server is not transactional.
+
+use std::time::Duration;
 
 use async_trait::async_trait;
 use blog_actors::ports::{EmailLog, MailClaim, StoreError};
@@ -15,21 +18,28 @@ use super::SqliteStore;
 #[async_trait]
 impl EmailLog for SqliteStore {
     #[tracing::instrument(level = "debug", skip(self))]
-    async fn claim_order_mail(&self, order_id: &str) -> Result<MailClaim, StoreError> {
-        let order_id = order_id.to_owned();
+    async fn claim_order_mail(&self, order_id: &str, holder: &str, stale_after: Duration) -> Result<MailClaim, StoreError> {
+        let (order_id, holder) = (order_id.to_owned(), holder.to_owned());
+        let stale_ms = i64::try_from(stale_after.as_millis()).unwrap_or(i64::MAX);
         self.main
             .write("claim_order_mail", move |tx| {
-                let status: Option<String> = tx
-                    .prepare_cached("SELECT status FROM email_log WHERE order_id = ?1")?
-                    .query_row([&order_id], |r| r.get(0))
+                let existing: Option<(String, String, i64)> = tx
+                    .prepare_cached("SELECT status, claimed_by, claimed_at FROM email_log WHERE order_id = ?1")?
+                    .query_row([&order_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
                     .optional()?;
-                if status.as_deref() == Some("sent") {
-                    return Ok(MailClaim::AlreadySent);
+                let stamp = to_ms(now());
+                match existing {
+                    Some((status, _, _)) if status == "sent" => return Ok(MailClaim::AlreadySent),
+                    Some((_, by, at)) if by != holder && stamp.saturating_sub(at) < stale_ms => {
+                        return Ok(MailClaim::HeldElsewhere)
+                    }
+                    _ => {}
                 }
                 tx.prepare_cached(
-                    "INSERT OR IGNORE INTO email_log (order_id, status, claimed_at) VALUES (?1, 'claimed', ?2)",
+                    "INSERT INTO email_log (order_id, status, claimed_by, claimed_at) VALUES (?1, 'claimed', ?2, ?3)
+                     ON CONFLICT (order_id) DO UPDATE SET claimed_by = excluded.claimed_by, claimed_at = excluded.claimed_at",
                 )?
-                .execute(params![order_id, to_ms(now())])?;
+                .execute(params![order_id, holder, stamp])?;
                 Ok(MailClaim::Send)
             })
             .await
@@ -60,28 +70,34 @@ mod tests {
     use super::super::testing::store;
     use super::*;
 
+    const STALE: Duration = Duration::from_secs(30);
+
     #[tokio::test]
     async fn an_order_is_sendable_until_it_is_marked_mailed() {
         let (_dir, store) = store().await;
-        assert_eq!(store.claim_order_mail("A-1").await.unwrap(), MailClaim::Send);
-        // A redelivery before the mark (the send failed or crashed) may try again.
-        assert_eq!(store.claim_order_mail("A-1").await.unwrap(), MailClaim::Send);
+        assert_eq!(store.claim_order_mail("A-1", "me", STALE).await.unwrap(), MailClaim::Send);
+        // The holder may try again after a failed send.
+        assert_eq!(store.claim_order_mail("A-1", "me", STALE).await.unwrap(), MailClaim::Send);
+        // Another instance waits while the claim is fresh…
+        assert_eq!(store.claim_order_mail("A-1", "other", STALE).await.unwrap(), MailClaim::HeldElsewhere);
+        // …and takes it over once it is stale (its holder died mid-send).
+        assert_eq!(store.claim_order_mail("A-1", "other", Duration::ZERO).await.unwrap(), MailClaim::Send);
         store.mark_order_mailed("A-1", "ada@example.com", "<a-1@blog>").await.unwrap();
-        assert_eq!(store.claim_order_mail("A-1").await.unwrap(), MailClaim::AlreadySent);
+        assert_eq!(store.claim_order_mail("A-1", "me", STALE).await.unwrap(), MailClaim::AlreadySent);
     }
 
     #[tokio::test]
     async fn orders_are_logged_independently() {
         let (_dir, store) = store().await;
-        store.claim_order_mail("A-1").await.unwrap();
+        store.claim_order_mail("A-1", "me", STALE).await.unwrap();
         store.mark_order_mailed("A-1", "ada@example.com", "<a-1@blog>").await.unwrap();
-        assert_eq!(store.claim_order_mail("A-2").await.unwrap(), MailClaim::Send);
+        assert_eq!(store.claim_order_mail("A-2", "me", STALE).await.unwrap(), MailClaim::Send);
     }
 
     #[tokio::test]
     async fn marking_without_a_claim_still_records_the_mail() {
         let (_dir, store) = store().await;
         store.mark_order_mailed("B-7", "bob@example.com", "<b-7@blog>").await.unwrap();
-        assert_eq!(store.claim_order_mail("B-7").await.unwrap(), MailClaim::AlreadySent);
+        assert_eq!(store.claim_order_mail("B-7", "me", STALE).await.unwrap(), MailClaim::AlreadySent);
     }
 }

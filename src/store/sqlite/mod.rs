@@ -55,8 +55,7 @@ impl SqliteStore {
                 .map_err(|e| StoreError(format!("sqlite open: cannot create data dir {}: {e}", dir.display())))?;
             let open = |file: &str, label: &'static str, schema: &str| {
                 let path = dir.join(file);
-                Db::open(&path, label, schema)
-                    .map_err(|e| StoreError(format!("sqlite open {}: {e}", path.display())))
+                Db::open(&path, label, schema).map_err(|e| StoreError(format!("sqlite open {}: {e}", path.display())))
             };
             let main = open(MAIN_FILE, "blog.sqlite", schema::MAIN)?;
             let queries = open(QUERIES_FILE, "blog_queries.sqlite", schema::QUERIES)?;

@@ -21,7 +21,13 @@ pub(super) fn insert_event(conn: &Connection, envelope: &Envelope) -> DbResult<(
     insert(conn, &envelope.event_type, envelope.id, &envelope.to_bytes(), envelope.correlation_id.as_deref())
 }
 
-fn insert(conn: &Connection, routing_key: &str, message_id: Uuid, body: &[u8], correlation_id: Option<&str>) -> DbResult<()> {
+fn insert(
+    conn: &Connection,
+    routing_key: &str,
+    message_id: Uuid,
+    body: &[u8],
+    correlation_id: Option<&str>,
+) -> DbResult<()> {
     conn.prepare_cached(
         "INSERT INTO outbox (message_id, routing_key, body, correlation_id, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
     )?
@@ -32,7 +38,13 @@ fn insert(conn: &Connection, routing_key: &str, message_id: Uuid, body: &[u8], c
 #[async_trait]
 impl Outbox for SqliteStore {
     #[tracing::instrument(level = "debug", skip(self, body, correlation_id))]
-    async fn enqueue(&self, routing_key: &str, message_id: Uuid, body: Vec<u8>, correlation_id: Option<String>) -> Result<(), StoreError> {
+    async fn enqueue(
+        &self,
+        routing_key: &str,
+        message_id: Uuid,
+        body: Vec<u8>,
+        correlation_id: Option<String>,
+    ) -> Result<(), StoreError> {
         let routing_key = routing_key.to_owned();
         self.main
             .write("outbox enqueue", move |tx| insert(tx, &routing_key, message_id, &body, correlation_id.as_deref()))
@@ -65,7 +77,8 @@ impl Outbox for SqliteStore {
         self.main
             .write("outbox mark_sent", move |tx| {
                 let sent_at = to_ms(now());
-                let mut mark = tx.prepare_cached("UPDATE outbox SET sent_at = ?1 WHERE seq = ?2 AND sent_at IS NULL")?;
+                let mut mark =
+                    tx.prepare_cached("UPDATE outbox SET sent_at = ?1 WHERE seq = ?2 AND sent_at IS NULL")?;
                 for seq in seqs {
                     mark.execute(params![sent_at, seq])?;
                 }

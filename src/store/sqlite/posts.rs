@@ -14,7 +14,8 @@ use super::SqliteStore;
 use crate::domain::post::ValidPost;
 use crate::store::{PostRepository, PostWrite};
 
-const SELECT_POST: &str = "SELECT id, title, description, tags, created_at, updated_at, version FROM posts WHERE id = ?1";
+const SELECT_POST: &str =
+    "SELECT id, title, description, tags, created_at, updated_at, version FROM posts WHERE id = ?1";
 
 #[async_trait]
 impl PostRepository for SqliteStore {
@@ -105,8 +106,10 @@ impl PostRepository for SqliteStore {
                 let version = last.version + 1;
                 tx.prepare_cached("DELETE FROM post_tags WHERE post_id = ?1")?.execute([id_text(id)])?;
                 tx.prepare_cached("DELETE FROM posts WHERE id = ?1")?.execute([id_text(id)])?;
-                tx.prepare_cached("INSERT OR REPLACE INTO post_tombstones (id, version, deleted_at) VALUES (?1, ?2, ?3)")?
-                    .execute(params![id_text(id), version, to_ms(now())])?;
+                tx.prepare_cached(
+                    "INSERT OR REPLACE INTO post_tombstones (id, version, deleted_at) VALUES (?1, ?2, ?3)",
+                )?
+                .execute(params![id_text(id), version, to_ms(now())])?;
                 let data = serde_json::to_value(PostDeleted { id, version, tags: last.tags.clone() })?;
                 insert_event(tx, &Envelope::new(POST_DELETED, data, correlation_id))?;
                 Ok(PostWrite::Done(last))
@@ -206,7 +209,8 @@ mod tests {
     async fn updating_a_post_bumps_its_version_and_enqueues_the_previous_tags() {
         let (_dir, store) = store().await;
         let created = store.create_post(post("One", &["a", "b"]), None).await.unwrap();
-        let PostWrite::Done(updated) = store.update_post(created.id, post("Two", &["b", "c"]), Some(1), None).await.unwrap()
+        let PostWrite::Done(updated) =
+            store.update_post(created.id, post("Two", &["b", "c"]), Some(1), None).await.unwrap()
         else {
             panic!("update refused")
         };
@@ -214,10 +218,7 @@ mod tests {
         assert_eq!(updated.created_at, created.created_at);
         assert_eq!(store.get_post(created.id).await.unwrap(), Some(updated.clone()));
         let events = outbox_events(&store).await;
-        assert_eq!(
-            events[1].1,
-            Event::PostUpdated(PostUpdated { post: updated, previous_tags: tags(&["a", "b"]) })
-        );
+        assert_eq!(events[1].1, Event::PostUpdated(PostUpdated { post: updated, previous_tags: tags(&["a", "b"]) }));
     }
 
     #[tokio::test]

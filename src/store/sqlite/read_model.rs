@@ -85,10 +85,7 @@ impl ReadModelStore for SqliteStore {
 
 /// The version stored for a post, live or tombstone.
 fn stored_version(conn: &Connection, id: &str) -> DbResult<Option<i64>> {
-    Ok(conn
-        .prepare_cached("SELECT version FROM post_views WHERE id = ?1")?
-        .query_row([id], |r| r.get(0))
-        .optional()?)
+    Ok(conn.prepare_cached("SELECT version FROM post_views WHERE id = ?1")?.query_row([id], |r| r.get(0)).optional()?)
 }
 
 /// Reads a row selected with [`VIEW_COLUMNS`].

@@ -63,6 +63,7 @@ CREATE TABLE IF NOT EXISTS email_log (
     status     TEXT NOT NULL CHECK (status IN ('claimed', 'sent')),
     recipient  TEXT,
     message_id TEXT,
+    claimed_by TEXT NOT NULL DEFAULT '',
     claimed_at INTEGER NOT NULL,
     sent_at    INTEGER
 ) WITHOUT ROWID;

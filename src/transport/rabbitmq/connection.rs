@@ -24,6 +24,8 @@ use super::confirm::Confirms;
 
 /// A TCP connect to a black-holed host would otherwise hang for minutes.
 const OPEN_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a clean close may take.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(3);
 /// Fallback check for a loss that happened before the I/O listener subscribed.
 const LIVENESS_POLL: Duration = Duration::from_secs(1);
 
@@ -41,8 +43,11 @@ impl Link {
     /// Closes the connection (a no-op when the broker already dropped it).
     pub(super) async fn close(&self) {
         self.lost.cancel();
-        if let Err(e) = self.conn.clone().close().await {
-            tracing::debug!(error = %e, "closing an AMQP connection");
+        // Bounded: towards a black-holed broker the CloseOk would never come.
+        match tokio::time::timeout(CLOSE_TIMEOUT, self.conn.clone().close()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::debug!(error = %e, "closing an AMQP connection"),
+            Err(_) => tracing::warn!(connection = self.conn.connection_name(), "RabbitMQ did not answer the close in time"),
         }
     }
 }
@@ -206,13 +211,12 @@ impl ChannelCallback for ChannelWatch {
 /// the loop around it also has to watch two cancellation tokens.
 pub(super) struct Backoff {
     next: Duration,
-    min: Duration,
     max: Duration,
 }
 
 impl Backoff {
     pub(super) fn new(min: Duration, max: Duration) -> Self {
-        Self { next: min, min, max }
+        Self { next: min, max }
     }
 
     pub(super) fn next_delay(&mut self) -> Duration {
@@ -222,9 +226,5 @@ impl Backoff {
         let random = RandomState::new().build_hasher().finish();
         let factor = 0.8 + (random % 401) as f64 / 1000.0;
         base.mul_f64(factor).min(self.max)
-    }
-
-    pub(super) fn reset(&mut self) {
-        self.next = self.min;
     }
 }

@@ -8,25 +8,24 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use amqprs::channel::{BasicAckArguments, BasicCancelArguments, BasicConsumeArguments, BasicQosArguments, Channel, ConsumerMessage};
+use amqprs::channel::Channel;
 use blog_actors::delivery::{Delivery, TransportError};
 use blog_actors::worker::WorkerKind;
 use tokio::runtime::Handle;
-use tokio::sync::mpsc::{self, UnboundedReceiver};
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::confirm::ConfirmChannel;
-use super::connection::{self, open_channel, usable, Backoff, Link};
-use super::message::{self, parking_headers, with_headers};
-use super::settle::{reject_requeue, Delivered, RabbitSettler};
-use super::topology::{self, Names, UNROUTED};
+use super::connection::{self, Backoff, Link};
+use super::pump::{park_unrouted, subscribe, Pump};
+use super::topology::{self, Names};
 use super::Config;
 
 const RECONNECT_MIN: Duration = Duration::from_millis(100);
 const RECONNECT_MAX: Duration = Duration::from_secs(5);
 /// Unrouted events are parked one by one; a few in flight is enough.
-const UNROUTED_PREFETCH: u16 = 20;
+pub(super) const UNROUTED_PREFETCH: u16 = 20;
 /// How long shutdown waits for a supervisor to close its connection.
 const CLOSE_GRACE: Duration = Duration::from_secs(5);
 
@@ -131,7 +130,11 @@ impl ConsumeSide {
         loop {
             tokio::select! {
                 _ = stop.cancelled() => break,
-                _ = shutdown.cancelled() => break,
+                _ = shutdown.cancelled() => {
+                    // Closing the connection ends the pumps too.
+                    self.end(session).await;
+                    return;
+                }
                 _ = session.link.lost.cancelled() => {}
             }
             tracing::warn!(generation = session.shared.generation, "RabbitMQ consumer connection lost; reconnecting");
@@ -196,8 +199,7 @@ impl ConsumeSide {
             let confirm = ConfirmChannel::open(&link, &link.lost).await?;
             let mut consumers = Vec::new();
             for worker in &spec.workers {
-                let (channel, tag, rx) = subscribe(&link, &names.worker(*worker), spec.prefetch).await?;
-                consumers.push((*worker, channel, tag, rx));
+                consumers.push((*worker, subscribe(&link, &names.worker(*worker), spec.prefetch).await?));
             }
             let unrouted = subscribe(&link, &names.unrouted(), UNROUTED_PREFETCH).await?;
             Ok::<_, TransportError>((confirm, consumers, unrouted))
@@ -210,16 +212,15 @@ impl ConsumeSide {
             }
         };
         spec.current.store(generation, Ordering::SeqCst);
-        let channels = consumers.iter().map(|(w, channel, _, _)| (*w, channel.clone())).collect();
+        let channels = consumers.iter().map(|(w, sub)| (*w, sub.channel.clone())).collect();
         let current = spec.current.clone();
         let shared = Arc::new(SessionShared { generation, current, channels, confirm, names: names.clone() });
         let mut pumps = Vec::new();
-        for (worker, channel, tag, rx) in consumers {
+        for (worker, sub) in consumers {
             let pump = Pump { side_unsettled: self.unsettled.clone(), runtime: self.runtime.clone(), shared: shared.clone() };
-            pumps.push(tokio::spawn(pump.run(worker, channel, tag, rx, tx.clone(), stop.clone(), link.lost.clone())));
+            pumps.push(tokio::spawn(pump.run(worker, sub, tx.clone(), stop.clone(), link.lost.clone())));
         }
-        let (channel, tag, rx) = unrouted;
-        pumps.push(tokio::spawn(park_unrouted(shared.clone(), channel, tag, rx, stop.clone(), link.lost.clone())));
+        pumps.push(tokio::spawn(park_unrouted(shared.clone(), unrouted, stop.clone(), link.lost.clone())));
         self.attached.fetch_add(1, Ordering::SeqCst);
         self.connected.fetch_add(1, Ordering::SeqCst);
         Ok(Session { link, shared, pumps, attached: true, connected: true })
@@ -254,141 +255,4 @@ impl ConsumeSide {
             }
         }
     }
-}
-
-/// A channel with `prefetch` consuming `queue` with manual acks.
-async fn subscribe(link: &Link, queue: &str, prefetch: u16) -> Result<(Channel, String, UnboundedReceiver<ConsumerMessage>), TransportError> {
-    let (channel, _) = open_channel(link, &link.lost, None).await?;
-    let consumed = async {
-        // The only bound on what amqprs buffers: its internal queue is unbounded.
-        channel.basic_qos(BasicQosArguments::new(0, prefetch, false)).await?;
-        channel.basic_consume_rx(BasicConsumeArguments::new(queue, "").manual_ack(true).finish()).await
-    };
-    match consumed.await {
-        Ok((tag, rx)) => Ok((channel, tag, rx)),
-        Err(e) => Err(TransportError(format!("cannot consume {queue}: {e}"))),
-    }
-}
-
-/// Forwards one worker queue's deliveries to the reader.
-struct Pump {
-    side_unsettled: Arc<AtomicU64>,
-    runtime: Handle,
-    shared: Arc<SessionShared>,
-}
-
-impl Pump {
-    async fn run(
-        self,
-        worker: WorkerKind,
-        channel: Channel,
-        tag: String,
-        mut rx: UnboundedReceiver<ConsumerMessage>,
-        tx: mpsc::Sender<Delivery>,
-        stop: CancellationToken,
-        lost: CancellationToken,
-    ) {
-        loop {
-            let message = tokio::select! {
-                biased;
-                _ = stop.cancelled() => break,
-                _ = lost.cancelled() => return,
-                message = rx.recv() => message,
-            };
-            let Some(message) = message else {
-                // The channel or connection is gone (amqprs ends the receiver).
-                lost.cancel();
-                return;
-            };
-            let Some(delivery) = self.delivery(worker, message) else { continue };
-            // A delivery dropped here (stopped, or no reader) is handed back by its settler.
-            tokio::select! {
-                sent = tx.send(delivery) => if sent.is_err() { break },
-                _ = stop.cancelled() => break,
-                _ = lost.cancelled() => return,
-            }
-        }
-        stop_consuming(&channel, &tag, &mut rx).await;
-    }
-
-    fn delivery(&self, worker: WorkerKind, message: ConsumerMessage) -> Option<Delivery> {
-        let (Some(deliver), Some(props), Some(body)) = (message.deliver, message.basic_properties, message.content) else {
-            return None;
-        };
-        let routing_key = message::routing_key(&props, deliver.routing_key());
-        let delivered = Delivered { worker, tag: deliver.delivery_tag(), routing_key: routing_key.clone(), props: props.clone(), body: body.clone() };
-        let settler = RabbitSettler::new(&self.shared, delivered, self.side_unsettled.clone(), self.runtime.clone());
-        Some(Delivery {
-            worker,
-            routing_key,
-            body,
-            attempt: message::attempt(&props),
-            redelivered: deliver.redelivered(),
-            correlation_id: props.correlation_id().cloned(),
-            settler: Box::new(settler),
-        })
-    }
-}
-
-/// Cancels the consumer, then hands back what amqprs already buffered for it.
-async fn stop_consuming(channel: &Channel, tag: &str, rx: &mut UnboundedReceiver<ConsumerMessage>) {
-    if !usable(channel) {
-        return;
-    }
-    // After CancelOk nothing more arrives for this consumer: the drain below is complete.
-    if let Err(e) = channel.basic_cancel(BasicCancelArguments::new(tag)).await {
-        tracing::debug!(error = %e, "cancelling a consumer");
-    }
-    while let Ok(message) = rx.try_recv() {
-        if let Some(deliver) = message.deliver {
-            let _ = reject_requeue(channel, deliver.delivery_tag()).await;
-        }
-    }
-}
-
-/// Moves each unrouted event into `P.unrouted.parked` with the reason, then acks it.
-async fn park_unrouted(
-    shared: Arc<SessionShared>,
-    channel: Channel,
-    tag: String,
-    mut rx: UnboundedReceiver<ConsumerMessage>,
-    stop: CancellationToken,
-    lost: CancellationToken,
-) {
-    let lot = shared.names.parked(UNROUTED);
-    loop {
-        let message = tokio::select! {
-            biased;
-            _ = stop.cancelled() => break,
-            _ = lost.cancelled() => return,
-            message = rx.recv() => message,
-        };
-        let Some(message) = message else {
-            lost.cancel();
-            return;
-        };
-        let (Some(deliver), Some(props), Some(body)) = (message.deliver, message.basic_properties, message.content) else {
-            continue;
-        };
-        let routing_key = deliver.routing_key().clone();
-        let reason = format!("no worker subscribes to event type \"{routing_key}\"");
-        let props = with_headers(&props, parking_headers(UNROUTED, &routing_key, &reason, 0), &[]);
-        let delivery_tag = deliver.delivery_tag();
-        match shared.confirm.publish_confirmed("", &lot, props, body).await {
-            Ok(()) if usable(&channel) => {
-                tracing::warn!(%routing_key, "parked an event no worker subscribes to");
-                if let Err(e) = channel.basic_ack(BasicAckArguments::new(delivery_tag, false)).await {
-                    tracing::warn!(error = %e, "cannot ack a parked unrouted event; it comes again");
-                }
-            }
-            Ok(()) => {}
-            Err(e) => {
-                tracing::warn!(error = %e, %routing_key, "cannot park an unrouted event yet");
-                // Not a hot loop when the broker keeps refusing.
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                let _ = reject_requeue(&channel, delivery_tag).await;
-            }
-        }
-    }
-    stop_consuming(&channel, &tag, &mut rx).await;
 }

@@ -44,7 +44,7 @@ pub(super) async fn list(session: &PubSession, names: &Names, limit: usize) -> R
     let parked: Result<Vec<ParkedMessage>, TransportError> = read.await;
     give_back(channel).await;
     let mut parked = parked?;
-    parked.sort_by(|a, b| a.parked_at.cmp(&b.parked_at));
+    parked.sort_by_key(|m| m.parked_at);
     parked.truncate(limit);
     Ok(parked)
 }

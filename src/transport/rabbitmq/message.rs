@@ -42,10 +42,21 @@ pub(super) fn event_properties(entry: &OutboxEntry) -> BasicProperties {
 }
 
 /// `props` with `headers` set (or replaced) and `remove` taken out; persistent.
+/// The table is built afresh with each key inserted once: amqp_serde's
+/// `FieldTable` keeps a running byte length that `insert` over an existing key
+/// (and `remove`) miscounts, and the broker then fails to parse the table and
+/// closes the connection (541 INTERNAL_ERROR) — seen on a message's second retry.
+/// Broker-owned `x-` headers (`x-death` and friends) are not ours to send: dropped.
 pub(super) fn with_headers(props: &BasicProperties, set: Vec<(&str, FieldValue)>, remove: &[&str]) -> BasicProperties {
-    let mut headers = props.headers().cloned().unwrap_or_default();
-    for name in remove {
-        headers.remove(&key(name));
+    let mut headers = FieldTable::new();
+    if let Some(old) = props.headers() {
+        for (name, value) in old.as_ref() {
+            let name_str: &String = name.as_ref();
+            let replaced = set.iter().any(|(n, _)| n == name_str);
+            if !name_str.starts_with("x-") && !remove.contains(&name_str.as_str()) && !replaced {
+                headers.insert(name.clone(), value.clone());
+            }
+        }
     }
     for (name, value) in set {
         headers.insert(key(name), value);

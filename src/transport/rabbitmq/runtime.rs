@@ -17,7 +17,6 @@ use std::time::Duration;
 use blog_actors::delivery::TransportError;
 use tokio::runtime::Handle;
 use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 
 /// A last piece of work run on the thread before its runtime ends.
 pub(super) type Finale = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
@@ -72,15 +71,6 @@ impl AmqpRuntime {
             Err(e) if e.is_panic() => Err(TransportError(format!("AMQP task panicked: {e}"))),
             Err(_) => Err(TransportError("the RabbitMQ transport is closed".into())),
         }
-    }
-
-    /// Starts `work` on the AMQP thread without waiting for it.
-    pub(super) fn spawn<F>(&self, work: F) -> JoinHandle<F::Output>
-    where
-        F: Future + Send + 'static,
-        F::Output: Send + 'static,
-    {
-        self.handle.spawn(work)
     }
 
     pub(super) fn handle(&self) -> Handle {

@@ -125,19 +125,32 @@ impl Job {
                     (ORIGINAL_ROUTING_KEY, FieldValue::from(self.routing_key.as_str())),
                 ];
                 let props = with_headers(&self.props, headers, &[]);
-                session.confirm.publish_confirmed("", &queue, props, self.body).await?;
+                let copied = session.confirm.publish_confirmed("", &queue, props, self.body).await;
+                give_back_unless(copied, &channel, self.tag).await?;
             }
             Verdict::Park { reason, attempts } => {
                 let headers = parking_headers(self.worker.name(), &self.routing_key, truncate(&reason, MAX_REASON), attempts);
                 let props = with_headers(&self.props, headers, &[]);
                 let lot = names.parked(self.worker.name());
-                session.confirm.publish_confirmed("", &lot, props, self.body).await?;
+                let copied = session.confirm.publish_confirmed("", &lot, props, self.body).await;
+                give_back_unless(copied, &channel, self.tag).await?;
             }
         }
         // Only now, with the copy confirmed, may the original go. Crashing in
         // between leaves both: the original comes again (at least once).
         ack(&channel, self.tag).await
     }
+}
+
+/// When the copy was not confirmed, the original goes back to the queue now rather
+/// than staying unacked, holding a prefetch slot, until the connection ends. (A
+/// channel failure ends the whole session, so this cannot turn into a hot loop.)
+async fn give_back_unless(copied: Result<(), TransportError>, channel: &Channel, tag: u64) -> Result<(), TransportError> {
+    if let Err(e) = copied {
+        let _ = release(channel, tag).await;
+        return Err(e);
+    }
+    Ok(())
 }
 
 fn session_over() -> TransportError {
@@ -166,7 +179,7 @@ async fn ack(channel: &Channel, tag: u64) -> Result<(), TransportError> {
 }
 
 /// Back to the queue, this one message only (never a bulk nack).
-async fn release(channel: &Channel, tag: u64) -> Result<(), TransportError> {
+pub(super) async fn release(channel: &Channel, tag: u64) -> Result<(), TransportError> {
     if !super::connection::usable(channel) {
         return Err(session_over());
     }
@@ -176,4 +189,3 @@ async fn release(channel: &Channel, tag: u64) -> Result<(), TransportError> {
         .map_err(|e| TransportError(format!("cannot hand back a delivery: {e}")))
 }
 
-pub(super) use release as reject_requeue;

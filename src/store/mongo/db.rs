@@ -1,0 +1,176 @@
+//! The client, the two databases and the transaction helper.
+//!
+//! Post writes and their outbox entries, the tag cloud's steps and its rebuild
+//! run in multi-document transactions. Real MongoDB allows those only on a
+//! replica set (or sharded cluster), which is why the compose file runs
+//! MongoDB as a single-node replica set. The outbox could have lived inside
+//! the post document instead (atomic without a transaction), but then the
+//! relay would have to scan every post for unsent events; a separate
+//! collection lets it read one collection in `seq` order off an index.
+
+use std::time::Duration;
+
+use blog_actors::ports::StoreError;
+use futures::future::BoxFuture;
+use mongodb::bson::{doc, Document};
+use mongodb::error::{ErrorKind, WriteFailure, TRANSIENT_TRANSACTION_ERROR, UNKNOWN_TRANSACTION_COMMIT_RESULT};
+use mongodb::options::{Acknowledgment, TransactionOptions, WriteConcern};
+use mongodb::{Client, ClientSession, Collection, Database};
+
+use super::schema;
+
+/// Attempts of one transaction when the server says it may succeed if retried
+/// (a write conflict with another instance's transaction, a primary stepping
+/// down). Conflicts are expected with several instances: every outbox write
+/// increments one counter document, and tag counts are shared by many posts.
+/// Past this, the caller's own retry (the worker's backoff, the client's) takes over.
+const TRANSACTION_ATTEMPTS: u32 = 12;
+/// Commit retries when the outcome of a commit is unknown (it is idempotent).
+const COMMIT_ATTEMPTS: u32 = 3;
+
+/// Transactions of this process run one at a time. They mostly touch the same
+/// few documents (the outbox counter, popular tags), so concurrent ones would
+/// only conflict and retry; across instances MongoDB's write-conflict
+/// detection and the retry below still apply. The nx-27017 stand-in needs it
+/// outright: it nests concurrent transactions into one SQLite transaction
+/// (savepoints on a shared connection) and fails when they finish out of order.
+static TRANSACTIONS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// What went wrong inside a store call, before it is named by its operation.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum DbError {
+    #[error(transparent)]
+    Mongo(#[from] mongodb::error::Error),
+    #[error("bad stored document: {0}")]
+    Decode(#[from] mongodb::bson::de::Error),
+    #[error("bad JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    /// A stored value that cannot be what it claims (a corrupt or foreign document).
+    #[error("bad stored data: {0}")]
+    Data(String),
+}
+
+pub(super) type DbResult<T> = Result<T, DbError>;
+
+impl DbError {
+    /// The server says the whole transaction may succeed if run again.
+    fn is_transient(&self) -> bool {
+        matches!(self, DbError::Mongo(e) if e.contains_label(TRANSIENT_TRANSACTION_ERROR))
+    }
+}
+
+/// Names the failed operation, so a log line says what the store was doing.
+pub(super) fn failed(op: &str, e: impl Into<DbError>) -> StoreError {
+    StoreError(format!("mongodb {op}: {}", e.into()))
+}
+
+/// A unique key (`_id` or a unique index) refused the write: code 11000.
+/// Upserts and find-and-modify report it as a write or a command error.
+pub(super) fn is_duplicate_key(e: &mongodb::error::Error) -> bool {
+    const DUPLICATE_KEY: i32 = 11000;
+    match e.kind.as_ref() {
+        ErrorKind::Write(WriteFailure::WriteError(w)) => w.code == DUPLICATE_KEY,
+        ErrorKind::Command(c) => c.code == DUPLICATE_KEY,
+        ErrorKind::InsertMany(m) => m.write_errors.iter().flatten().any(|w| w.code == DUPLICATE_KEY),
+        _ => false,
+    }
+}
+
+/// The client and both databases; cheap to clone (the client is shared).
+#[derive(Clone)]
+pub(super) struct Db {
+    client: Client,
+    /// Posts, outbox, tag cloud, email log, leases, counters.
+    pub(super) main: Database,
+    /// The read model.
+    pub(super) queries: Database,
+}
+
+impl Db {
+    pub(super) fn new(client: Client, main: &str, queries: &str) -> Self {
+        Self { main: client.database(main), queries: client.database(queries), client }
+    }
+
+    pub(super) fn main(&self, name: &str) -> Collection<Document> {
+        self.main.collection(name)
+    }
+
+    pub(super) fn post_views(&self) -> Collection<Document> {
+        self.queries.collection(schema::POST_VIEWS)
+    }
+
+    /// Runs `body` in a transaction and commits it; retries the whole of it on
+    /// TransientTransactionError, and the commit on UnknownTransactionCommitResult.
+    /// `body` may run several times, so it must only act through the session.
+    /// `ctx` is lent to each run (the pattern of the driver's own `and_run`):
+    /// it lets the body's future borrow the caller's values.
+    pub(super) async fn transaction<T, C, F>(&self, op: &'static str, ctx: C, mut body: F) -> Result<T, StoreError>
+    where
+        T: Send,
+        C: Send + Sync,
+        F: for<'s> FnMut(&'s mut ClientSession, &'s Db, &'s C) -> BoxFuture<'s, DbResult<T>> + Send,
+    {
+        // One transaction at a time per process; see [`TRANSACTIONS`].
+        let _turn = TRANSACTIONS.lock().await;
+        let mut session = self.client.start_session().await.map_err(|e| failed(op, e))?;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.attempt(&mut session, &ctx, &mut body).await {
+                Ok(out) => return Ok(out),
+                Err(e) if e.is_transient() && attempt < TRANSACTION_ATTEMPTS => backoff(attempt).await,
+                Err(e) => return Err(failed(op, e)),
+            }
+        }
+    }
+
+    async fn attempt<T, C, F>(&self, session: &mut ClientSession, ctx: &C, body: &mut F) -> DbResult<T>
+    where
+        F: for<'s> FnMut(&'s mut ClientSession, &'s Db, &'s C) -> BoxFuture<'s, DbResult<T>>,
+    {
+        session.start_transaction().with_options(transaction_options()).await?;
+        let out = match body(session, self, ctx).await {
+            Ok(out) => out,
+            Err(e) => {
+                // The body's error is the one worth reporting; the server also
+                // drops the transaction by itself when the session ends.
+                let _ = session.abort_transaction().await;
+                return Err(e);
+            }
+        };
+        let mut commits = 0;
+        loop {
+            commits += 1;
+            match session.commit_transaction().await {
+                Ok(()) => return Ok(out),
+                Err(e) if e.contains_label(UNKNOWN_TRANSACTION_COMMIT_RESULT) && commits < COMMIT_ATTEMPTS => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Answers when both databases answer `{ping: 1}`.
+    pub(super) async fn ping(&self) -> Result<(), StoreError> {
+        self.main.run_command(doc! { "ping": 1 }).await.map_err(|e| failed("ping (write database)", e))?;
+        self.queries.run_command(doc! { "ping": 1 }).await.map_err(|e| failed("ping (queries database)", e))?;
+        Ok(())
+    }
+}
+
+/// Majority writes, so a commit survives a failover: what the outbox promises.
+/// No read concern is set: MongoDB runs every transaction on one storage
+/// snapshot anyway, and the read-modify-write steps here are guarded by write
+/// conflicts, not by the read concern. (The nx-27017 stand-in would also store
+/// a `readConcern` sent with an insert as an extra document.)
+fn transaction_options() -> TransactionOptions {
+    TransactionOptions::builder().write_concern(WriteConcern::builder().w(Acknowledgment::Majority).build()).build()
+}
+
+/// Exponential from 2 ms, capped at 100 ms, with full jitter so that
+/// conflicting transactions do not collide again in step.
+async fn backoff(attempt: u32) {
+    let ceiling = 2u64.saturating_pow(attempt).min(100);
+    // Any cheap randomness does here; a v4 UUID is random and already at hand.
+    let ms = (uuid::Uuid::new_v4().as_u128() % u128::from(ceiling + 1)) as u64;
+    tokio::time::sleep(Duration::from_millis(ms)).await;
+}

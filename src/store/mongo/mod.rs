@@ -1,0 +1,62 @@
+//! The production store: MongoDB through the `mongodb` crate.
+//!
+//! - the write database (default `blog`): `posts`, `outbox`, `counters`,
+//!   `tag_cloud`, `tag_cloud_applied`, `post_tombstones`, `email_log`, `leases`;
+//! - the queries database (default `blog_queries`): `post_views`, the read
+//!   model, kept apart as the design's CQRS split.
+//!
+//! Same semantics as the embedded SQLite store, one concern per file: [`db`]
+//! client and transactions, [`schema`] collections and indexes, [`posts`]
+//! writes with their outbox events, [`outbox`], [`tag_cloud`], [`read_model`],
+//! [`queries`], [`email_log`], [`leases`].
+//!
+//! Needs a replica set (transactions); see [`db`]. The tests run against the
+//! `nx-27017` stand-in, which differs from MongoDB 7 in places: queries are
+//! written so that both agree, with a comment where it matters.
+
+mod codec;
+mod db;
+mod email_log;
+mod leases;
+mod outbox;
+mod posts;
+mod queries;
+mod read_model;
+mod schema;
+mod tag_cloud;
+#[cfg(test)]
+mod tests;
+
+use async_trait::async_trait;
+use blog_actors::ports::StoreError;
+use mongodb::Client;
+
+use self::db::{failed, Db};
+use super::Store;
+
+/// The MongoDB store; cheap to clone (the client and its pool are shared).
+#[derive(Clone)]
+pub struct MongoStore {
+    db: Db,
+}
+
+impl MongoStore {
+    /// Connects to `url` (`mongodb://…`), using database `db` for the write side
+    /// and `queries_db` for the read model, and creates the missing collections
+    /// and indexes. Fails when the server cannot be reached within the URL's
+    /// `serverSelectionTimeoutMS` (30 s by default).
+    #[tracing::instrument(level = "debug", skip(url))]
+    pub async fn connect(url: &str, db: &str, queries_db: &str) -> Result<MongoStore, StoreError> {
+        let client = Client::with_uri_str(url).await.map_err(|e| failed("connect", e))?;
+        let db = Db::new(client, db, queries_db);
+        schema::ensure(&db).await?;
+        Ok(MongoStore { db })
+    }
+}
+
+#[async_trait]
+impl Store for MongoStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.db.ping().await
+    }
+}

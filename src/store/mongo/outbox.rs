@@ -1,0 +1,173 @@
+//! The outbox: events waiting for the relay, written in the same transaction
+//! as the change that caused them.
+//!
+//! `seq` comes from a counter document incremented inside that transaction.
+//! Every outbox write touches the counter, so concurrent writers conflict and
+//! one retries: seqs are handed out in commit order, and the relay, reading in
+//! seq order, never sees a lower seq appear behind one it already published.
+
+use async_trait::async_trait;
+use blog_actors::event::Envelope;
+use blog_actors::ports::StoreError;
+use futures::{FutureExt, TryStreamExt};
+use mongodb::bson::spec::BinarySubtype;
+use mongodb::bson::{doc, Binary, Bson, Document};
+use mongodb::options::ReturnDocument;
+use mongodb::ClientSession;
+use serde::Deserialize;
+use uuid::Uuid;
+
+use super::codec::{decode, id_text, now, parse_id, to_bson_time};
+use super::db::{failed, Db, DbError, DbResult};
+use super::schema::{COUNTERS, OUTBOX};
+use super::MongoStore;
+use crate::store::{Outbox, OutboxEntry};
+
+/// Sent entries are kept this long, for looking into what went out recently,
+/// then deleted so the collection does not grow forever.
+const KEEP_SENT_MS: i64 = 60 * 60 * 1000;
+
+/// Adds `envelope` to the outbox inside the caller's transaction.
+pub(super) async fn insert_event(session: &mut ClientSession, db: &Db, envelope: &Envelope) -> DbResult<()> {
+    insert(session, db, &envelope.event_type, envelope.id, envelope.to_bytes(), envelope.correlation_id.as_deref())
+        .await
+}
+
+async fn insert(
+    session: &mut ClientSession,
+    db: &Db,
+    routing_key: &str,
+    message_id: Uuid,
+    body: Vec<u8>,
+    correlation_id: Option<&str>,
+) -> DbResult<()> {
+    let seq = next_seq(session, db).await?;
+    let entry = doc! {
+        "seq": seq,
+        "message_id": id_text(message_id),
+        "routing_key": routing_key,
+        "body": Binary { subtype: BinarySubtype::Generic, bytes: body },
+        "correlation_id": correlation_id.map_or(Bson::Null, |c| Bson::String(c.to_owned())),
+        "created_at": to_bson_time(now()),
+        // Stored as null (not left out) so the unsent query matches on the index's key.
+        "sent_at": Bson::Null,
+    };
+    db.main(OUTBOX).insert_one(entry).session(&mut *session).await?;
+    Ok(())
+}
+
+/// The next outbox seq: 1, 2, 3, …
+async fn next_seq(session: &mut ClientSession, db: &Db) -> DbResult<i64> {
+    let counter = db
+        .main(COUNTERS)
+        .find_one_and_update(doc! { "_id": "outbox_seq" }, doc! { "$inc": { "value": 1_i64 } })
+        .upsert(true)
+        .return_document(ReturnDocument::After)
+        .session(&mut *session)
+        .await?
+        .ok_or_else(|| DbError::Data("the outbox counter upsert returned nothing".into()))?;
+    counter_value(&counter)
+}
+
+fn counter_value(counter: &Document) -> DbResult<i64> {
+    match counter.get("value") {
+        Some(Bson::Int64(n)) => Ok(*n),
+        Some(Bson::Int32(n)) => Ok(i64::from(*n)),
+        other => Err(DbError::Data(format!("outbox counter value {other:?}"))),
+    }
+}
+
+/// An outbox document as stored.
+#[derive(Deserialize)]
+struct StoredEntry {
+    seq: i64,
+    message_id: String,
+    routing_key: String,
+    body: Binary,
+    correlation_id: Option<String>,
+}
+
+#[async_trait]
+impl Outbox for MongoStore {
+    #[tracing::instrument(level = "debug", skip(self, body, correlation_id))]
+    async fn enqueue(
+        &self,
+        routing_key: &str,
+        message_id: Uuid,
+        body: Vec<u8>,
+        correlation_id: Option<String>,
+    ) -> Result<(), StoreError> {
+        let ctx = (routing_key, body, correlation_id);
+        self.db
+            .transaction("outbox enqueue", ctx, |s, db, (key, body, corr)| {
+                insert(s, db, key, message_id, body.clone(), corr.as_deref()).boxed()
+            })
+            .await
+    }
+
+    async fn pending(&self, limit: usize) -> Result<Vec<OutboxEntry>, StoreError> {
+        let op = "outbox pending";
+        if limit == 0 {
+            return Ok(Vec::new()); // `limit(0)` would mean no limit to the server.
+        }
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let docs: Vec<Document> = self
+            .db
+            .main(OUTBOX)
+            .find(doc! { "sent_at": { "$eq": Bson::Null } })
+            .sort(doc! { "seq": 1 })
+            .limit(limit)
+            .await
+            .map_err(|e| failed(op, e))?
+            .try_collect()
+            .await
+            .map_err(|e| failed(op, e))?;
+        docs.into_iter().map(|d| entry(d).map_err(|e| failed(op, e))).collect()
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(count = seqs.len()))]
+    async fn mark_sent(&self, seqs: &[i64]) -> Result<(), StoreError> {
+        let op = "outbox mark_sent";
+        let outbox = self.db.main(OUTBOX);
+        let sent_at = now();
+        // No transaction needed: marking is idempotent, and the clean-up only
+        // touches entries marked an hour ago.
+        if !seqs.is_empty() {
+            outbox
+                .update_many(
+                    doc! { "seq": { "$in": seqs }, "sent_at": { "$eq": Bson::Null } },
+                    doc! { "$set": { "sent_at": to_bson_time(sent_at) } },
+                )
+                .await
+                .map_err(|e| failed(op, e))?;
+        }
+        // Entries sent and created over an hour ago go. By `created_at`, not `sent_at`:
+        // the nx-27017 stand-in stores dates written by `$set` as strings, which then
+        // do not compare with a date; `created_at` was inserted, so it is a real date.
+        let cutoff = mongodb::bson::DateTime::from_millis(sent_at.timestamp_millis() - KEEP_SENT_MS);
+        outbox
+            .delete_many(doc! { "sent_at": { "$ne": Bson::Null }, "created_at": { "$lt": cutoff } })
+            .await
+            .map_err(|e| failed(op, e))?;
+        Ok(())
+    }
+
+    async fn backlog(&self) -> Result<u64, StoreError> {
+        self.db
+            .main(OUTBOX)
+            .count_documents(doc! { "sent_at": { "$eq": Bson::Null } })
+            .await
+            .map_err(|e| failed("outbox backlog", e))
+    }
+}
+
+fn entry(doc: Document) -> DbResult<OutboxEntry> {
+    let stored: StoredEntry = decode(doc)?;
+    Ok(OutboxEntry {
+        seq: stored.seq,
+        message_id: parse_id(&stored.message_id)?,
+        routing_key: stored.routing_key,
+        body: stored.body.bytes,
+        correlation_id: stored.correlation_id,
+    })
+}

@@ -1,0 +1,176 @@
+//! Posts (the write model). Each write also puts its event in the outbox in
+//! the same transaction, so the change and its event commit or vanish together.
+
+use async_trait::async_trait;
+use blog_actors::event::{Envelope, PostDeleted, PostSnapshot, PostUpdated, POST_CREATED, POST_DELETED, POST_UPDATED};
+use blog_actors::ports::StoreError;
+use futures::FutureExt;
+use mongodb::bson::{self, doc, Document};
+use mongodb::ClientSession;
+use serde::Deserialize;
+use uuid::Uuid;
+
+use super::codec::{decode, from_bson_time, id_text, now, parse_id, tag_array, to_bson_time};
+use super::db::{failed, Db, DbResult};
+use super::outbox::insert_event;
+use super::schema::{POSTS, POST_TOMBSTONES};
+use super::MongoStore;
+use crate::domain::post::ValidPost;
+use crate::store::{PostRepository, PostWrite};
+
+#[async_trait]
+impl PostRepository for MongoStore {
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn create_post(&self, post: ValidPost, correlation_id: Option<String>) -> Result<PostSnapshot, StoreError> {
+        let stamp = now();
+        let snapshot = PostSnapshot {
+            id: Uuid::new_v4(),
+            title: post.title,
+            description: post.description,
+            tags: post.tags,
+            created_at: stamp,
+            updated_at: stamp,
+            version: 1,
+        };
+        // Built outside the body, so a retried attempt enqueues the same event id
+        // (update and delete build theirs inside: their data depends on what they read).
+        let envelope = Envelope::new(
+            POST_CREATED,
+            serde_json::to_value(&snapshot).map_err(|e| failed("create_post", e))?,
+            correlation_id,
+        );
+        self.db
+            .transaction("create_post", (&snapshot, &envelope), |s, db, (snapshot, envelope)| {
+                async move {
+                    db.main(POSTS).insert_one(post_doc(snapshot)).session(&mut *s).await?;
+                    insert_event(s, db, envelope).await
+                }
+                .boxed()
+            })
+            .await?;
+        Ok(snapshot)
+    }
+
+    #[tracing::instrument(level = "debug", skip(self, post, correlation_id))]
+    async fn update_post(
+        &self,
+        id: Uuid,
+        post: ValidPost,
+        expected_version: Option<i64>,
+        correlation_id: Option<String>,
+    ) -> Result<PostWrite, StoreError> {
+        self.db
+            .transaction("update_post", (&post, &correlation_id), |s, db, (post, correlation_id)| {
+                async move {
+                    let Some(before) = load(s, db, id).await? else { return Ok(PostWrite::NotFound) };
+                    if expected_version.is_some_and(|v| v != before.version) {
+                        return Ok(PostWrite::VersionConflict { current: before.version });
+                    }
+                    let after = PostSnapshot {
+                        id,
+                        title: post.title.clone(),
+                        description: post.description.clone(),
+                        tags: post.tags.clone(),
+                        created_at: before.created_at,
+                        // Never earlier than the last stamp, even if the clock stepped back.
+                        updated_at: now().max(before.updated_at),
+                        version: before.version + 1,
+                    };
+                    // A whole-document replace rather than `$set`: the nx-27017 stand-in
+                    // stores dates written by `$set` as strings. The version in the filter
+                    // is belt and braces: the transaction's write conflict already stops
+                    // a concurrent update.
+                    db.main(POSTS)
+                        .replace_one(doc! { "_id": id_text(id), "version": before.version }, post_doc(&after))
+                        .session(&mut *s)
+                        .await?;
+                    let data = serde_json::to_value(PostUpdated { post: after.clone(), previous_tags: before.tags })?;
+                    insert_event(s, db, &Envelope::new(POST_UPDATED, data, (*correlation_id).clone())).await?;
+                    Ok(PostWrite::Done(after))
+                }
+                .boxed()
+            })
+            .await
+    }
+
+    /// Answers `Done` with the post as it was last stored.
+    #[tracing::instrument(level = "debug", skip(self, correlation_id))]
+    async fn delete_post(&self, id: Uuid, correlation_id: Option<String>) -> Result<PostWrite, StoreError> {
+        self.db
+            .transaction("delete_post", correlation_id, |s, db, correlation_id| {
+                async move {
+                    let Some(last) = load(s, db, id).await? else { return Ok(PostWrite::NotFound) };
+                    let version = last.version + 1;
+                    db.main(POSTS).delete_one(doc! { "_id": id_text(id) }).session(&mut *s).await?;
+                    // Remembered so a rebuild can mark the post deleted in the tag cloud's bookkeeping.
+                    db.main(POST_TOMBSTONES)
+                        .replace_one(
+                            doc! { "_id": id_text(id) },
+                            doc! { "_id": id_text(id), "version": version, "deleted_at": to_bson_time(now()) },
+                        )
+                        .upsert(true)
+                        .session(&mut *s)
+                        .await?;
+                    let data = serde_json::to_value(PostDeleted { id, version, tags: last.tags.clone() })?;
+                    insert_event(s, db, &Envelope::new(POST_DELETED, data, correlation_id.clone())).await?;
+                    Ok(PostWrite::Done(last))
+                }
+                .boxed()
+            })
+            .await
+    }
+
+    async fn get_post(&self, id: Uuid) -> Result<Option<PostSnapshot>, StoreError> {
+        let found =
+            self.db.main(POSTS).find_one(doc! { "_id": id_text(id) }).await.map_err(|e| failed("get_post", e))?;
+        found.map(snapshot).transpose().map_err(|e| failed("get_post", e))
+    }
+
+    async fn count_posts(&self) -> Result<u64, StoreError> {
+        self.db.main(POSTS).count_documents(doc! {}).await.map_err(|e| failed("count_posts", e))
+    }
+}
+
+/// The post with `id`, read inside the caller's transaction.
+async fn load(session: &mut ClientSession, db: &Db, id: Uuid) -> DbResult<Option<PostSnapshot>> {
+    let found = db.main(POSTS).find_one(doc! { "_id": id_text(id) }).session(session).await?;
+    found.map(snapshot).transpose()
+}
+
+fn post_doc(post: &PostSnapshot) -> Document {
+    doc! {
+        "_id": id_text(post.id),
+        "title": &post.title,
+        "description": &post.description,
+        "tags": tag_array(&post.tags),
+        "created_at": to_bson_time(post.created_at),
+        "updated_at": to_bson_time(post.updated_at),
+        "version": post.version,
+    }
+}
+
+/// A post document as stored.
+#[derive(Deserialize)]
+struct StoredPost {
+    #[serde(rename = "_id")]
+    id: String,
+    title: String,
+    description: String,
+    tags: Vec<String>,
+    created_at: bson::DateTime,
+    updated_at: bson::DateTime,
+    version: i64,
+}
+
+fn snapshot(doc: Document) -> DbResult<PostSnapshot> {
+    let stored: StoredPost = decode(doc)?;
+    Ok(PostSnapshot {
+        id: parse_id(&stored.id)?,
+        title: stored.title,
+        description: stored.description,
+        tags: stored.tags,
+        created_at: from_bson_time(stored.created_at),
+        updated_at: from_bson_time(stored.updated_at),
+        version: stored.version,
+    })
+}

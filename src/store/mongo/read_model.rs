@@ -1,0 +1,112 @@
+//! The read model in the queries database: one de-normalized view per post
+//! in `post_views`.
+//!
+//! A deleted post stays as a tombstone (`deleted: true`, no tags) carrying the
+//! deletion's version, so a late, older event cannot bring it back.
+//!
+//! Each write is one conditional upsert on `_id`, no transaction needed: the
+//! filter `{_id, version: {$lt: v}}` matches only an older view; when a same or
+//! newer one (or a tombstone) is there, the upsert tries to insert a second
+//! document with that `_id` and the server refuses it with a duplicate key.
+//! It replaces the whole document rather than `$set`ting fields: the nx-27017
+//! stand-in stores dates written by `$set` as strings.
+//!
+//! `post_id` repeats `_id` as the listing's tie-breaker: the stand-in cannot
+//! index `_id` inside a compound index (inserts then fail), so the sort and its
+//! index use this copy, which orders the same.
+
+use async_trait::async_trait;
+use blog_actors::ports::{Applied, PostView, ReadModelStore, StoreError};
+use mongodb::bson::{self, doc, Document};
+use serde::Deserialize;
+use uuid::Uuid;
+
+use super::codec::{decode, from_bson_time, id_text, parse_id, tag_array, to_bson_time, to_u32};
+use super::db::{failed, is_duplicate_key, Db, DbResult};
+use super::MongoStore;
+
+#[async_trait]
+impl ReadModelStore for MongoStore {
+    #[tracing::instrument(level = "debug", skip_all, fields(id = %view.id, version = view.version))]
+    async fn upsert_post_view(&self, view: &PostView) -> Result<Applied, StoreError> {
+        let fields = doc! {
+            "post_id": id_text(view.id),
+            "slug": &view.slug,
+            "title": &view.title,
+            "description": &view.description,
+            "excerpt": &view.excerpt,
+            "tags": tag_array(&view.tags),
+            "word_count": i64::from(view.word_count),
+            "reading_time_minutes": i64::from(view.reading_time_minutes),
+            "version": view.version,
+            "created_at": to_bson_time(view.created_at),
+            "updated_at": to_bson_time(view.updated_at),
+            "deleted": false,
+        };
+        upsert_if_newer(&self.db, "upsert_post_view", view.id, view.version, fields).await
+    }
+
+    #[tracing::instrument(level = "debug", skip(self))]
+    async fn remove_post_view(&self, post_id: Uuid, version: i64) -> Result<Applied, StoreError> {
+        // Without tags the tombstone drops out of tag queries; `deleted` keeps it out of the rest.
+        let fields = doc! { "post_id": id_text(post_id), "version": version, "deleted": true, "tags": [] };
+        upsert_if_newer(&self.db, "remove_post_view", post_id, version, fields).await
+    }
+}
+
+/// Stores `fields` as the view of `id` if what is stored is older than `version`.
+async fn upsert_if_newer(db: &Db, op: &str, id: Uuid, version: i64, fields: Document) -> Result<Applied, StoreError> {
+    let filter = doc! { "_id": id_text(id), "version": { "$lt": version } };
+    let mut replacement = doc! { "_id": id_text(id) };
+    replacement.extend(fields);
+    // A duplicate key has two causes: a same or newer version is stored (final), or a
+    // concurrent first write inserted the document between our match and our insert.
+    // Trying again tells them apart: the document now exists, so the second answer is final.
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        match db.post_views().replace_one(filter.clone(), &replacement).upsert(true).await {
+            Ok(r) if r.matched_count > 0 || r.upserted_id.is_some() => return Ok(Applied::Changed),
+            // Not reached on MongoDB (a failed match upserts); kept so no answer is misread.
+            Ok(_) => return Ok(Applied::Unchanged),
+            Err(e) if is_duplicate_key(&e) && attempts < 2 => continue,
+            Err(e) if is_duplicate_key(&e) => return Ok(Applied::Unchanged),
+            Err(e) => return Err(failed(op, e)),
+        }
+    }
+}
+
+/// A live view document as stored.
+#[derive(Deserialize)]
+struct StoredView {
+    #[serde(rename = "_id")]
+    id: String,
+    slug: String,
+    title: String,
+    description: String,
+    excerpt: String,
+    tags: Vec<String>,
+    word_count: i64,
+    reading_time_minutes: i64,
+    version: i64,
+    created_at: bson::DateTime,
+    updated_at: bson::DateTime,
+}
+
+/// Reads a live view (the queries filter tombstones out before this).
+pub(super) fn view_from_doc(doc: Document) -> DbResult<PostView> {
+    let v: StoredView = decode(doc)?;
+    Ok(PostView {
+        id: parse_id(&v.id)?,
+        slug: v.slug,
+        title: v.title,
+        description: v.description,
+        excerpt: v.excerpt,
+        tags: v.tags,
+        word_count: to_u32(v.word_count, "word_count")?,
+        reading_time_minutes: to_u32(v.reading_time_minutes, "reading_time_minutes")?,
+        version: v.version,
+        created_at: from_bson_time(v.created_at),
+        updated_at: from_bson_time(v.updated_at),
+    })
+}

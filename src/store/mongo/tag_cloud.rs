@@ -1,0 +1,178 @@
+//! The tag cloud: kept current event by event, and rebuilt from the posts.
+//!
+//! `tag_cloud` holds `{_id: tag, posts_count}`. `tag_cloud_applied` remembers,
+//! per post, the version and tags the counts reflect (`deleted` for a
+//! deletion). An event moves the counts by the difference to what was applied,
+//! and only if it is newer, all in one transaction, so redelivered or
+//! reordered events leave the counts exact.
+
+use std::collections::BTreeSet;
+use std::time::Instant;
+
+use async_trait::async_trait;
+use blog_actors::ports::{Applied, RebuildReport, StoreError, TagCloudStore};
+use futures::{FutureExt, TryStreamExt};
+use mongodb::bson::{doc, Bson, Document};
+use mongodb::ClientSession;
+use serde::Deserialize;
+use uuid::Uuid;
+
+use super::codec::{decode, id_text, tag_array};
+use super::db::{Db, DbResult};
+use super::schema::{POSTS, POST_TOMBSTONES, TAG_CLOUD, TAG_CLOUD_APPLIED};
+use super::MongoStore;
+
+/// A `tag_cloud_applied` document as stored.
+#[derive(Deserialize)]
+struct AppliedDoc {
+    version: i64,
+    #[serde(default)]
+    tags: Vec<String>,
+    #[serde(default)]
+    deleted: bool,
+}
+
+/// A post's id, version and tags, as the rebuild reads them.
+#[derive(Deserialize)]
+struct PostTags {
+    #[serde(rename = "_id")]
+    id: String,
+    version: i64,
+    #[serde(default)]
+    tags: Vec<String>,
+}
+
+/// One `$group` result: a tag and how many posts carry it.
+#[derive(Deserialize)]
+struct TagGroup {
+    #[serde(rename = "_id")]
+    tag: String,
+    posts_count: i64,
+}
+
+#[async_trait]
+impl TagCloudStore for MongoStore {
+    #[tracing::instrument(level = "debug", skip(self, tags), fields(deleted = tags.is_none()))]
+    async fn apply_post_tags(
+        &self,
+        post_id: Uuid,
+        version: i64,
+        tags: Option<&[String]>,
+    ) -> Result<Applied, StoreError> {
+        self.db.transaction("apply_post_tags", tags, |s, db, tags| apply(s, db, post_id, version, *tags).boxed()).await
+    }
+
+    #[tracing::instrument(level = "debug", skip(self))]
+    async fn rebuild_tag_cloud(&self) -> Result<RebuildReport, StoreError> {
+        let started = Instant::now();
+        let (posts, tags) = self.db.transaction("rebuild_tag_cloud", (), |s, db, ()| rebuild(s, db).boxed()).await?;
+        Ok(RebuildReport { posts, tags, took_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX) })
+    }
+}
+
+/// One event's effect, inside the caller's transaction.
+async fn apply(
+    s: &mut ClientSession,
+    db: &Db,
+    post_id: Uuid,
+    version: i64,
+    tags: Option<&[String]>,
+) -> DbResult<Applied> {
+    let id = id_text(post_id);
+    let applied = db.main(TAG_CLOUD_APPLIED);
+    let before: Option<AppliedDoc> =
+        applied.find_one(doc! { "_id": &id }).session(&mut *s).await?.map(decode).transpose()?;
+    let old: BTreeSet<String> = match before {
+        Some(b) if b.version >= version => return Ok(Applied::Unchanged),
+        Some(b) if !b.deleted => b.tags.into_iter().collect(),
+        _ => BTreeSet::new(),
+    };
+    let new: BTreeSet<String> = tags.into_iter().flatten().cloned().collect();
+
+    let cloud = db.main(TAG_CLOUD);
+    for tag in old.difference(&new) {
+        cloud.update_one(doc! { "_id": tag }, doc! { "$inc": { "posts_count": -1_i64 } }).session(&mut *s).await?;
+        cloud.delete_one(doc! { "_id": tag, "posts_count": { "$lte": 0 } }).session(&mut *s).await?;
+    }
+    for tag in new.difference(&old) {
+        cloud
+            .update_one(doc! { "_id": tag }, doc! { "$inc": { "posts_count": 1_i64 } })
+            .upsert(true)
+            .session(&mut *s)
+            .await?;
+    }
+
+    let stored: Vec<String> = new.into_iter().collect();
+    let record = doc! { "_id": &id, "version": version, "tags": tag_array(&stored), "deleted": tags.is_none() };
+    applied.replace_one(doc! { "_id": &id }, record).upsert(true).session(&mut *s).await?;
+    Ok(Applied::Changed)
+}
+
+/// Recomputes the cloud with the server's aggregation and resets the per-post
+/// bookkeeping to match, like the SQLite store; answers (posts, tags).
+async fn rebuild(s: &mut ClientSession, db: &Db) -> DbResult<(u64, u64)> {
+    let pipeline = [
+        // The leading `$match` is for the nx-27017 stand-in: a pipeline that starts with
+        // `$unwind` there ignores every stage after `$group`. Nothing follows it here, but
+        // this keeps a stage added later honoured. On MongoDB an empty match is a no-op.
+        // (Narrowing it to `{"tags.0": {$exists: true}}` would match nothing on the stand-in.)
+        doc! { "$match": {} },
+        doc! { "$unwind": "$tags" },
+        doc! { "$group": { "_id": "$tags", "posts_count": { "$sum": 1 } } },
+    ];
+    // The delete comes first for the nx-27017 stand-in: it opens a transaction only
+    // on a command it knows sessions for, and `aggregate` is not one. On MongoDB the
+    // order makes no difference (one snapshot).
+    db.main(TAG_CLOUD).delete_many(doc! {}).session(&mut *s).await?;
+    let groups: Vec<Document> =
+        db.main(POSTS).aggregate(pipeline).session(&mut *s).await?.stream(&mut *s).try_collect().await?;
+    let cloud: Vec<Document> = groups
+        .into_iter()
+        .map(|g| decode::<TagGroup>(g).map(|g| doc! { "_id": g.tag, "posts_count": g.posts_count }))
+        .collect::<DbResult<_>>()?;
+    let tag_count = cloud.len() as u64;
+    if !cloud.is_empty() {
+        db.main(TAG_CLOUD).insert_many(cloud).session(&mut *s).await?;
+    }
+
+    // Every post and tombstone gets a record at its current version, so the events
+    // already reflected (and any late ones) count nothing. Deletion records for
+    // posts this store never had stay, as in the SQLite store.
+    let posts: Vec<PostTags> = db
+        .main(POSTS)
+        .find(doc! {})
+        .projection(doc! { "_id": 1, "version": 1, "tags": 1 })
+        .session(&mut *s)
+        .await?
+        .stream(&mut *s)
+        .try_collect::<Vec<Document>>()
+        .await?
+        .into_iter()
+        .map(decode)
+        .collect::<DbResult<_>>()?;
+    let tombstones: Vec<PostTags> = db
+        .main(POST_TOMBSTONES)
+        .find(doc! {})
+        .session(&mut *s)
+        .await?
+        .stream(&mut *s)
+        .try_collect::<Vec<Document>>()
+        .await?
+        .into_iter()
+        .map(decode)
+        .collect::<DbResult<_>>()?;
+
+    let applied = db.main(TAG_CLOUD_APPLIED);
+    let ids: Vec<Bson> = posts.iter().chain(&tombstones).map(|p| Bson::String(p.id.clone())).collect();
+    applied.delete_many(doc! { "deleted": { "$ne": true } }).session(&mut *s).await?;
+    applied.delete_many(doc! { "_id": { "$in": ids } }).session(&mut *s).await?;
+    let records: Vec<Document> = posts
+        .iter()
+        .map(|p| doc! { "_id": &p.id, "version": p.version, "tags": tag_array(&p.tags), "deleted": false })
+        .chain(tombstones.iter().map(|t| doc! { "_id": &t.id, "version": t.version, "tags": [], "deleted": true }))
+        .collect();
+    if !records.is_empty() {
+        applied.insert_many(records).session(&mut *s).await?;
+    }
+    Ok((posts.len() as u64, tag_count))
+}

@@ -1,0 +1,118 @@
+//! Tests against a MongoDB server: the nx-27017 stand-in in development and CI
+//! (see shared/MONGO_STANDIN.md), or real MongoDB via `BLOG_TEST_MONGO_URL`.
+//! Each test uses its own pair of databases, so tests run in parallel. An
+//! unreachable server fails the tests: a skipped store is not a tested one.
+
+mod email_log;
+mod leases;
+mod outbox;
+mod posts;
+mod queries;
+mod read_model;
+mod tag_cloud;
+
+use blog_actors::event::{Envelope, Event};
+use blog_actors::ports::PostView;
+use uuid::Uuid;
+
+use super::MongoStore;
+use crate::domain::post::ValidPost;
+use crate::store::{Outbox, PostRepository, Store};
+
+const DEFAULT_URL: &str = "mongodb://127.0.0.1:27018/?directConnection=true&serverSelectionTimeoutMS=5000";
+
+fn url() -> String {
+    std::env::var("BLOG_TEST_MONGO_URL").unwrap_or_else(|_| DEFAULT_URL.to_owned())
+}
+
+/// Fresh database names: `blog_t_<random>` and `blog_t_<random>_q`.
+fn names() -> (String, String) {
+    let main = format!("blog_t_{}", &Uuid::new_v4().simple().to_string()[..12]);
+    let queries = format!("{main}_q");
+    (main, queries)
+}
+
+/// A store on fresh databases; panics (fails the test) when the server is unreachable.
+pub(super) async fn store() -> MongoStore {
+    let (main, queries) = names();
+    MongoStore::connect(&url(), &main, &queries)
+        .await
+        .unwrap_or_else(|e| panic!("MongoDB test server at {} (BLOG_TEST_MONGO_URL): {e}", url()))
+}
+
+pub(super) fn tags(tags: &[&str]) -> Vec<String> {
+    tags.iter().map(|t| t.to_string()).collect()
+}
+
+pub(super) fn post(title: &str, tag_list: &[&str]) -> ValidPost {
+    ValidPost { title: title.into(), description: format!("About {title}."), tags: tags(tag_list) }
+}
+
+/// Every event in the outbox, oldest first, decoded and validated.
+pub(super) async fn outbox_events(store: &MongoStore) -> Vec<(Envelope, Event)> {
+    let entries = store.pending(100_000).await.unwrap();
+    entries
+        .iter()
+        .map(|entry| {
+            let envelope = Envelope::decode(&entry.body).unwrap();
+            assert_eq!(envelope.id, entry.message_id);
+            assert_eq!(envelope.event_type, entry.routing_key);
+            assert_eq!(envelope.correlation_id, entry.correlation_id);
+            let event = envelope.event().unwrap();
+            (envelope, event)
+        })
+        .collect()
+}
+
+/// A view of post `id` at `version`, created `minute` minutes into 2024.
+pub(super) fn view(id: Uuid, version: i64, minute: i64, tag_list: &[&str]) -> PostView {
+    let created_at = chrono::DateTime::from_timestamp_millis(1_704_067_200_000 + minute * 60_000 + 123).unwrap();
+    PostView {
+        id,
+        slug: format!("post-{minute}"),
+        title: format!("Post {minute}"),
+        description: "Some words here.".into(),
+        excerpt: "Some words".into(),
+        tags: tags(tag_list),
+        word_count: 3,
+        reading_time_minutes: 1,
+        version,
+        created_at,
+        updated_at: created_at + chrono::Duration::seconds(version),
+    }
+}
+
+#[tokio::test]
+async fn connecting_creates_the_databases_and_both_answer_ping() {
+    let store = store().await;
+    store.ping().await.unwrap();
+    let collections = store.db.main.list_collection_names().await.unwrap();
+    for name in ["posts", "outbox", "tag_cloud", "tag_cloud_applied", "post_tombstones", "email_log", "leases"] {
+        assert!(collections.iter().any(|c| c == name), "{name} missing from {collections:?}");
+    }
+    assert!(store.db.queries.list_collection_names().await.unwrap().iter().any(|c| c == "post_views"));
+}
+
+#[tokio::test]
+async fn connecting_again_keeps_the_data_and_the_indexes_setup_is_idempotent() {
+    let (main, queries) = names();
+    let store = MongoStore::connect(&url(), &main, &queries).await.unwrap();
+    let created = store.create_post(post("Kept", &["a"]), None).await.unwrap();
+    let again = MongoStore::connect(&url(), &main, &queries).await.unwrap();
+    assert_eq!(again.get_post(created.id).await.unwrap(), Some(created));
+}
+
+#[tokio::test]
+async fn stores_on_other_databases_see_nothing_of_each_other() {
+    let (one, two) = (store().await, store().await);
+    one.create_post(post("Mine", &["a"]), None).await.unwrap();
+    assert_eq!(two.count_posts().await.unwrap(), 0);
+    assert_eq!(two.backlog().await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn an_unreachable_server_is_an_error_naming_the_operation() {
+    let url = "mongodb://127.0.0.1:1/?directConnection=true&serverSelectionTimeoutMS=300";
+    let err = MongoStore::connect(url, "blog_t_none", "blog_t_none_q").await.err().expect("no server there");
+    assert!(err.to_string().contains("mongodb "), "{err}");
+}

@@ -1,0 +1,39 @@
+//! The email log: at most one mail per order.
+
+use std::time::Duration;
+
+use blog_actors::ports::{EmailLog, MailClaim};
+
+use super::store;
+
+const STALE: Duration = Duration::from_secs(30);
+
+#[tokio::test]
+async fn an_order_is_sendable_until_it_is_marked_mailed() {
+    let store = store().await;
+    assert_eq!(store.claim_order_mail("A-1", "me", STALE).await.unwrap(), MailClaim::Send);
+    // The holder may try again after a failed send.
+    assert_eq!(store.claim_order_mail("A-1", "me", STALE).await.unwrap(), MailClaim::Send);
+    // Another instance waits while the claim is fresh…
+    assert_eq!(store.claim_order_mail("A-1", "other", STALE).await.unwrap(), MailClaim::HeldElsewhere);
+    // …and takes it over once it is stale (its holder died mid-send).
+    assert_eq!(store.claim_order_mail("A-1", "other", Duration::ZERO).await.unwrap(), MailClaim::Send);
+    assert_eq!(store.claim_order_mail("A-1", "me", STALE).await.unwrap(), MailClaim::HeldElsewhere);
+    store.mark_order_mailed("A-1", "ada@example.com", "<a-1@blog>").await.unwrap();
+    assert_eq!(store.claim_order_mail("A-1", "me", STALE).await.unwrap(), MailClaim::AlreadySent);
+}
+
+#[tokio::test]
+async fn orders_are_logged_independently() {
+    let store = store().await;
+    store.claim_order_mail("A-1", "me", STALE).await.unwrap();
+    store.mark_order_mailed("A-1", "ada@example.com", "<a-1@blog>").await.unwrap();
+    assert_eq!(store.claim_order_mail("A-2", "me", STALE).await.unwrap(), MailClaim::Send);
+}
+
+#[tokio::test]
+async fn marking_without_a_claim_still_records_the_mail() {
+    let store = store().await;
+    store.mark_order_mailed("B-7", "bob@example.com", "<b-7@blog>").await.unwrap();
+    assert_eq!(store.claim_order_mail("B-7", "me", STALE).await.unwrap(), MailClaim::AlreadySent);
+}

@@ -1,0 +1,100 @@
+//! Post writes and the events they put in the outbox.
+
+use blog_actors::event::{Event, PostDeleted, PostUpdated, POST_CREATED};
+use uuid::Uuid;
+
+use super::{outbox_events, post, store, tags};
+use crate::store::{Outbox, PostRepository, PostWrite};
+
+#[tokio::test]
+async fn creating_a_post_stores_version_one_and_enqueues_post_created() {
+    let store = store().await;
+    let created = store.create_post(post("Hello", &["rust", "mongo"]), Some("req-1".into())).await.unwrap();
+    assert_eq!(created.version, 1);
+    // Read back exactly: the stamps were cut to the millisecond BSON stores.
+    assert_eq!(store.get_post(created.id).await.unwrap(), Some(created.clone()));
+    let events = outbox_events(&store).await;
+    assert_eq!(events.len(), 1);
+    let (envelope, event) = &events[0];
+    assert_eq!(envelope.event_type, POST_CREATED);
+    assert_eq!(envelope.correlation_id.as_deref(), Some("req-1"));
+    assert_eq!(event, &Event::PostCreated(created));
+}
+
+#[tokio::test]
+async fn updating_a_post_bumps_its_version_and_enqueues_the_previous_tags() {
+    let store = store().await;
+    let created = store.create_post(post("One", &["a", "b"]), None).await.unwrap();
+    let PostWrite::Done(updated) =
+        store.update_post(created.id, post("Two", &["b", "c"]), Some(1), None).await.unwrap()
+    else {
+        panic!("update refused")
+    };
+    assert_eq!(updated.version, 2);
+    assert_eq!(updated.created_at, created.created_at);
+    assert_eq!(store.get_post(created.id).await.unwrap(), Some(updated.clone()));
+    let events = outbox_events(&store).await;
+    assert_eq!(events[1].1, Event::PostUpdated(PostUpdated { post: updated, previous_tags: tags(&["a", "b"]) }));
+}
+
+#[tokio::test]
+async fn an_update_naming_a_stale_version_conflicts_and_enqueues_nothing() {
+    let store = store().await;
+    let created = store.create_post(post("One", &[]), None).await.unwrap();
+    store.update_post(created.id, post("Two", &[]), None, None).await.unwrap();
+    let answer = store.update_post(created.id, post("Three", &[]), Some(1), None).await.unwrap();
+    assert_eq!(answer, PostWrite::VersionConflict { current: 2 });
+    assert_eq!(store.backlog().await.unwrap(), 2);
+}
+
+#[tokio::test]
+async fn writing_a_missing_post_answers_not_found() {
+    let store = store().await;
+    let id = Uuid::new_v4();
+    assert_eq!(store.update_post(id, post("X", &[]), None, None).await.unwrap(), PostWrite::NotFound);
+    assert_eq!(store.delete_post(id, None).await.unwrap(), PostWrite::NotFound);
+    assert_eq!(store.backlog().await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn deleting_a_post_enqueues_post_deleted_with_the_next_version_and_its_tags() {
+    let store = store().await;
+    let created = store.create_post(post("Gone", &["x", "y"]), None).await.unwrap();
+    store.update_post(created.id, post("Gone", &["y"]), None, None).await.unwrap();
+    assert!(matches!(store.delete_post(created.id, Some("c".into())).await.unwrap(), PostWrite::Done(_)));
+    assert_eq!(store.get_post(created.id).await.unwrap(), None);
+    assert_eq!(store.count_posts().await.unwrap(), 0);
+    let (envelope, event) = outbox_events(&store).await.pop().unwrap();
+    assert_eq!(envelope.correlation_id.as_deref(), Some("c"));
+    assert_eq!(event, Event::PostDeleted(PostDeleted { id: created.id, version: 3, tags: tags(&["y"]) }));
+}
+
+#[tokio::test]
+async fn concurrent_writes_each_commit_with_their_own_event_in_seq_order() {
+    let store = store().await;
+    let tasks: Vec<_> = (0..16)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move { store.create_post(post(&format!("P{i}"), &["x"]), None).await.unwrap() })
+        })
+        .collect();
+    let mut created = Vec::new();
+    for task in tasks {
+        created.push(task.await.unwrap().id);
+    }
+    assert_eq!(store.count_posts().await.unwrap(), 16);
+    let pending = store.pending(100).await.unwrap();
+    let seqs: Vec<i64> = pending.iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, (1..=16).collect::<Vec<_>>(), "one event per post, seqs without gaps or repeats");
+    let mut announced: Vec<Uuid> = outbox_events(&store)
+        .await
+        .into_iter()
+        .map(|(_, e)| match e {
+            Event::PostCreated(p) => p.id,
+            other => panic!("unexpected {other:?}"),
+        })
+        .collect();
+    announced.sort();
+    created.sort();
+    assert_eq!(announced, created);
+}

@@ -1,0 +1,250 @@
+//! The production transport: RabbitMQ through amqprs.
+//!
+//! - Topology (see `topology`): a topic exchange per deployment prefix, a queue
+//!   per worker, TTL retry queues per delay level, parking lots; declared at
+//!   connect and after every reconnect.
+//! - Two connections, named `blog-<prefix>-publish-<pid>` and
+//!   `blog-<prefix>-consume-<pid>` (as `rabbitmqctl list_connections name` shows):
+//!   publishing (outbox relay, CLI, dead-letter admin) and consuming, so a
+//!   blocked publisher never stalls acks.
+//! - Everything amqprs runs on one dedicated thread (`runtime`); the public
+//!   methods hand their work to it and await the answer, so no actix arbiter
+//!   ever runs a socket task and no channel is dropped outside its runtime.
+//! - At least once: a delivery is acked only after its verdict took effect
+//!   (for retry and park, after the copy is confirmed); whatever is not acked
+//!   when a connection ends is delivered again.
+//!
+//! Startup: `RabbitTransport::connect(url, prefix, RetryPolicy::delay_levels())`;
+//! shutdown: `Transport::close()` (consumers cancelled, channels and connections
+//! closed, the thread ended). Dropping the last clone without `close` does the
+//! same without waiting.
+
+mod confirm;
+mod connection;
+mod consumer;
+mod dead_letters;
+mod message;
+mod publisher;
+mod pump;
+mod runtime;
+mod settle;
+mod topology;
+#[cfg(test)]
+mod tests;
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use amqprs::connection::OpenConnectionArguments;
+use async_trait::async_trait;
+use blog_actors::delivery::{Delivery, DeliverySource, TransportError};
+use blog_actors::worker::WorkerKind;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use self::consumer::ConsumeSide;
+use self::publisher::PublishSide;
+use self::runtime::AmqpRuntime;
+use self::topology::Names;
+use super::{DeadLetters, ParkedMessage, Publisher, Transport};
+use crate::store::OutboxEntry;
+
+/// What every connection is opened with.
+struct Config {
+    args: OpenConnectionArguments,
+    names: Names,
+}
+
+impl Config {
+    /// `blog-<prefix>-<role>-<pid>`: lets an operator (or a test) find and close it.
+    fn connection_name(&self, role: &str) -> String {
+        format!("blog-{}-{role}-{}", self.names.prefix(), std::process::id())
+    }
+}
+
+/// The RabbitMQ transport; cheap to clone (every clone is the same transport).
+#[derive(Clone)]
+pub struct RabbitTransport {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    runtime: AmqpRuntime,
+    cfg: Arc<Config>,
+    publisher: Arc<PublishSide>,
+    consumer: Arc<ConsumeSide>,
+    /// Dead-letter calls hold parked messages while they read: one at a time.
+    admin: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl RabbitTransport {
+    /// Connects, declares the topology and opens the publisher. `retry_delays`
+    /// are the delay levels (`RetryPolicy::delay_levels`): one retry queue each.
+    /// Fails with a clear error when a queue exists with other settings.
+    pub async fn connect(url: &str, prefix: &str, retry_delays: Vec<Duration>) -> Result<RabbitTransport, TransportError> {
+        // amqprs panics on a query pair without '=' (`?heartbeat`): refuse it first.
+        if let Some((_, query)) = url.split_once('?') {
+            if query.split('&').any(|pair| !pair.contains('=')) {
+                return Err(TransportError("invalid AMQP URL: every query parameter needs a value".into()));
+            }
+        }
+        let args = OpenConnectionArguments::try_from(url)
+            // amqprs' message never repeats the URL, so no password ends up in a log.
+            .map_err(|e| TransportError(format!("invalid AMQP URL: {e}")))?;
+        let names = Names::new(prefix, &retry_delays)?;
+        let cfg = Arc::new(Config { args, names });
+        let runtime = AmqpRuntime::start("amqp")?;
+        let inner = Inner {
+            publisher: Arc::new(PublishSide::new(cfg.clone())),
+            consumer: Arc::new(ConsumeSide::new(cfg.clone(), runtime.handle())),
+            runtime,
+            cfg,
+            admin: Arc::new(tokio::sync::Mutex::new(())),
+        };
+        let transport = Self { inner: Arc::new(inner) };
+        let publisher = transport.inner.publisher.clone();
+        if let Err(e) = transport.inner.runtime.run(async move { publisher.session().await.map(drop) }).await {
+            transport.close().await;
+            return Err(e);
+        }
+        Ok(transport)
+    }
+
+    /// Deletes every queue and exchange of `prefix`, messages included: for
+    /// tests and for decommissioning a deployment. Call on a closed transport.
+    pub async fn delete_topology(url: &str, prefix: &str, retry_delays: &[Duration]) -> Result<(), TransportError> {
+        let args = OpenConnectionArguments::try_from(url).map_err(|e| TransportError(format!("invalid AMQP URL: {e}")))?;
+        let names = Names::new(prefix, retry_delays)?;
+        let connection = amqprs::connection::Connection::open(&args)
+            .await
+            .map_err(|e| TransportError(format!("cannot connect to RabbitMQ: {e}")))?;
+        let channel = connection.open_channel(None).await.map_err(|e| TransportError(format!("opening a channel: {e}")))?;
+        for queue in names.all_queues() {
+            let _ = channel.queue_delete(amqprs::channel::QueueDeleteArguments::new(&queue)).await;
+        }
+        for exchange in names.all_exchanges() {
+            let _ = channel.exchange_delete(amqprs::channel::ExchangeDeleteArguments::new(&exchange)).await;
+        }
+        let _ = channel.close().await;
+        let _ = connection.close().await;
+        Ok(())
+    }
+
+    /// The name a connection of `role` (`publish` or `consume`) has on the broker.
+    pub fn connection_name(&self, role: &str) -> String {
+        self.inner.cfg.connection_name(role)
+    }
+}
+
+#[async_trait]
+impl Publisher for RabbitTransport {
+    async fn publish(&self, entries: &[OutboxEntry]) -> Result<(), TransportError> {
+        let (publisher, entries) = (self.inner.publisher.clone(), entries.to_vec());
+        self.inner.runtime.run(async move { publisher.publish(entries).await }).await
+    }
+}
+
+#[async_trait]
+impl DeliverySource for RabbitTransport {
+    async fn consume(
+        &self,
+        workers: &[WorkerKind],
+        prefetch: u16,
+        stop: CancellationToken,
+    ) -> Result<mpsc::Receiver<Delivery>, TransportError> {
+        let (consumer, workers) = (self.inner.consumer.clone(), workers.to_vec());
+        self.inner.runtime.run(consumer.consume(workers, prefetch, stop)).await
+    }
+
+    fn is_consuming(&self) -> bool {
+        self.inner.consumer.is_consuming()
+    }
+}
+
+impl Inner {
+    /// Runs a dead-letter operation on the publisher connection, one at a time.
+    async fn admin<T, F, Fut>(&self, op: F) -> Result<T, TransportError>
+    where
+        F: FnOnce(Arc<publisher::PubSession>, Arc<Config>) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = Result<T, TransportError>> + Send,
+        T: Send + 'static,
+    {
+        let (publisher, cfg, admin) = (self.publisher.clone(), self.cfg.clone(), self.admin.clone());
+        self.runtime
+            .run(async move {
+                let _one_at_a_time = admin.lock().await;
+                let session = publisher.session().await?;
+                op(session, cfg).await
+            })
+            .await
+    }
+}
+
+#[async_trait]
+impl DeadLetters for RabbitTransport {
+    async fn list_parked(&self, limit: usize) -> Result<Vec<ParkedMessage>, TransportError> {
+        self.inner.admin(move |s, cfg| async move { dead_letters::list(&s, &cfg.names, limit).await }).await
+    }
+
+    async fn replay_parked(&self, id: &str) -> Result<bool, TransportError> {
+        let id = id.to_owned();
+        self.inner.admin(move |s, cfg| async move { dead_letters::take(&s, &cfg.names, &id, true).await }).await
+    }
+
+    async fn delete_parked(&self, id: &str) -> Result<bool, TransportError> {
+        let id = id.to_owned();
+        self.inner.admin(move |s, cfg| async move { dead_letters::take(&s, &cfg.names, &id, false).await }).await
+    }
+
+    async fn parked_count(&self) -> Result<u64, TransportError> {
+        self.inner.admin(|s, cfg| async move { dead_letters::count(&s, &cfg.names).await }).await
+    }
+}
+
+#[async_trait]
+impl Transport for RabbitTransport {
+    fn is_connected(&self) -> bool {
+        self.inner.consumer.is_connected() || self.inner.publisher.is_connected()
+    }
+
+    /// Ready messages in the worker, retry and unrouted queues, plus deliveries
+    /// handed out and not settled yet.
+    async fn pending_deliveries(&self) -> Result<u64, TransportError> {
+        let (publisher, cfg) = (self.inner.publisher.clone(), self.inner.cfg.clone());
+        let queued = self
+            .inner
+            .runtime
+            .run(async move {
+                let session = publisher.session().await?;
+                topology::message_count(&session.link, &cfg.names.waiting_queues()).await
+            })
+            .await?;
+        Ok(queued + self.inner.consumer.unsettled.load(Ordering::SeqCst))
+    }
+
+    async fn close(&self) {
+        let finale = self.inner.finale();
+        self.inner.runtime.shutdown(finale).await;
+        tracing::info!("RabbitMQ transport closed");
+    }
+}
+
+impl Inner {
+    /// The last work of the AMQP thread: consumers cancelled, connections closed.
+    fn finale(&self) -> runtime::Finale {
+        let (consumer, publisher) = (self.consumer.clone(), self.publisher.clone());
+        Box::pin(async move {
+            consumer.close().await;
+            publisher.close().await;
+        })
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // A no-op after `close`; otherwise closes in the background.
+        let finale = self.finale();
+        self.runtime.begin_shutdown(finale);
+    }
+}

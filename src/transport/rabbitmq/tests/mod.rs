@@ -1,0 +1,299 @@
+//! Against the broker at 127.0.0.1:5672 (guest/guest). Each test has its own
+//! prefix, so they run in parallel, and deletes its queues and exchanges at the end.
+
+mod resilience;
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use amqprs::channel::{ExchangeDeleteArguments, QueueDeclareArguments, QueueDeleteArguments};
+use amqprs::connection::{Connection, OpenConnectionArguments};
+use amqprs::{FieldTable, FieldValue};
+use blog_actors::delivery::{Delivery, DeliverySource, Verdict};
+use blog_actors::worker::WorkerKind;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use super::topology::{key, Names};
+use super::RabbitTransport;
+use crate::store::OutboxEntry;
+use crate::transport::{DeadLetters, Publisher, Transport};
+
+const URL: &str = "amqp://guest:guest@127.0.0.1:5672";
+const LEVELS: [Duration; 2] = [Duration::from_millis(300), Duration::from_secs(2)];
+/// Generous: a loaded CI machine; the happy path takes milliseconds.
+const DEADLINE: Duration = Duration::from_secs(15);
+
+fn prefix() -> String {
+    format!("t-{}", &Uuid::new_v4().simple().to_string()[..12])
+}
+
+async fn connect(prefix: &str) -> RabbitTransport {
+    RabbitTransport::connect(URL, prefix, LEVELS.to_vec()).await.expect("broker at 127.0.0.1:5672")
+}
+
+fn entry(routing_key: &str) -> OutboxEntry {
+    let message_id = Uuid::new_v4();
+    let body = serde_json::json!({ "id": message_id, "type": routing_key, "data": {} });
+    OutboxEntry {
+        seq: 0,
+        message_id,
+        routing_key: routing_key.to_owned(),
+        body: serde_json::to_vec(&body).unwrap(),
+        correlation_id: Some(format!("corr-{message_id}")),
+    }
+}
+
+async fn next(rx: &mut mpsc::Receiver<Delivery>) -> Delivery {
+    tokio::time::timeout(DEADLINE, rx.recv()).await.expect("a delivery in time").expect("the stream goes on")
+}
+
+/// Polls `probe` until it answers true, failing after the deadline.
+async fn until<F, Fut>(what: &str, mut probe: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + DEADLINE;
+    while !probe().await {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn pending(t: &RabbitTransport) -> u64 {
+    t.pending_deliveries().await.expect("pending")
+}
+
+/// A plain amqprs connection on the test's runtime, for setup and cleanup.
+async fn raw() -> Connection {
+    let args = OpenConnectionArguments::try_from(URL).unwrap();
+    Connection::open(&args).await.unwrap()
+}
+
+async fn cleanup(prefix: &str) {
+    let names = Names::new(prefix, &LEVELS).unwrap();
+    let conn = raw().await;
+    let channel = conn.open_channel(None).await.unwrap();
+    for queue in names.all_queues() {
+        let _ = channel.queue_delete(QueueDeleteArguments::new(&queue)).await;
+    }
+    for exchange in names.all_exchanges() {
+        let _ = channel.exchange_delete(ExchangeDeleteArguments::new(&exchange)).await;
+    }
+    let _ = channel.close().await;
+    let _ = conn.close().await;
+}
+
+/// Closes the broker side of the connection named `name` like an operator would.
+fn close_from_broker(name: &str) {
+    let out = std::process::Command::new("rabbitmqctl")
+        .args(["-q", "list_connections", "pid", "client_properties"])
+        .output()
+        .expect("rabbitmqctl");
+    let listing = String::from_utf8_lossy(&out.stdout);
+    let pid = listing
+        .lines()
+        .find(|line| line.contains(&format!("\"{name}\"")))
+        .and_then(|line| line.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no connection {name} in:\n{listing}"))
+        .to_owned();
+    let status = std::process::Command::new("rabbitmqctl").args(["-q", "close_connection", &pid, "test"]).status().unwrap();
+    assert!(status.success());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_topology_is_declared_twice_without_error() {
+    let p = prefix();
+    let first = connect(&p).await;
+    let second = connect(&p).await;
+    assert!(first.is_connected() && second.is_connected());
+    assert_eq!(second.parked_count().await.unwrap(), 0);
+    assert_eq!(pending(&first).await, 0);
+    first.close().await;
+    second.close().await;
+    assert!(!first.is_connected());
+    assert!(first.publish(&[entry("post.created")]).await.is_err(), "a closed transport refuses work");
+    cleanup(&p).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unreachable_broker_or_a_bad_url_is_an_error_not_a_hang() {
+    let refused = RabbitTransport::connect("amqp://guest:guest@127.0.0.1:1", &prefix(), LEVELS.to_vec()).await;
+    assert!(refused.err().expect("nothing listens on port 1").0.contains("cannot connect"));
+    for url in ["http://127.0.0.1", "amqp://127.0.0.1?heartbeat", "amqps://127.0.0.1"] {
+        let error = RabbitTransport::connect(url, &prefix(), LEVELS.to_vec()).await.err().expect(url).0;
+        assert!(error.contains("invalid AMQP URL"), "{url}: {error}");
+    }
+    assert!(RabbitTransport::connect(URL, "bad prefix!", vec![]).await.is_err());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_queue_with_other_settings_is_one_clear_error() {
+    let p = prefix();
+    let conn = raw().await;
+    let channel = conn.open_channel(None).await.unwrap();
+    let mut args = FieldTable::new();
+    args.insert(key("x-max-length"), FieldValue::l(1));
+    let queue = format!("{p}.emailer");
+    channel.queue_declare(QueueDeclareArguments::durable_client_named(&queue).arguments(args).finish()).await.unwrap();
+    channel.close().await.unwrap();
+    conn.close().await.unwrap();
+
+    let error = RabbitTransport::connect(URL, &p, LEVELS.to_vec()).await.err().expect("a mismatch is refused").0;
+    assert!(error.contains(&format!("queue {queue}")), "{error}");
+    assert!(error.contains("PRECONDITION_FAILED") && error.contains("BLOG_AMQP_PREFIX"), "{error}");
+    cleanup(&p).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn events_reach_the_workers_subscribed_to_their_type_and_acks_remove_them() {
+    let p = prefix();
+    let t = connect(&p).await;
+    let stop = CancellationToken::new();
+    let mut rx = t.consume(&WorkerKind::ALL, 10, stop.clone()).await.unwrap();
+    assert!(t.is_consuming());
+    let (post, order) = (entry("post.created"), entry("order.fulfilled"));
+    t.publish(&[post.clone(), order.clone()]).await.unwrap();
+
+    let mut got = HashSet::new();
+    for _ in 0..3 {
+        let d = next(&mut rx).await;
+        let sent = if d.routing_key == "post.created" { &post } else { &order };
+        assert_eq!((d.attempt, d.redelivered), (1, false));
+        assert_eq!(d.body, sent.body);
+        assert_eq!(d.correlation_id, sent.correlation_id);
+        got.insert((d.worker, d.routing_key.clone()));
+        d.settler.settle(Verdict::Ack).await.unwrap();
+    }
+    let expected = HashSet::from([
+        (WorkerKind::TagAggregator, "post.created".to_owned()),
+        (WorkerKind::Projector, "post.created".to_owned()),
+        (WorkerKind::Emailer, "order.fulfilled".to_owned()),
+    ]);
+    assert_eq!(got, expected);
+    until("acked deliveries are gone", || async { pending(&t).await == 0 }).await;
+
+    stop.cancel();
+    assert!(tokio::time::timeout(DEADLINE, rx.recv()).await.unwrap().is_none(), "stop ends the stream");
+    assert!(!t.is_consuming());
+    t.close().await;
+    cleanup(&p).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_event_no_worker_takes_is_parked_as_unrouted_with_the_reason() {
+    let p = prefix();
+    let t = connect(&p).await;
+    let _rx = t.consume(&[WorkerKind::Emailer], 5, CancellationToken::new()).await.unwrap();
+    let odd = entry("thing.happened");
+    t.publish(std::slice::from_ref(&odd)).await.unwrap();
+    until("the event is parked", || async { t.parked_count().await.unwrap() == 1 }).await;
+
+    let parked = t.list_parked(10).await.unwrap();
+    assert_eq!(parked.len(), 1);
+    let m = &parked[0];
+    assert_eq!((m.worker.as_str(), m.routing_key.as_str(), m.attempts), ("unrouted", "thing.happened", 0));
+    assert_eq!(m.reason, r#"no worker subscribes to event type "thing.happened""#);
+    assert_eq!(m.message_id, Some(odd.message_id.to_string()));
+    assert_eq!(m.body["type"], "thing.happened");
+    assert_eq!(t.parked_count().await.unwrap(), 1, "listing leaves messages in place");
+    t.close().await;
+    cleanup(&p).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_retry_comes_back_after_its_delay_as_the_next_attempt() {
+    let p = prefix();
+    let t = connect(&p).await;
+    let mut rx = t.consume(&[WorkerKind::Emailer], 5, CancellationToken::new()).await.unwrap();
+    t.publish(&[entry("order.fulfilled")]).await.unwrap();
+    let first = next(&mut rx).await;
+    let body = first.body.clone();
+    let retried_at = Instant::now();
+    let retry = Verdict::Retry { delay: Duration::from_millis(250), next_attempt: 2, reason: "smtp down".into() };
+    first.settler.settle(retry).await.unwrap();
+
+    let again = next(&mut rx).await;
+    assert!(retried_at.elapsed() >= Duration::from_millis(250), "came back after {:?}", retried_at.elapsed());
+    assert_eq!((again.worker, again.routing_key.as_str(), again.attempt), (WorkerKind::Emailer, "order.fulfilled", 2));
+    assert_eq!(again.body, body);
+    again.settler.settle(Verdict::Ack).await.unwrap();
+    until("nothing is pending", || async { pending(&t).await == 0 }).await;
+    t.close().await;
+    cleanup(&p).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_parked_message_is_listed_and_replayed_as_a_first_attempt() {
+    let p = prefix();
+    let t = connect(&p).await;
+    let mut rx = t.consume(&[WorkerKind::Projector], 5, CancellationToken::new()).await.unwrap();
+    let sent = entry("post.updated");
+    t.publish(std::slice::from_ref(&sent)).await.unwrap();
+    let d = next(&mut rx).await;
+    d.settler.settle(Verdict::Park { reason: "gave up after 3 attempts: boom".into(), attempts: 3 }).await.unwrap();
+
+    let parked = t.list_parked(10).await.unwrap();
+    assert_eq!(parked.len(), 1);
+    let m = &parked[0];
+    assert_eq!((m.worker.as_str(), m.routing_key.as_str(), m.attempts), ("projector", "post.updated", 3));
+    assert_eq!(m.reason, "gave up after 3 attempts: boom");
+    assert_eq!(m.correlation_id, sent.correlation_id);
+    assert!(m.parked_at <= chrono::Utc::now() && m.parked_at > chrono::Utc::now() - chrono::Duration::minutes(1));
+
+    assert!(t.replay_parked(&m.id).await.unwrap());
+    let again = next(&mut rx).await;
+    assert_eq!((again.worker, again.routing_key.as_str(), again.attempt), (WorkerKind::Projector, "post.updated", 1));
+    assert_eq!(again.body, sent.body);
+    again.settler.settle(Verdict::Ack).await.unwrap();
+    assert_eq!(t.parked_count().await.unwrap(), 0);
+    assert!(!t.replay_parked(&m.id).await.unwrap(), "a replayed message is gone from the lot");
+    t.close().await;
+    cleanup(&p).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_deleted_parked_message_is_gone_and_the_others_stay() {
+    let p = prefix();
+    let t = connect(&p).await;
+    let mut rx = t.consume(&[WorkerKind::Emailer], 5, CancellationToken::new()).await.unwrap();
+    t.publish(&[entry("order.fulfilled"), entry("order.fulfilled")]).await.unwrap();
+    for reason in ["first", "second"] {
+        let d = next(&mut rx).await;
+        d.settler.settle(Verdict::Park { reason: reason.into(), attempts: 1 }).await.unwrap();
+    }
+    let parked = t.list_parked(10).await.unwrap();
+    assert_eq!(parked.len(), 2);
+    assert_ne!(parked[0].id, parked[1].id);
+
+    assert!(t.delete_parked(&parked[1].id).await.unwrap());
+    assert!(!t.delete_parked(&parked[1].id).await.unwrap());
+    assert!(!t.delete_parked("no-such-id").await.unwrap());
+    let left = t.list_parked(10).await.unwrap();
+    assert_eq!(left.iter().map(|m| m.id.as_str()).collect::<Vec<_>>(), vec![parked[0].id.as_str()]);
+    assert_eq!(t.list_parked(1).await.unwrap().len(), 1, "the limit holds");
+    t.close().await;
+    cleanup(&p).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_released_delivery_comes_again_flagged_redelivered() {
+    let p = prefix();
+    let t = connect(&p).await;
+    let mut rx = t.consume(&[WorkerKind::Emailer], 5, CancellationToken::new()).await.unwrap();
+    t.publish(&[entry("order.fulfilled")]).await.unwrap();
+    next(&mut rx).await.settler.settle(Verdict::Release).await.unwrap();
+    let again = next(&mut rx).await;
+    assert!(again.redelivered);
+    assert_eq!(again.attempt, 1);
+    // Dropped without a verdict: handed back as well.
+    drop(again);
+    let third = next(&mut rx).await;
+    assert!(third.redelivered);
+    third.settler.settle(Verdict::Ack).await.unwrap();
+    until("nothing is pending", || async { pending(&t).await == 0 }).await;
+    t.close().await;
+    cleanup(&p).await;
+}

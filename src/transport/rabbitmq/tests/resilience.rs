@@ -1,0 +1,146 @@
+//! Connection loss, stopping, back-pressure and shutdown.
+
+use std::time::{Duration, Instant};
+
+use blog_actors::delivery::{DeliverySource, Verdict};
+use blog_actors::worker::WorkerKind;
+use tokio_util::sync::CancellationToken;
+
+use super::{cleanup, close_from_broker, connect, entry, next, pending, prefix, until, DEADLINE};
+use crate::store::OutboxEntry;
+use crate::transport::{Publisher, Transport};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn prefetch_bounds_the_unsettled_deliveries() {
+    let p = prefix();
+    let t = connect(&p).await;
+    let mut rx = t.consume(&[WorkerKind::Emailer], 2, CancellationToken::new()).await.unwrap();
+    t.publish(&(0..5).map(|_| entry("order.fulfilled")).collect::<Vec<_>>()).await.unwrap();
+    let (a, _b) = (next(&mut rx).await, next(&mut rx).await);
+    // Proving an absence needs a window; 500 ms is ample on loopback for a third to show up.
+    assert!(tokio::time::timeout(Duration::from_millis(500), rx.recv()).await.is_err(), "a third delivery beyond prefetch 2");
+    a.settler.settle(Verdict::Ack).await.unwrap();
+    let _c = next(&mut rx).await;
+    assert_eq!(pending(&t).await, 5 - 1, "2 waiting in the queue + 2 handed out");
+    t.close().await;
+    cleanup(&p).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_consumer_reconnects_by_itself_after_the_broker_closes_its_connection() {
+    let p = prefix();
+    let t = connect(&p).await;
+    let mut rx = t.consume(&[WorkerKind::Emailer], 5, CancellationToken::new()).await.unwrap();
+    t.publish(&[entry("order.fulfilled")]).await.unwrap();
+    let held = next(&mut rx).await;
+
+    close_from_broker(&t.connection_name("consume"));
+    // The unacked delivery comes again on the new connection; its old tag is dead.
+    let again = next(&mut rx).await;
+    assert!(again.redelivered);
+    assert!(held.settler.settle(Verdict::Ack).await.is_err(), "a tag from the lost session is not acked");
+    again.settler.settle(Verdict::Ack).await.unwrap();
+    assert!(t.is_consuming() && t.is_connected());
+
+    let later = entry("order.fulfilled");
+    t.publish(std::slice::from_ref(&later)).await.unwrap();
+    let d = next(&mut rx).await;
+    assert_eq!(d.body, later.body);
+    d.settler.settle(Verdict::Ack).await.unwrap();
+    until("nothing is pending", || async { pending(&t).await == 0 }).await;
+    t.close().await;
+    cleanup(&p).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_publisher_reconnects_on_next_use_after_the_broker_closes_it() {
+    let p = prefix();
+    let t = connect(&p).await;
+    let mut rx = t.consume(&[WorkerKind::Emailer], 5, CancellationToken::new()).await.unwrap();
+    close_from_broker(&t.connection_name("publish"));
+    let sent = entry("order.fulfilled");
+    // The first try may still see the old connection as open for a moment.
+    until("a publish goes through", || async { t.publish(std::slice::from_ref(&sent)).await.is_ok() }).await;
+    let d = next(&mut rx).await;
+    assert_eq!(d.body, sent.body);
+    d.settler.settle(Verdict::Ack).await.unwrap();
+    t.close().await;
+    cleanup(&p).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn stop_ends_the_stream_hands_back_the_buffered_and_still_settles_what_is_held() {
+    let p = prefix();
+    let t = connect(&p).await;
+    let stop = CancellationToken::new();
+    let mut rx = t.consume(&[WorkerKind::Emailer], 5, stop.clone()).await.unwrap();
+    t.publish(&(0..3).map(|_| entry("order.fulfilled")).collect::<Vec<_>>()).await.unwrap();
+    let held = next(&mut rx).await;
+    until("all three are out", || async { pending(&t).await == 3 && t.is_consuming() }).await;
+
+    stop.cancel();
+    // Whatever was already queued for the reader comes out, then the stream ends;
+    // dropping those hands them back to the broker.
+    while let Some(late) = tokio::time::timeout(DEADLINE, rx.recv()).await.expect("the stream ends") {
+        drop(late);
+    }
+    assert!(!t.is_consuming());
+    held.settler.settle(Verdict::Ack).await.expect("the channel stays open for in-flight work");
+    until("the two unhandled are back in the queue", || async { pending(&t).await == 2 }).await;
+    t.close().await;
+    cleanup(&p).await;
+}
+
+/// The actix case: the caller's runtime is gone before the last delivery and the
+/// transport are dropped. Nothing may panic ("no reactor running").
+#[test]
+fn dropping_after_the_callers_runtime_stopped_does_not_panic() {
+    let p = prefix();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let (t, delivery) = runtime.block_on(async {
+        let t = connect(&p).await;
+        let mut rx = t.consume(&[WorkerKind::Emailer], 5, CancellationToken::new()).await.unwrap();
+        t.publish(&[entry("order.fulfilled")]).await.unwrap();
+        let delivery = next(&mut rx).await;
+        (t, delivery)
+    });
+    drop(runtime);
+    drop(delivery);
+    drop(t);
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(cleanup(&p));
+}
+
+/// `cargo test --release --lib transport::rabbitmq::tests::resilience::throughput -- --ignored --nocapture`
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "a measurement, not a check"]
+async fn throughput() {
+    const N: usize = 20_000;
+    const WINDOW: usize = 500;
+    let p = prefix();
+    let t = connect(&p).await;
+    let entries: Vec<OutboxEntry> = (0..N).map(|_| entry("order.fulfilled")).collect();
+    let started = Instant::now();
+    for window in entries.chunks(WINDOW) {
+        t.publish(window).await.unwrap();
+    }
+    let published = started.elapsed();
+    let mut rx = t.consume(&[WorkerKind::Emailer], 200, CancellationToken::new()).await.unwrap();
+    let started = Instant::now();
+    let mut acks = tokio::task::JoinSet::new();
+    for _ in 0..N {
+        let d = next(&mut rx).await;
+        acks.spawn(d.settler.settle(Verdict::Ack));
+        while acks.len() > 200 {
+            acks.join_next().await.unwrap().unwrap().unwrap();
+        }
+    }
+    while let Some(ack) = acks.join_next().await {
+        ack.unwrap().unwrap();
+    }
+    let consumed = started.elapsed();
+    let rate = |d: Duration| N as f64 / d.as_secs_f64();
+    eprintln!("publish (confirms, window {WINDOW}): {:.0}/s; consume + ack each: {:.0}/s", rate(published), rate(consumed));
+    t.close().await;
+    cleanup(&p).await;
+}
