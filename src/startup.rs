@@ -116,6 +116,7 @@ impl Application {
     pub async fn build_with(settings: Settings, adapters: Adapters) -> anyhow::Result<Self> {
         let registry = prometheus::Registry::new();
         let metrics = ActorMetrics::new(&registry).context("registering actor metrics")?;
+        let http_metrics = crate::http_metrics::HttpMetrics::new(&registry).context("registering HTTP metrics")?;
         let retry = settings.retry_policy();
         let (interval, m) = (settings.rebuild_interval(), metrics.clone());
         let tag_cloud = adapters.tag_cloud.clone();
@@ -160,6 +161,8 @@ impl Application {
         let port = listener.local_addr()?.port();
         let server = HttpServer::new(move || {
             App::new()
+                // Outermost, so the not-found fallback is counted too.
+                .wrap(http_metrics.clone())
                 .app_data(state.clone())
                 .configure(routes::configure)
                 .default_service(web::to(routes::not_found))

@@ -42,6 +42,7 @@ pub fn spawn(
                 Err(e) => {
                     tracing::warn!(error = %e, ?backoff, "outbox relay failed; will try again");
                     metrics.record_error(NAME, &e);
+                    metrics.record_outcome(NAME, Outcome::Retried);
                     backoff = (backoff * 2).min(MAX_BACKOFF);
                     backoff
                 }

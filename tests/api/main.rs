@@ -8,6 +8,7 @@ mod http_contract;
 mod observability;
 mod poison;
 mod post_life;
+mod rabbit_resilience;
 mod retries;
 mod smtp;
 mod supervision;

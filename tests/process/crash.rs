@@ -129,10 +129,74 @@ async fn assert_exact(service: &Service, data_dir: &std::path::Path, posts: &Has
     assert_eq!(dead["total"], 0, "nothing parked: {dead}");
 }
 
+/// Env vars that put the service on a backend; the broker's queues are deleted on drop.
+pub struct BackendEnv {
+    pub vars: Vec<(String, String)>,
+    rabbit_prefix: Option<String>,
+}
+
+impl BackendEnv {
+    pub fn embedded() -> Self {
+        Self { vars: Vec::new(), rabbit_prefix: None }
+    }
+
+    pub fn rabbit() -> Self {
+        let prefix = format!("t_p_{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+        let vars = vec![("BLOG_BROKER_URL".into(), AMQP_URL.into()), ("BLOG_AMQP_PREFIX".into(), prefix.clone())];
+        Self { vars, rabbit_prefix: Some(prefix) }
+    }
+
+    pub fn with(mut self, key: &str, value: &str) -> Self {
+        self.vars.push((key.into(), value.into()));
+        self
+    }
+
+    pub fn as_env(&self) -> Vec<(&str, &str)> {
+        self.vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
+    }
+}
+
+impl Drop for BackendEnv {
+    fn drop(&mut self) {
+        if let Some(prefix) = self.rabbit_prefix.take() {
+            let delays = blog_actors::retry::RetryPolicy { base_delay: Duration::from_millis(50), ..Default::default() }.delay_levels();
+            let cleaned = std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+                runtime.block_on(blog::transport::rabbitmq::RabbitTransport::delete_topology(AMQP_URL, &prefix, &delays))
+            })
+            .join();
+            if !matches!(cleaned, Ok(Ok(()))) {
+                eprintln!("could not delete a test's RabbitMQ queues");
+            }
+        }
+    }
+}
+
+pub const AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672";
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_sigkill_with_two_thousand_events_in_flight_a_restart_makes_every_effect_exactly_once() {
+    sigkill_mid_stream(BackendEnv::embedded()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_rabbitmq_after_sigkill_mid_stream_a_restart_makes_every_effect_exactly_once() {
+    sigkill_mid_stream(BackendEnv::rabbit()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_while_busy_exits_zero_in_time_and_a_restart_loses_nothing() {
+    sigterm_mid_stream(BackendEnv::embedded()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_rabbitmq_sigterm_mid_stream_exits_zero_and_a_restart_loses_nothing() {
+    sigterm_mid_stream(BackendEnv::rabbit()).await;
+}
+
+async fn sigkill_mid_stream(backend: BackendEnv) {
     let dir = tempfile::tempdir().unwrap();
-    let service = start(dir.path(), &[]);
+    let service = start(dir.path(), &backend.as_env());
     let (posts, orders, accepted) = (Arc::default(), Arc::default(), Arc::new(AtomicUsize::new(0)));
     let writes = tokio::spawn(send_writes(service.address.clone(), 2_000, Arc::clone(&posts), Arc::clone(&orders), accepted.clone()));
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -147,7 +211,7 @@ async fn after_sigkill_with_two_thousand_events_in_flight_a_restart_makes_every_
     writes.await.unwrap();
     drop(service);
 
-    let restarted = start(dir.path(), &[]);
+    let restarted = start(dir.path(), &backend.as_env());
     let (posts, orders) = (posts.lock().unwrap().clone(), orders.lock().unwrap().clone());
     assert!(posts.len() + orders.len() >= 1_500);
     assert_exact(&restarted, dir.path(), &posts, &orders).await;
@@ -156,10 +220,10 @@ async fn after_sigkill_with_two_thousand_events_in_flight_a_restart_makes_every_
     assert!(finished_after_restart > 0, "the kill left work in flight for the restart to finish: {actors}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigterm_while_busy_exits_zero_in_time_and_a_restart_loses_nothing() {
+async fn sigterm_mid_stream(backend: BackendEnv) {
+    let backend = backend.with("BLOG_SHUTDOWN_TIMEOUT", "5s");
     let dir = tempfile::tempdir().unwrap();
-    let mut service = start(dir.path(), &[("BLOG_SHUTDOWN_TIMEOUT", "5s")]);
+    let mut service = start(dir.path(), &backend.as_env());
     let (posts, orders, accepted) = (Arc::default(), Arc::default(), Arc::new(AtomicUsize::new(0)));
     send_writes(service.address.clone(), 600, Arc::clone(&posts), Arc::clone(&orders), accepted.clone()).await;
     assert_eq!(accepted.load(Ordering::SeqCst), 600);
@@ -168,7 +232,7 @@ async fn sigterm_while_busy_exits_zero_in_time_and_a_restart_loses_nothing() {
     assert_eq!(status.code(), Some(0), "graceful exit: {:?}", service.log.lock().unwrap().iter().rev().take(10).collect::<Vec<_>>());
     drop(service);
 
-    let restarted = start(dir.path(), &[]);
+    let restarted = start(dir.path(), &backend.as_env());
     let (posts, orders) = (posts.lock().unwrap().clone(), orders.lock().unwrap().clone());
     assert_exact(&restarted, dir.path(), &posts, &orders).await;
 }
