@@ -1,9 +1,9 @@
-//! The command line: `blog` (serve), `blog publish …`.
+//! The command line: `blog` (serve), `blog publish …`, `blog load …`.
 
 use std::path::PathBuf;
 
 use blog_actors::event::{Customer, Envelope, OrderFulfilled, OrderLine, ORDER_FULFILLED};
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use figment::providers::Serialized;
 use figment::Figment;
 use serde::Serialize;
@@ -80,6 +80,54 @@ pub enum Command {
         #[command(subcommand)]
         event: PublishCommand,
     },
+    /// Import posts in bulk (a JSON-lines file, or N synthetic ones), then bring
+    /// the tag cloud and the read model up to date. Bypasses the outbox: no events.
+    Load(LoadArgs),
+}
+
+/// `blog load`: where the posts come from and how they are written.
+#[derive(Debug, Clone, Args)]
+pub struct LoadArgs {
+    /// A JSON-lines file, one post per line: {"title", "description", "tags", "id"?, "created_at"?}; `-` is stdin.
+    #[arg(long, conflicts_with = "synthetic", required_unless_present = "synthetic")]
+    pub file: Option<PathBuf>,
+    /// Generate this many synthetic posts instead of reading a file.
+    #[arg(long)]
+    pub synthetic: Option<u64>,
+    /// Synthetic posts: how many distinct tags they draw from.
+    #[arg(long, default_value_t = 10_000)]
+    pub tags: u32,
+    /// Synthetic posts: the Zipf exponent of the tag distribution (1.0: rank k drawn with weight 1/k).
+    #[arg(long, default_value_t = 1.0)]
+    pub zipf_exponent: f64,
+    /// Synthetic posts: the seed; the same seed gives the same posts, ids included.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Synthetic posts: write them as JSON lines to this file instead of importing them.
+    #[arg(long, requires = "synthetic")]
+    pub write_jsonl: Option<PathBuf>,
+    /// Posts per write batch; each batch is one transaction.
+    #[arg(long, default_value_t = 2000)]
+    pub batch: usize,
+    /// What a malformed line does: `stop` the load (the lines before it stay imported) or `skip` it.
+    #[arg(long, value_enum, default_value_t = OnError::Stop)]
+    pub on_error: OnError,
+    /// No progress bar (it is hidden anyway when stderr is not a terminal).
+    #[arg(long)]
+    pub no_progress: bool,
+}
+
+/// What `blog load` does with a malformed line; either way it is reported with its number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OnError {
+    Stop,
+    Skip,
+}
+
+impl LoadArgs {
+    pub fn synthetic_settings(&self) -> crate::load::synthetic::Settings {
+        crate::load::synthetic::Settings { tags: self.tags, exponent: self.zipf_exponent, seed: self.seed }
+    }
 }
 
 #[derive(Debug, Subcommand)]

@@ -4,7 +4,8 @@
 //! - [`configuration`]: typed settings from flags, env vars and an optional file.
 //! - [`telemetry`]: the tracing subscriber.
 //! - [`startup`]: builds the store, transport, actors and HTTP server; runs them until stopped.
-//! - [`cli`]: the command line (serve, publish, healthcheck).
+//! - [`cli`]: the command line (serve, publish, load, healthcheck).
+//! - [`load`]: `blog load`, the bulk import of posts (a JSON-lines file or synthetic).
 //! - [`healthcheck`]: the container health check, without curl.
 //! - [`domain`]: what a valid post is.
 //! - [`routes`]: the HTTP API, one file per area, with its OpenAPI description.
@@ -17,6 +18,7 @@ pub mod cli;
 pub mod configuration;
 pub mod domain;
 pub mod http_metrics;
+pub mod load;
 pub mod healthcheck;
 pub mod mail;
 pub mod routes;

@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use blog::cli::{Cli, Command, PublishCommand};
+use blog::cli::{Cli, Command, LoadArgs, PublishCommand};
 use blog::configuration::Settings;
 use blog::startup::{open_transport, Application};
 use blog::store::OutboxEntry;
@@ -27,6 +27,10 @@ fn main() -> ExitCode {
             // A one-shot command keeps stdout for its answer.
             telemetry::init(telemetry::subscriber(settings.log_format, "warn", std::io::stderr));
             actix_web::rt::System::new().block_on(publish(settings, event))
+        }
+        Command::Load(args) => {
+            telemetry::init(telemetry::subscriber(settings.log_format, "warn", std::io::stderr));
+            actix_web::rt::System::new().block_on(load(settings, args))
         }
         Command::Healthcheck => match blog::healthcheck::is_ready(settings.http_addr) {
             Ok(true) => Ok(()),
@@ -61,4 +65,13 @@ async fn publish(settings: Settings, event: PublishCommand) -> anyhow::Result<()
     published?;
     println!("{message_id}");
     Ok(())
+}
+
+async fn load(settings: Settings, args: LoadArgs) -> anyhow::Result<()> {
+    let report = blog::load::run(&settings, args).await?;
+    println!("{}", report.summary());
+    match report.stopped_at {
+        Some(bad) => Err(anyhow::anyhow!("{bad}; the load stopped there (--on-error skip goes past such lines)")),
+        None => Ok(()),
+    }
 }

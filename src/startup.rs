@@ -16,7 +16,7 @@ use blog_actors::metrics::ActorMetrics;
 use blog_actors::ports::{EmailLog, Mailer, ReadModelStore, TagCloudStore};
 use blog_actors::projector::Projector;
 use blog_actors::queue_reader::QueueReader;
-use blog_actors::tag_aggregator::TagAggregator;
+use blog_actors::tag_aggregator::{RebuildLease, TagAggregator};
 use blog_actors::worker::WorkerKind;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
@@ -46,14 +46,7 @@ pub struct Adapters {
 impl Adapters {
     /// Opens what the settings name.
     pub async fn from_settings(settings: &Settings) -> anyhow::Result<Self> {
-        let store: Arc<dyn Store> = match settings.store()? {
-            StoreChoice::Sqlite(dir) => Arc::new(
-                SqliteStore::open(&dir).await.with_context(|| format!("opening the store in {}", dir.display()))?,
-            ),
-            StoreChoice::Mongo { url, db, queries_db } => Arc::new(
-                MongoStore::connect(&url, &db, &queries_db).await.context("BLOG_STORE_URL: connecting to MongoDB")?,
-            ),
-        };
+        let store = open_store(settings).await?;
         let transport = open_transport(settings).await?;
         let mailer: Arc<dyn Mailer> = match &settings.smtp_url {
             Some(url) => Arc::new(SmtpMailer::new(url.expose_secret(), &settings.mail_from)?),
@@ -68,6 +61,19 @@ impl Adapters {
             mailer,
         })
     }
+}
+
+/// Opens the store the settings name (also used by `blog load`).
+pub async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
+    let store: Arc<dyn Store> = match settings.store()? {
+        StoreChoice::Sqlite(dir) => Arc::new(
+            SqliteStore::open(&dir).await.with_context(|| format!("opening the store in {}", dir.display()))?,
+        ),
+        StoreChoice::Mongo { url, db, queries_db } => Arc::new(
+            MongoStore::connect(&url, &db, &queries_db).await.context("BLOG_STORE_URL: connecting to MongoDB")?,
+        ),
+    };
+    Ok(store)
 }
 
 /// Opens the transport the settings name (also used by `blog publish`).
@@ -118,11 +124,13 @@ impl Application {
         let metrics = ActorMetrics::new(&registry).context("registering actor metrics")?;
         let http_metrics = crate::http_metrics::HttpMetrics::new(&registry).context("registering HTTP metrics")?;
         let retry = settings.retry_policy();
+        let instance = instance_id();
+        let instance_name = instance.clone();
         let (interval, m) = (settings.rebuild_interval(), metrics.clone());
         let tag_cloud = adapters.tag_cloud.clone();
-        let aggregator = Supervisor::start(move |_| TagAggregator::new(tag_cloud, interval, m));
+        let lease = RebuildLease { leases: adapters.store.clone(), holder: instance.clone() };
+        let aggregator = Supervisor::start(move |_| TagAggregator::new(tag_cloud, interval, lease, m));
         let (log, mailer, m) = (adapters.email_log.clone(), adapters.mailer.clone(), metrics.clone());
-        let instance = instance_id();
         let emailer = Supervisor::start(move |_| Emailer::new(log, mailer, &instance, m));
         let (read_model, m) = (adapters.read_model.clone(), metrics.clone());
         let projector = Supervisor::start(move |_| Projector::new(read_model, m));
@@ -171,7 +179,7 @@ impl Application {
         .shutdown_timeout(settings.shutdown_timeout.as_secs().max(1))
         .listen(listener)?
         .run();
-        tracing::info!(port, "listening");
+        tracing::info!(port, instance = %instance_name, "listening");
         let handles = AppHandles {
             store: adapters.store,
             transport: adapters.transport,

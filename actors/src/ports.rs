@@ -57,6 +57,13 @@ pub trait TagCloudStore: Send + Sync {
     async fn rebuild_tag_cloud(&self) -> Result<RebuildReport, StoreError>;
 }
 
+/// A lease that lets one instance at a time run a periodic job.
+#[async_trait]
+pub trait Leases: Send + Sync {
+    /// Takes or renews `name` for `holder` until `until`; false when another holder has it.
+    async fn try_lease(&self, name: &str, holder: &str, until: DateTime<Utc>) -> Result<bool, StoreError>;
+}
+
 /// The de-normalized post the read endpoints serve.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

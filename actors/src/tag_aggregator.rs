@@ -6,16 +6,26 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
-use futures::FutureExt;
+use chrono::Utc;
 
 use crate::event::Event;
 use crate::messages::{HandleEvent, HandlerError, RebuildTagCloud};
 use crate::metrics::ActorMetrics;
-use crate::ports::{RebuildReport, StoreError, TagCloudStore};
+use crate::ports::{Leases, RebuildReport, StoreError, TagCloudStore};
 use crate::supervision::guard;
 
 const NAME: &str = "tag_aggregator";
 const MAILBOX_CAPACITY: usize = 1024;
+/// The lease that lets one instance at a time run the scheduled rebuild.
+pub const REBUILD_LEASE: &str = "tag-cloud-rebuild";
+
+/// Who may run the scheduled rebuild: one instance at a time among those sharing a store.
+#[derive(Clone)]
+pub struct RebuildLease {
+    pub leases: Arc<dyn Leases>,
+    /// This instance's name in the lease.
+    pub holder: String,
+}
 
 /// Keeps `[{tag, posts_count}]` current; one message at a time, so a rebuild never
 /// interleaves with an incremental change.
@@ -24,12 +34,19 @@ pub struct TagAggregator {
     store: Arc<dyn TagCloudStore>,
     /// How often the full rebuild runs; `None` turns the timer off.
     rebuild_interval: Option<Duration>,
+    /// Taken before each scheduled rebuild, so instances do not all rebuild at once.
+    lease: RebuildLease,
     metrics: ActorMetrics,
 }
 
 impl TagAggregator {
-    pub fn new(store: Arc<dyn TagCloudStore>, rebuild_interval: Option<Duration>, metrics: ActorMetrics) -> Self {
-        Self { store, rebuild_interval, metrics }
+    pub fn new(
+        store: Arc<dyn TagCloudStore>,
+        rebuild_interval: Option<Duration>,
+        lease: RebuildLease,
+        metrics: ActorMetrics,
+    ) -> Self {
+        Self { store, rebuild_interval, lease, metrics }
     }
 }
 
@@ -90,7 +107,8 @@ impl Handler<RebuildTagCloud> for TagAggregator {
     }
 }
 
-/// The timer's tick: a rebuild whose result only the log sees.
+/// The timer's tick: a rebuild whose result only the log sees, run only by the
+/// instance holding the rebuild lease.
 #[derive(Message)]
 #[rtype(result = "()")]
 struct RebuildOnTimer;
@@ -99,6 +117,22 @@ impl Handler<RebuildOnTimer> for TagAggregator {
     type Result = AtomicResponse<Self, ()>;
 
     fn handle(&mut self, _: RebuildOnTimer, _: &mut Context<Self>) -> Self::Result {
-        AtomicResponse::new(Box::pin(self.rebuild().map(drop).into_actor(self)))
+        let Some(interval) = self.rebuild_interval else {
+            return AtomicResponse::new(Box::pin(actix::fut::ready(())));
+        };
+        // The holder renews at every tick; a dead holder's lease runs out half an
+        // interval after its last tick would have renewed it, then another takes over.
+        let until = Utc::now() + chrono::Duration::from_std(interval.mul_f64(1.5)).unwrap_or(chrono::Duration::MAX);
+        let (lease, rebuild) = (self.lease.clone(), self.rebuild());
+        AtomicResponse::new(Box::pin(
+            async move {
+                match lease.leases.try_lease(REBUILD_LEASE, &lease.holder, until).await {
+                    Ok(true) => drop(rebuild.await),
+                    Ok(false) => tracing::debug!("another instance holds the rebuild lease"),
+                    Err(e) => tracing::warn!(error = %e, "cannot take the rebuild lease; skipping this rebuild"),
+                }
+            }
+            .into_actor(self),
+        ))
     }
 }

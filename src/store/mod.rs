@@ -7,6 +7,7 @@ pub mod sqlite;
 
 use async_trait::async_trait;
 use blog_actors::event::PostSnapshot;
+pub use blog_actors::ports::Leases;
 use blog_actors::ports::{EmailLog, PostView, ReadModelStore, StoreError, TagCloudStore, TagCount};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -33,6 +34,32 @@ pub enum PostWrite {
     NotFound,
     /// `If-Match` named a version that is not the current one.
     VersionConflict { current: i64 },
+}
+
+/// A post brought in by `blog load`: stored at version 1 as it comes, with no
+/// outbox event (see `crate::load` for why an import bypasses the outbox).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImportedPost {
+    /// Kept when the source had one, so a re-run of the same file imports nothing twice.
+    pub id: Uuid,
+    pub post: ValidPost,
+    /// Also its `updated_at`.
+    pub created_at: DateTime<Utc>,
+}
+
+impl ImportedPost {
+    /// The post as stored by an import: version 1, never updated.
+    pub fn snapshot(&self) -> PostSnapshot {
+        PostSnapshot {
+            id: self.id,
+            title: self.post.title.clone(),
+            description: self.post.description.clone(),
+            tags: self.post.tags.clone(),
+            created_at: self.created_at,
+            updated_at: self.created_at,
+            version: 1,
+        }
+    }
 }
 
 /// One page of posts from the read model.
@@ -64,6 +91,19 @@ pub trait PostRepository: Send + Sync {
     async fn get_post(&self, id: Uuid) -> Result<Option<PostSnapshot>, StoreError>;
     /// How many posts exist.
     async fn count_posts(&self) -> Result<u64, StoreError>;
+    /// Stores a batch of posts at version 1 in one go, with no outbox events; an id
+    /// that exists (or was deleted) is left alone. Answers how many were stored.
+    /// For bulk loads only: the caller brings the tag cloud and the read model up
+    /// to date afterwards (`rebuild_tag_cloud`, `upsert_post_views`).
+    async fn import_posts(&self, posts: Vec<ImportedPost>) -> Result<u64, StoreError>;
+}
+
+/// The read model written in bulk: the projection of an import.
+#[async_trait]
+pub trait ReadModelBulk: Send + Sync {
+    /// Stores each view unless the same or a newer version (or a deletion) is
+    /// there, as `upsert_post_view` does one by one, in batches. Answers how many changed.
+    async fn upsert_post_views(&self, views: Vec<PostView>) -> Result<u64, StoreError>;
 }
 
 /// The outbox the relay drains.
@@ -89,17 +129,21 @@ pub trait QueryStore: Send + Sync {
     async fn tag_cloud(&self, limit: Option<u32>) -> Result<Vec<TagCount>, StoreError>;
 }
 
-/// A lease that lets one instance at a time run a periodic job.
-#[async_trait]
-pub trait Leases: Send + Sync {
-    /// Takes or renews `name` for `holder` until `until`; false when another holder has it.
-    async fn try_lease(&self, name: &str, holder: &str, until: DateTime<Utc>) -> Result<bool, StoreError>;
-}
 
 /// Everything the service needs from a store.
 #[async_trait]
 pub trait Store:
-    PostRepository + Outbox + QueryStore + TagCloudStore + ReadModelStore + EmailLog + Leases + Send + Sync + 'static
+    PostRepository
+    + Outbox
+    + QueryStore
+    + TagCloudStore
+    + ReadModelStore
+    + ReadModelBulk
+    + EmailLog
+    + Leases
+    + Send
+    + Sync
+    + 'static
 {
     /// Answers when the store can serve (for `/health/ready`).
     async fn ping(&self) -> Result<(), StoreError>;

@@ -11,4 +11,6 @@ mod post_life;
 mod rabbit_resilience;
 mod retries;
 mod smtp;
+#[path = "../support/smtp_sink.rs"]
+mod smtp_sink;
 mod supervision;

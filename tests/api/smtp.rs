@@ -1,52 +1,7 @@
 //! The emailer against a real SMTP server (aiosmtpd, started per test).
 
-use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-
+use crate::smtp_sink::SmtpSink;
 use crate::helpers::{eventually, order_event, spawn_app_with, Backend};
-
-/// A running SMTP sink; killed on drop.
-struct SmtpSink {
-    child: Child,
-    port: u16,
-    dir: tempfile::TempDir,
-}
-
-impl SmtpSink {
-    fn start(extra: &[&str]) -> Self {
-        let python = std::env::var("BLOG_TEST_PYTHON").unwrap_or_else(|_| "target/venv/bin/python".into());
-        let dir = tempfile::tempdir().unwrap();
-        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/smtp_sink.py");
-        let mut child = Command::new(&python)
-            .arg(script)
-            .arg("--dir")
-            .arg(dir.path())
-            .args(extra)
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot run {python} (scripts/test installs aiosmtpd there): {e}"));
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        let port = line.trim().strip_prefix("listening ").and_then(|p| p.parse().ok()).unwrap_or_else(|| panic!("sink said {line:?}"));
-        Self { child, port, dir }
-    }
-
-    fn url(&self) -> String {
-        format!("smtp://127.0.0.1:{}", self.port)
-    }
-
-    fn received(&self) -> Vec<String> {
-        std::fs::read_dir(self.dir.path()).unwrap().map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap()).collect()
-    }
-}
-
-impl Drop for SmtpSink {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 #[actix_web::test]
 async fn an_order_is_mailed_through_smtp_once_with_the_right_headers_and_body() {

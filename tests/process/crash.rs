@@ -27,7 +27,7 @@ fn metric(text: &str, name: &str) -> Option<f64> {
 }
 
 /// Waits until the outbox and every queue are empty.
-async fn wait_until_idle(client: &reqwest::Client, service: &Service) {
+pub async fn wait_until_idle(client: &reqwest::Client, service: &Service) {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         if let Ok(response) = client.get(format!("{}/metrics", service.address)).send().await {
@@ -42,7 +42,7 @@ async fn wait_until_idle(client: &reqwest::Client, service: &Service) {
 }
 
 /// All posts in the read model, paging through.
-async fn all_posts(client: &reqwest::Client, service: &Service) -> Vec<Value> {
+pub async fn all_posts(client: &reqwest::Client, service: &Service) -> Vec<Value> {
     let mut posts = Vec::new();
     for page in 1.. {
         let body: Value = client
@@ -63,7 +63,7 @@ async fn all_posts(client: &reqwest::Client, service: &Service) -> Vec<Value> {
 }
 
 /// The cloud the read model implies, most used first.
-fn cloud_of(posts: &[Value]) -> Vec<(String, i64)> {
+pub fn cloud_of(posts: &[Value]) -> Vec<(String, i64)> {
     let mut counts: BTreeMap<String, i64> = BTreeMap::new();
     for p in posts {
         for t in p["tags"].as_array().unwrap() {
@@ -75,20 +75,22 @@ fn cloud_of(posts: &[Value]) -> Vec<(String, i64)> {
     cloud
 }
 
-async fn served_cloud(client: &reqwest::Client, service: &Service) -> Vec<(String, i64)> {
+pub async fn served_cloud(client: &reqwest::Client, service: &Service) -> Vec<(String, i64)> {
     let cloud: Value = client.get(format!("{}/tags", service.address)).send().await.unwrap().json().await.unwrap();
     cloud.as_array().unwrap().iter().map(|t| (t["tag"].as_str().unwrap().to_owned(), t["posts_count"].as_i64().unwrap())).collect()
 }
 
 /// Sends the writes with some concurrency; records which were accepted.
-async fn send_writes(address: String, total: usize, accepted_posts: Arc<Mutex<HashSet<String>>>, accepted_orders: Arc<Mutex<HashSet<String>>>, accepted: Arc<AtomicUsize>) {
+/// Write `i` is a post when even, an order when odd, numbered from `first`.
+pub async fn send_writes(address: String, total: usize, first: usize, accepted_posts: Arc<Mutex<HashSet<String>>>, accepted_orders: Arc<Mutex<HashSet<String>>>, accepted: Arc<AtomicUsize>) {
     let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
     futures::stream::iter(0..total)
         .map(|i| {
             let (client, address) = (client.clone(), address.clone());
             let (posts, orders, accepted) = (accepted_posts.clone(), accepted_orders.clone(), accepted.clone());
             async move {
-                let (path, body) = if i % 2 == 0 { ("posts", post(i / 2)) } else { ("events", order(i / 2)) };
+                let n = first + i / 2;
+                let (path, body) = if i % 2 == 0 { ("posts", post(n)) } else { ("events", order(n)) };
                 let Ok(response) = client.post(format!("{address}/{path}")).bearer_auth(API_KEY).json(&body).send().await else {
                     return;
                 };
@@ -100,7 +102,7 @@ async fn send_writes(address: String, total: usize, accepted_posts: Arc<Mutex<Ha
                             posts.lock().unwrap().insert(id.to_owned());
                         }
                     } else {
-                        orders.lock().unwrap().insert(format!("K-{}", i / 2));
+                        orders.lock().unwrap().insert(format!("K-{n}"));
                     }
                 }
             }
@@ -198,7 +200,7 @@ async fn sigkill_mid_stream(backend: BackendEnv) {
     let dir = tempfile::tempdir().unwrap();
     let service = start(dir.path(), &backend.as_env());
     let (posts, orders, accepted) = (Arc::default(), Arc::default(), Arc::new(AtomicUsize::new(0)));
-    let writes = tokio::spawn(send_writes(service.address.clone(), 2_000, Arc::clone(&posts), Arc::clone(&orders), accepted.clone()));
+    let writes = tokio::spawn(send_writes(service.address.clone(), 2_000, 0, Arc::clone(&posts), Arc::clone(&orders), accepted.clone()));
     let deadline = Instant::now() + Duration::from_secs(60);
     while accepted.load(Ordering::SeqCst) < 1_500 {
         assert!(Instant::now() < deadline, "writes too slow");
@@ -225,7 +227,7 @@ async fn sigterm_mid_stream(backend: BackendEnv) {
     let dir = tempfile::tempdir().unwrap();
     let mut service = start(dir.path(), &backend.as_env());
     let (posts, orders, accepted) = (Arc::default(), Arc::default(), Arc::new(AtomicUsize::new(0)));
-    send_writes(service.address.clone(), 600, Arc::clone(&posts), Arc::clone(&orders), accepted.clone()).await;
+    send_writes(service.address.clone(), 600, 0, Arc::clone(&posts), Arc::clone(&orders), accepted.clone()).await;
     assert_eq!(accepted.load(Ordering::SeqCst), 600);
     service.signal(libc::SIGTERM);
     let status = service.wait_exit(Duration::from_secs(8));

@@ -3,5 +3,8 @@
 mod container;
 mod crash;
 mod observability;
+mod instances;
 mod service;
+#[path = "../support/smtp_sink.rs"]
+mod smtp_sink;
 mod startup_errors;

@@ -76,6 +76,29 @@ pub(super) fn is_duplicate_key(e: &mongodb::error::Error) -> bool {
     }
 }
 
+/// Inserts `docs` unordered and answers how many were new: a document whose
+/// `_id` is taken is skipped (its duplicate-key error is expected), any other
+/// write error fails the call.
+pub(super) async fn insert_new(collection: &Collection<Document>, docs: Vec<Document>) -> DbResult<u64> {
+    let sent = docs.len() as u64;
+    if docs.is_empty() {
+        return Ok(0);
+    }
+    const DUPLICATE_KEY: i32 = 11000;
+    match collection.insert_many(docs).ordered(false).await {
+        Ok(done) => Ok(done.inserted_ids.len() as u64),
+        Err(e) => match e.kind.as_ref() {
+            ErrorKind::InsertMany(m)
+                if m.write_concern_error.is_none()
+                    && m.write_errors.iter().flatten().all(|w| w.code == DUPLICATE_KEY) =>
+            {
+                Ok(sent - m.write_errors.as_ref().map_or(0, |w| w.len() as u64))
+            }
+            _ => Err(e.into()),
+        },
+    }
+}
+
 /// The client and both databases; cheap to clone (the client is shared).
 #[derive(Clone)]
 pub(super) struct Db {

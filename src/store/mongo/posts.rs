@@ -4,19 +4,19 @@
 use async_trait::async_trait;
 use blog_actors::event::{Envelope, PostDeleted, PostSnapshot, PostUpdated, POST_CREATED, POST_DELETED, POST_UPDATED};
 use blog_actors::ports::StoreError;
-use futures::FutureExt;
+use futures::{FutureExt, TryStreamExt};
 use mongodb::bson::{self, doc, Document};
 use mongodb::ClientSession;
 use serde::Deserialize;
 use uuid::Uuid;
 
 use super::codec::{decode, from_bson_time, id_text, now, parse_id, tag_array, to_bson_time};
-use super::db::{failed, Db, DbResult};
+use super::db::{failed, insert_new, Db, DbResult};
 use super::outbox::insert_event;
 use super::schema::{POSTS, POST_TOMBSTONES};
 use super::MongoStore;
 use crate::domain::post::ValidPost;
-use crate::store::{PostRepository, PostWrite};
+use crate::store::{ImportedPost, PostRepository, PostWrite};
 
 #[async_trait]
 impl PostRepository for MongoStore {
@@ -128,6 +128,32 @@ impl PostRepository for MongoStore {
 
     async fn count_posts(&self) -> Result<u64, StoreError> {
         self.db.main(POSTS).count_documents(doc! {}).await.map_err(|e| failed("count_posts", e))
+    }
+
+    /// One unordered `insert_many` per call, no transaction: there is no outbox entry
+    /// to keep in step, and a re-run skips what the first run stored (duplicate `_id`).
+    #[tracing::instrument(level = "debug", skip_all, fields(count = posts.len()))]
+    async fn import_posts(&self, posts: Vec<ImportedPost>) -> Result<u64, StoreError> {
+        let op = "import_posts";
+        // A deleted id stays deleted: its tombstone keeps late events out, and so must an import.
+        let ids: Vec<String> = posts.iter().map(|p| id_text(p.id)).collect();
+        let deleted: Vec<Document> = self
+            .db
+            .main(POST_TOMBSTONES)
+            .find(doc! { "_id": { "$in": &ids } })
+            .projection(doc! { "_id": 1 })
+            .await
+            .map_err(|e| failed(op, e))?
+            .try_collect()
+            .await
+            .map_err(|e| failed(op, e))?;
+        let deleted: std::collections::HashSet<&str> = deleted.iter().filter_map(|d| d.get_str("_id").ok()).collect();
+        let docs: Vec<Document> = posts
+            .iter()
+            .filter(|p| !deleted.contains(id_text(p.id).as_str()))
+            .map(|p| post_doc(&p.snapshot()))
+            .collect();
+        insert_new(&self.db.main(POSTS), docs).await.map_err(|e| failed(op, e))
     }
 }
 

@@ -12,7 +12,7 @@ use super::db::DbResult;
 use super::outbox::insert_event;
 use super::SqliteStore;
 use crate::domain::post::ValidPost;
-use crate::store::{PostRepository, PostWrite};
+use crate::store::{ImportedPost, PostRepository, PostWrite};
 
 const SELECT_POST: &str =
     "SELECT id, title, description, tags, created_at, updated_at, version FROM posts WHERE id = ?1";
@@ -126,6 +126,34 @@ impl PostRepository for SqliteStore {
             .read("count_posts", |conn| {
                 let n: i64 = conn.query_row("SELECT COUNT(*) FROM posts", [], |r| r.get(0))?;
                 Ok(n.max(0) as u64)
+            })
+            .await
+    }
+
+    /// One transaction per call: the caller's batch size is the commit size.
+    #[tracing::instrument(level = "debug", skip_all, fields(count = posts.len()))]
+    async fn import_posts(&self, posts: Vec<ImportedPost>) -> Result<u64, StoreError> {
+        self.main
+            .write("import_posts", move |tx| {
+                // A deleted id stays deleted: its tombstone keeps late events out, and so must an import.
+                let mut insert = tx.prepare_cached(
+                    "INSERT OR IGNORE INTO posts (id, title, description, tags, created_at, updated_at, version)
+                     SELECT ?1, ?2, ?3, ?4, ?5, ?5, 1 WHERE NOT EXISTS (SELECT 1 FROM post_tombstones WHERE id = ?1)",
+                )?;
+                let mut tag = tx.prepare_cached("INSERT OR IGNORE INTO post_tags (post_id, tag) VALUES (?1, ?2)")?;
+                let mut stored = 0;
+                for p in &posts {
+                    let id = id_text(p.id);
+                    let created_at = to_ms(p.created_at);
+                    if insert.execute(params![id, p.post.title, p.post.description, tags_json(&p.post.tags)?, created_at])? == 0 {
+                        continue;
+                    }
+                    stored += 1;
+                    for t in &p.post.tags {
+                        tag.execute(params![id, t])?;
+                    }
+                }
+                Ok(stored)
             })
             .await
     }

@@ -11,6 +11,7 @@ use uuid::Uuid;
 use super::codec::{from_ms, id_text, parse_id, parse_tags, tags_json, to_ms, to_u32};
 use super::db::DbResult;
 use super::SqliteStore;
+use crate::store::ReadModelBulk;
 
 /// The columns [`view_from_row`] reads, in its order.
 pub(super) const VIEW_COLUMNS: &str = "v.id, v.slug, v.title, v.description, v.excerpt, v.tags, v.word_count, \
@@ -21,45 +22,7 @@ impl ReadModelStore for SqliteStore {
     #[tracing::instrument(level = "debug", skip_all, fields(id = %view.id, version = view.version))]
     async fn upsert_post_view(&self, view: &PostView) -> Result<Applied, StoreError> {
         let view = view.clone();
-        self.queries
-            .write("upsert_post_view", move |tx| {
-                let id = id_text(view.id);
-                if stored_version(tx, &id)?.is_some_and(|v| v >= view.version) {
-                    return Ok(Applied::Unchanged);
-                }
-                tx.prepare_cached(
-                    "INSERT INTO post_views (id, slug, title, description, excerpt, tags, word_count,
-                         reading_time_minutes, version, created_at, updated_at, deleted)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 0)
-                     ON CONFLICT (id) DO UPDATE SET slug = excluded.slug, title = excluded.title,
-                         description = excluded.description, excerpt = excluded.excerpt, tags = excluded.tags,
-                         word_count = excluded.word_count, reading_time_minutes = excluded.reading_time_minutes,
-                         version = excluded.version, created_at = excluded.created_at,
-                         updated_at = excluded.updated_at, deleted = 0",
-                )?
-                .execute(params![
-                    id,
-                    view.slug,
-                    view.title,
-                    view.description,
-                    view.excerpt,
-                    tags_json(&view.tags)?,
-                    view.word_count,
-                    view.reading_time_minutes,
-                    view.version,
-                    to_ms(view.created_at),
-                    to_ms(view.updated_at)
-                ])?;
-                tx.prepare_cached("DELETE FROM post_view_tags WHERE post_id = ?1")?.execute([&id])?;
-                let mut insert = tx.prepare_cached(
-                    "INSERT OR IGNORE INTO post_view_tags (post_id, tag, created_at) VALUES (?1, ?2, ?3)",
-                )?;
-                for tag in &view.tags {
-                    insert.execute(params![id, tag, to_ms(view.created_at)])?;
-                }
-                Ok(Applied::Changed)
-            })
-            .await
+        self.queries.write("upsert_post_view", move |tx| upsert(tx, &view)).await
     }
 
     #[tracing::instrument(level = "debug", skip(self))]
@@ -81,6 +44,63 @@ impl ReadModelStore for SqliteStore {
             })
             .await
     }
+}
+
+#[async_trait]
+impl ReadModelBulk for SqliteStore {
+    /// One transaction per call: the caller's batch size is the commit size.
+    #[tracing::instrument(level = "debug", skip_all, fields(count = views.len()))]
+    async fn upsert_post_views(&self, views: Vec<PostView>) -> Result<u64, StoreError> {
+        self.queries
+            .write("upsert_post_views", move |tx| {
+                let mut changed = 0;
+                for view in &views {
+                    if upsert(tx, view)? == Applied::Changed {
+                        changed += 1;
+                    }
+                }
+                Ok(changed)
+            })
+            .await
+    }
+}
+
+/// Stores `view` unless the same or a newer version is there, inside the caller's transaction.
+fn upsert(tx: &Connection, view: &PostView) -> DbResult<Applied> {
+    let id = id_text(view.id);
+    if stored_version(tx, &id)?.is_some_and(|v| v >= view.version) {
+        return Ok(Applied::Unchanged);
+    }
+    tx.prepare_cached(
+        "INSERT INTO post_views (id, slug, title, description, excerpt, tags, word_count,
+             reading_time_minutes, version, created_at, updated_at, deleted)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 0)
+         ON CONFLICT (id) DO UPDATE SET slug = excluded.slug, title = excluded.title,
+             description = excluded.description, excerpt = excluded.excerpt, tags = excluded.tags,
+             word_count = excluded.word_count, reading_time_minutes = excluded.reading_time_minutes,
+             version = excluded.version, created_at = excluded.created_at,
+             updated_at = excluded.updated_at, deleted = 0",
+    )?
+    .execute(params![
+        id,
+        view.slug,
+        view.title,
+        view.description,
+        view.excerpt,
+        tags_json(&view.tags)?,
+        view.word_count,
+        view.reading_time_minutes,
+        view.version,
+        to_ms(view.created_at),
+        to_ms(view.updated_at)
+    ])?;
+    tx.prepare_cached("DELETE FROM post_view_tags WHERE post_id = ?1")?.execute([&id])?;
+    let mut insert =
+        tx.prepare_cached("INSERT OR IGNORE INTO post_view_tags (post_id, tag, created_at) VALUES (?1, ?2, ?3)")?;
+    for tag in &view.tags {
+        insert.execute(params![id, tag, to_ms(view.created_at)])?;
+    }
+    Ok(Applied::Changed)
 }
 
 /// The version stored for a post, live or tombstone.
