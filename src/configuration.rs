@@ -60,6 +60,28 @@ pub struct Settings {
     pub log_format: LogFormat,
 }
 
+/// Every setting's key: the env var is `BLOG_` + the key in upper case.
+pub const SETTING_KEYS: [&str; 18] = [
+    "http_addr",
+    "data_dir",
+    "store_url",
+    "broker_url",
+    "amqp_prefix",
+    "db",
+    "queries_db",
+    "smtp_url",
+    "api_key",
+    "mail_dir",
+    "mail_from",
+    "tag_rebuild_interval",
+    "max_attempts",
+    "retry_base_delay",
+    "retry_max_delay",
+    "prefetch",
+    "shutdown_timeout",
+    "log_format",
+];
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
@@ -130,7 +152,9 @@ impl Settings {
             }
             figment = figment.merge(Toml::file(file));
         }
-        let figment = figment.merge(Env::prefixed("BLOG_").ignore(&["config"])).merge(overrides);
+        // Only our own names: other BLOG_* variables in the environment (a test
+        // harness's, say) are not settings. A TOML file stays strict.
+        let figment = figment.merge(Env::prefixed("BLOG_").only(&SETTING_KEYS)).merge(overrides);
         let settings: Settings = figment.extract().map_err(|e| {
             let key = e.path.join("_");
             let setting = if key.is_empty() { "configuration".into() } else { format!("BLOG_{}", key.to_uppercase()) };
@@ -238,6 +262,17 @@ mod tests {
         assert_eq!(err.setting, "BLOG_HTTP_ADDR", "{err}");
         let err = load_with(&[("shutdown_timeout", "soon")]).unwrap_err();
         assert_eq!(err.setting, "BLOG_SHUTDOWN_TIMEOUT", "{err}");
+    }
+
+    #[test]
+    fn the_key_list_names_every_setting() {
+        let defaults = serde_json::to_value(Settings::default()).unwrap();
+        let mut fields: Vec<&str> = defaults.as_object().unwrap().keys().map(String::as_str).collect();
+        fields.extend(["api_key", "smtp_url"]); // never serialised: secrets
+        fields.sort_unstable();
+        let mut keys = SETTING_KEYS.to_vec();
+        keys.sort_unstable();
+        assert_eq!(fields, keys);
     }
 
     #[test]

@@ -10,16 +10,16 @@
 //! - [`domain`]: what a valid post is.
 //! - [`routes`]: the HTTP API, one file per area, with its OpenAPI description.
 //! - [`http_metrics`]: the middleware counting and timing HTTP requests by route.
-//! - [`store`]: the store traits and their adapters (embedded SQLite).
-//! - [`transport`]: the transport traits, the embedded durable queue and the outbox relay.
-//! - [`mail`]: mail adapters (.eml files).
+//! - [`store`]: the store traits and their adapters (embedded SQLite, MongoDB).
+//! - [`transport`]: the transport traits, the embedded durable queue, RabbitMQ and the outbox relay.
+//! - [`mail`]: mail adapters (.eml files, SMTP).
 
 pub mod cli;
 pub mod configuration;
 pub mod domain;
+pub mod healthcheck;
 pub mod http_metrics;
 pub mod load;
-pub mod healthcheck;
 pub mod mail;
 pub mod routes;
 pub mod startup;

@@ -33,24 +33,26 @@ pub fn spawn(
         metrics.set_state(NAME, ActorState::Running);
         let mut backoff = Duration::from_millis(100);
         while !stop.is_cancelled() {
-            let pause = match relay_once(&*outbox, &*publisher, &metrics).await {
-                Ok(0) => POLL_INTERVAL,
-                Ok(_) => {
-                    backoff = Duration::from_millis(100);
-                    continue;
+            match relay_once(&*outbox, &*publisher, &metrics).await {
+                Ok(0) => {
+                    tokio::select! {
+                        _ = wakeup.notified() => {}
+                        _ = tokio::time::sleep(POLL_INTERVAL) => {}
+                        _ = stop.cancelled() => {}
+                    }
                 }
+                Ok(_) => backoff = Duration::from_millis(100),
                 Err(e) => {
                     tracing::warn!(error = %e, ?backoff, "outbox relay failed; will try again");
                     metrics.record_error(NAME, &e);
                     metrics.record_outcome(NAME, Outcome::Retried);
+                    // New writes do not cut the wait short: the transport is what is failing.
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = stop.cancelled() => {}
+                    }
                     backoff = (backoff * 2).min(MAX_BACKOFF);
-                    backoff
                 }
-            };
-            tokio::select! {
-                _ = wakeup.notified() => {}
-                _ = tokio::time::sleep(pause) => {}
-                _ = stop.cancelled() => {}
             }
         }
         metrics.set_state(NAME, ActorState::Stopped);

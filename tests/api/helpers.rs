@@ -146,7 +146,8 @@ impl Drop for TestApp {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
             runtime.block_on(async move {
                 transport.close().await;
-                blog::transport::rabbitmq::RabbitTransport::delete_topology(&url, &prefix, &delays).await
+                let delete = blog::transport::rabbitmq::RabbitTransport::delete_topology(&url, &prefix, &delays);
+                tokio::time::timeout(Duration::from_secs(10), delete).await.map_err(|_| ()).and_then(|r| r.map_err(drop))
             })
         })
         .join();

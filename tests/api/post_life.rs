@@ -93,3 +93,30 @@ async fn a_rebuild_gives_the_same_cloud_as_the_incremental_updates(backend: Back
     assert_eq!(report["posts"], 30 - ids.iter().skip(1).step_by(5).count());
     assert_eq!(app.tag_cloud().await, incremental);
 }
+
+on_every_backend!(the_tag_cloud_is_served_most_used_first_ties_by_name_and_cut_at_the_limit);
+async fn the_tag_cloud_is_served_most_used_first_ties_by_name_and_cut_at_the_limit(backend: Backend) {
+    let app = spawn_app_on(backend).await;
+    for (title, tags) in [
+        ("A", &["zeta", "beta", "alpha"][..]),
+        ("B", &["zeta", "beta"][..]),
+        ("C", &["zeta", "gamma"][..]),
+        ("D", &["delta"][..]),
+    ] {
+        app.created_post(title, tags).await;
+    }
+    app.wait_for_cloud(&[("zeta", 3), ("beta", 2), ("alpha", 1), ("delta", 1), ("gamma", 1)]).await;
+    let top: Vec<(String, i64)> = app
+        .get_json("/tags?limit=3")
+        .await
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| (t["tag"].as_str().unwrap().to_owned(), t["posts_count"].as_i64().unwrap()))
+        .collect();
+    assert_eq!(top, vec![("zeta".to_owned(), 3), ("beta".to_owned(), 2), ("alpha".to_owned(), 1)]);
+    let response = app.post_authed("/admin/tag-cloud/rebuild", &json!({})).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(app.get_json("/tags?limit=3").await.as_array().unwrap().len(), 3, "the rebuilt cloud keeps order and limit");
+    assert_eq!(app.tag_cloud().await[..3], top[..]);
+}
