@@ -3,6 +3,7 @@
 mod container;
 mod crash;
 mod observability;
+mod publish;
 mod instances;
 mod service;
 #[path = "../support/smtp_sink.rs"]
