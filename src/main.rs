@@ -68,6 +68,11 @@ async fn publish(settings: Settings, event: PublishCommand) -> anyhow::Result<()
 }
 
 async fn load(settings: Settings, args: LoadArgs) -> anyhow::Result<()> {
+    if let (Some(count), Some(path)) = (args.synthetic, &args.write_jsonl) {
+        blog::load::write_jsonl(&args, count, path)?;
+        println!("wrote {count} synthetic posts to {}", path.display());
+        return Ok(());
+    }
     let report = blog::load::run(&settings, args).await?;
     println!("{}", report.summary());
     match report.stopped_at {

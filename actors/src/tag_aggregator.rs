@@ -27,8 +27,11 @@ pub struct RebuildLease {
     pub holder: String,
 }
 
-/// Keeps `[{tag, posts_count}]` current; one message at a time, so a rebuild never
-/// interleaves with an incremental change.
+/// Keeps `[{tag, posts_count}]` current. Post changes are handled concurrently:
+/// each is one atomic, version-guarded store step, so their order does not
+/// matter, and the store's group commit needs several in flight to batch them.
+/// A rebuild runs alone (no change starts while it runs); one already in
+/// flight commits before or after the rebuild's transaction, exact either way.
 pub struct TagAggregator {
     /// Where the cloud and its per-post bookkeeping live.
     store: Arc<dyn TagCloudStore>,
@@ -58,7 +61,7 @@ crate::supervised_worker!(TagAggregator, NAME, |actor, ctx| {
 
 /// Apply one post change to the tag cloud.
 impl Handler<HandleEvent> for TagAggregator {
-    type Result = AtomicResponse<Self, Result<(), HandlerError>>;
+    type Result = ResponseActFuture<Self, Result<(), HandlerError>>;
 
     fn handle(&mut self, msg: HandleEvent, _: &mut Context<Self>) -> Self::Result {
         let store = self.store.clone();
@@ -72,14 +75,12 @@ impl Handler<HandleEvent> for TagAggregator {
             };
             applied.map(drop).map_err(|e| HandlerError::Retryable(e.to_string()))
         };
-        AtomicResponse::new(Box::pin(guard(NAME, self.metrics.clone(), envelope, work).into_actor(self).map(
-            |guarded, _, ctx| {
-                if guarded.panicked {
-                    ctx.stop();
-                }
-                guarded.result
-            },
-        )))
+        Box::pin(guard(NAME, self.metrics.clone(), envelope, work).into_actor(self).map(|guarded, _, ctx| {
+            if guarded.panicked {
+                ctx.stop();
+            }
+            guarded.result
+        }))
     }
 }
 

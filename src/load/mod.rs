@@ -75,18 +75,18 @@ pub struct LoadReport {
     pub stopped_at: Option<BadLine>,
 }
 
+/// `blog load --synthetic N --write-jsonl PATH`: the posts as a file instead of an import.
+pub fn write_jsonl(args: &LoadArgs, count: u64, path: &std::path::Path) -> anyhow::Result<()> {
+    let generator = synthetic::Generator::new(&args.synthetic_settings())?;
+    generator.write_jsonl(count, path).with_context(|| format!("writing {}", path.display()))
+}
+
 /// Runs `blog load`: imports, then brings the tag cloud up to date. With
 /// `--on-error stop` a malformed line ends the reading, and what came before it
 /// is still imported and counted in the cloud; the caller reports the line.
 pub async fn run(settings: &Settings, args: LoadArgs) -> anyhow::Result<LoadReport> {
     if args.batch == 0 {
         anyhow::bail!("--batch must be at least 1");
-    }
-    if let (Some(count), Some(path)) = (args.synthetic, &args.write_jsonl) {
-        let generator = synthetic::Generator::new(&args.synthetic_settings())?;
-        generator.write_jsonl(count, path).with_context(|| format!("writing {}", path.display()))?;
-        eprintln!("wrote {count} synthetic posts to {}", path.display());
-        return Ok(LoadReport::empty());
     }
     let store = open_store(settings).await?;
     let (tx, rx) = mpsc::channel(READ_AHEAD);
@@ -119,19 +119,6 @@ pub async fn run(settings: &Settings, args: LoadArgs) -> anyhow::Result<LoadRepo
 }
 
 impl LoadReport {
-    fn empty() -> Self {
-        Self {
-            read: 0,
-            stored: 0,
-            skipped: 0,
-            tags: 0,
-            views_changed: 0,
-            write_time: Duration::ZERO,
-            rebuild_time: Duration::ZERO,
-            stopped_at: None,
-        }
-    }
-
     /// One line for people.
     pub fn summary(&self) -> String {
         format!(

@@ -11,7 +11,6 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, Zipf};
 use serde_json::json;
-use uuid::Uuid;
 
 use super::Item;
 use crate::domain::post::ValidPost;

@@ -1,5 +1,6 @@
 //! The tag cloud, most used first, as the tag aggregator keeps it.
 
+use actix_web::http::header::ContentType;
 use actix_web::{web, HttpResponse};
 use blog_actors::ports::TagCount;
 use serde::Deserialize;
@@ -39,6 +40,6 @@ async fn tag_cloud(state: web::Data<AppState>, query: web::Query<TagsQuery>) -> 
             return Err(Problem::bad_request(format!("limit must be between 1 and {LIMIT_MAX}")));
         }
     }
-    let cloud = state.store.tag_cloud(query.limit).await?;
-    Ok(HttpResponse::Ok().json(cloud))
+    let cloud = state.store.tag_cloud_json(query.limit).await?;
+    Ok(HttpResponse::Ok().content_type(ContentType::json()).body(cloud))
 }

@@ -127,6 +127,12 @@ pub trait QueryStore: Send + Sync {
     async fn get_post_view(&self, id: Uuid) -> Result<Option<PostView>, StoreError>;
     /// The cloud, most used first (ties by tag name), tags with no posts left out.
     async fn tag_cloud(&self, limit: Option<u32>) -> Result<Vec<TagCount>, StoreError>;
+    /// [`QueryStore::tag_cloud`] as the JSON `GET /tags` answers. A store that
+    /// knows when its cloud changes may keep it between changes.
+    async fn tag_cloud_json(&self, limit: Option<u32>) -> Result<bytes::Bytes, StoreError> {
+        let cloud = self.tag_cloud(limit).await?;
+        serde_json::to_vec(&cloud).map(bytes::Bytes::from).map_err(|e| StoreError(format!("tag cloud JSON: {e}")))
+    }
 }
 
 

@@ -28,13 +28,20 @@ fn metric(text: &str, name: &str) -> Option<f64> {
 
 /// Waits until the outbox and every queue are empty.
 pub async fn wait_until_idle(client: &reqwest::Client, service: &Service) {
+    // Seen idle on several scrapes in a row: a broker's queue counts miss a
+    // message on the wire for a moment.
+    const IDLE_CHECKS: u32 = 6;
+    let mut idle_in_a_row = 0;
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
+        let mut idle = false;
         if let Ok(response) = client.get(format!("{}/metrics", service.address)).send().await {
             let text = response.text().await.unwrap_or_default();
-            if metric(&text, "blog_outbox_backlog") == Some(0.0) && metric(&text, "blog_queue_pending_deliveries") == Some(0.0) {
-                return;
-            }
+            idle = metric(&text, "blog_outbox_backlog") == Some(0.0) && metric(&text, "blog_queue_pending_deliveries") == Some(0.0);
+        }
+        idle_in_a_row = if idle { idle_in_a_row + 1 } else { 0 };
+        if idle_in_a_row >= IDLE_CHECKS {
+            return;
         }
         assert!(Instant::now() < deadline, "the service never went idle");
         tokio::time::sleep(Duration::from_millis(50)).await;

@@ -1,13 +1,19 @@
 //! One SQLite file: a single writer connection and a few read-only ones.
 //!
-//! rusqlite blocks, so every call runs on tokio's blocking pool. SQLite allows
-//! one writer at a time anyway, so writes share one connection behind a mutex;
-//! in WAL mode readers never wait for the writer, so reads get their own small
-//! pool and do not queue behind writes.
+//! rusqlite blocks, so nothing here runs on the async threads. SQLite allows
+//! one writer at a time anyway, so the writer connection lives on its own
+//! thread, which commits in groups: the writes waiting when it is free run in
+//! one transaction, each inside its own savepoint (a failing write rolls back
+//! alone), and every caller hears its answer only after that one commit. Each
+//! commit writes a write's pages to the WAL once instead of once per write, and
+//! the hot pages (the tag cloud's counts, index roots) are shared; durability
+//! and isolation per write are as before. In WAL mode readers never wait for
+//! the writer, so reads get their own small pool on the blocking threads.
 
+use std::panic::AssertUnwindSafe;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
+use std::sync::{mpsc, Arc, Mutex, MutexGuard, TryLockError};
 use std::time::Duration;
 
 use blog_actors::ports::StoreError;
@@ -17,6 +23,8 @@ use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 const READERS: usize = 4;
 /// How long a statement waits for a lock held by another connection (or process).
 const BUSY_TIMEOUT: Duration = Duration::from_millis(5000);
+/// Most writes committed together; bounds how long the first one waits for its answer.
+const GROUP_MAX: usize = 256;
 
 /// What went wrong inside a store call, before it is named by its operation.
 #[derive(Debug, thiserror::Error)]
@@ -41,8 +49,9 @@ pub(super) struct Db {
 struct Inner {
     /// Names the file in errors, so a log line says which database failed.
     label: &'static str,
-    /// The only connection that writes; the mutex serialises transactions.
-    writer: Mutex<Connection>,
+    /// Hands writes to the writer thread, which owns the only connection that
+    /// writes; the thread ends when the last handle (and so this sender) is dropped.
+    writes: Mutex<mpsc::Sender<Job>>,
     /// Read-only connections; WAL gives each a consistent snapshot.
     readers: Vec<Mutex<Connection>>,
     /// Spreads reads over the pool.
@@ -77,27 +86,52 @@ impl Db {
                 Ok(Mutex::new(conn))
             })
             .collect::<DbResult<Vec<_>>>()?;
+        let (writes, jobs) = mpsc::channel();
+        std::thread::Builder::new()
+            .name(format!("{label} writer"))
+            .spawn(move || commit_in_groups(writer, jobs))
+            .map_err(|e| DbError::Data(format!("{label}: cannot start the writer thread: {e}")))?;
         Ok(Self {
-            inner: Arc::new(Inner { label, writer: Mutex::new(writer), readers, next_reader: AtomicUsize::new(0) }),
+            inner: Arc::new(Inner { label, writes: Mutex::new(writes), readers, next_reader: AtomicUsize::new(0) }),
         })
     }
 
-    /// Runs `f` in one immediate write transaction, committed when `f` returns Ok.
-    /// On Err (or a panic) the transaction rolls back when dropped.
+    /// Runs `f` in a write transaction, committed when `f` returns Ok; answers
+    /// once the commit is done. On Err (or a panic) `f`'s changes roll back
+    /// alone; writes committed in the same group are not affected.
     pub(super) async fn write<T, F>(&self, op: &'static str, f: F) -> Result<T, StoreError>
     where
         F: FnOnce(&Transaction<'_>) -> DbResult<T> + Send + 'static,
         T: Send + 'static,
     {
-        let inner = Arc::clone(&self.inner);
-        self.blocking(op, move || {
-            let mut conn = recover(inner.writer.lock());
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let out = f(&tx)?;
-            tx.commit()?;
-            Ok(out)
-        })
-        .await
+        let label = self.inner.label;
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        // Filled by the run, read by the reply once the commit is known.
+        let slot: Arc<Mutex<Option<DbResult<T>>>> = Arc::new(Mutex::new(None));
+        let filled = slot.clone();
+        let run = Box::new(move |tx: &Transaction<'_>| {
+            let out = std::panic::catch_unwind(AssertUnwindSafe(|| f(tx)))
+                .unwrap_or_else(|_| Err(DbError::Data("the write panicked".into())));
+            let ok = out.is_ok();
+            *filled.lock().unwrap_or_else(|p| p.into_inner()) = Some(out);
+            ok
+        });
+        let reply = Box::new(move |committed: Result<(), String>| {
+            let out = slot.lock().unwrap_or_else(|p| p.into_inner()).take();
+            let out = match (out, committed) {
+                (Some(Ok(out)), Ok(())) => Ok(out),
+                (Some(Err(e)), _) => Err(StoreError(format!("{label} {op}: {e}"))),
+                (_, Err(e)) => Err(StoreError(format!("{label} {op}: not committed: {e}"))),
+                (None, Ok(())) => Err(StoreError(format!("{label} {op}: the write did not run"))),
+            };
+            let _ = answer.send(out);
+        });
+        let job = Job { run, reply };
+        let sent = self.inner.writes.lock().unwrap_or_else(|p| p.into_inner()).send(job);
+        if sent.is_err() {
+            return Err(StoreError(format!("{label} {op}: the writer thread is gone")));
+        }
+        answered.await.unwrap_or_else(|_| Err(StoreError(format!("{label} {op}: the writer thread is gone"))))
     }
 
     /// Runs `f` on a read-only connection. Several statements that must agree
@@ -125,6 +159,57 @@ impl Db {
     }
 }
 
+/// One write: `run` does it inside the group's transaction and says whether it
+/// succeeded; `reply` answers its caller once the group's commit outcome is known.
+struct Job {
+    run: Box<dyn FnOnce(&Transaction<'_>) -> bool + Send>,
+    reply: Box<dyn FnOnce(Result<(), String>) + Send>,
+}
+
+/// The writer thread: takes the writes waiting, runs each in a savepoint of one
+/// immediate transaction, commits once, then answers them all.
+fn commit_in_groups(mut conn: Connection, jobs: mpsc::Receiver<Job>) {
+    while let Ok(first) = jobs.recv() {
+        let mut group = vec![first];
+        while group.len() < GROUP_MAX {
+            match jobs.try_recv() {
+                Ok(job) => group.push(job),
+                Err(_) => break,
+            }
+        }
+        let tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
+            Ok(tx) => tx,
+            Err(e) => {
+                // None of them ran: each caller hears why (and retries as it would any store error).
+                for job in group {
+                    (job.reply)(Err(e.to_string()));
+                }
+                continue;
+            }
+        };
+        let mut replies = Vec::with_capacity(group.len());
+        for job in group {
+            let settled = tx.execute_batch("SAVEPOINT write").and_then(|()| {
+                if (job.run)(&tx) {
+                    tx.execute_batch("RELEASE write")
+                } else {
+                    tx.execute_batch("ROLLBACK TO write; RELEASE write")
+                }
+            });
+            replies.push((job.reply, settled.err()));
+        }
+        // A savepoint that could not be settled leaves the transaction unsure: none of it commits.
+        let broken = replies.iter().find_map(|(_, e)| e.as_ref().map(|e| format!("savepoint: {e}")));
+        let committed = match broken {
+            Some(e) => Err(e),
+            None => tx.commit().map_err(|e| e.to_string()),
+        };
+        for (reply, _) in replies {
+            reply(committed.clone());
+        }
+    }
+}
+
 impl Inner {
     /// A free reader if there is one, else waits for the next in turn.
     fn reader(&self) -> MutexGuard<'_, Connection> {
@@ -147,4 +232,57 @@ fn recover<'a>(
     r: Result<MutexGuard<'a, Connection>, std::sync::PoisonError<MutexGuard<'a, Connection>>>,
 ) -> MutexGuard<'a, Connection> {
     r.unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS t (k TEXT PRIMARY KEY)";
+
+    async fn count(db: &Db) -> i64 {
+        db.read("count", |c| Ok(c.query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))?)).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_failing_write_rolls_back_alone_while_the_rest_of_its_group_commits() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("t.sqlite"), "t.sqlite", SCHEMA).unwrap();
+        let writes: Vec<_> = (0..60)
+            .map(|i| {
+                let db = db.clone();
+                tokio::spawn(async move {
+                    db.write("insert", move |tx| {
+                        tx.execute("INSERT INTO t (k) VALUES (?1)", [format!("k{i}")])?;
+                        if i % 10 == 3 {
+                            return Err(DbError::Data("refused after writing".into()));
+                        }
+                        Ok(i)
+                    })
+                    .await
+                })
+            })
+            .collect();
+        let mut answered = Vec::new();
+        for w in writes {
+            answered.push(w.await.unwrap().is_ok());
+        }
+        assert_eq!(answered.iter().filter(|ok| **ok).count(), 54);
+        assert_eq!(count(&db).await, 54, "exactly the writes that answered Ok are stored");
+    }
+
+    #[tokio::test]
+    async fn a_panicking_write_is_an_error_and_the_writer_goes_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("t.sqlite"), "t.sqlite", SCHEMA).unwrap();
+        let panicked = db
+            .write("panic", |tx| -> DbResult<()> {
+                tx.execute("INSERT INTO t (k) VALUES ('lost')", [])?;
+                panic!("boom")
+            })
+            .await;
+        assert!(panicked.unwrap_err().to_string().contains("panicked"));
+        db.write("after", |tx| Ok(tx.execute("INSERT INTO t (k) VALUES ('kept')", [])?)).await.unwrap();
+        assert_eq!(count(&db).await, 1);
+    }
 }

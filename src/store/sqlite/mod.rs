@@ -9,6 +9,7 @@
 //! writes with their outbox events, [`outbox`], [`tag_cloud`], [`read_model`],
 //! [`queries`], [`email_log`], [`leases`].
 
+mod cloud_cache;
 mod codec;
 mod db;
 mod email_log;
@@ -23,6 +24,7 @@ mod tag_cloud;
 mod testing;
 
 use std::path::Path;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use blog_actors::ports::StoreError;
@@ -42,6 +44,8 @@ pub struct SqliteStore {
     main: Db,
     /// `blog_queries.sqlite`: the read model.
     queries: Db,
+    /// `GET /tags`'s answers between changes.
+    cloud: Arc<cloud_cache::CloudCache>,
 }
 
 impl SqliteStore {
@@ -59,7 +63,7 @@ impl SqliteStore {
             };
             let main = open(MAIN_FILE, "blog.sqlite", schema::MAIN)?;
             let queries = open(QUERIES_FILE, "blog_queries.sqlite", schema::QUERIES)?;
-            Ok(SqliteStore { main, queries })
+            Ok(SqliteStore { main, queries, cloud: Arc::default() })
         })
         .await;
         opened.map_err(|e| StoreError(format!("sqlite open: the blocking task failed: {e}")))?

@@ -280,4 +280,33 @@ mod tests {
         assert_eq!(envelope.correlation_id.as_deref(), Some("c"));
         assert_eq!(event, Event::PostDeleted(PostDeleted { id: created.id, version: 3, tags: tags(&["y"]) }));
     }
+
+    #[tokio::test]
+    async fn an_import_stores_new_posts_once_without_events_and_its_views_in_bulk() {
+        use blog_actors::projector::view_of;
+
+        use crate::store::{ImportedPost, QueryStore, ReadModelBulk};
+
+        let (_dir, store) = store().await;
+        let gone = store.create_post(post("Gone", &["a"]), None).await.unwrap();
+        store.delete_post(gone.id, None).await.unwrap();
+        let stamp = chrono::DateTime::from_timestamp_millis(1_704_067_200_000).unwrap();
+        let imported = |id: Uuid, title: &str| ImportedPost { id, post: post(title, &["a", "b"]), created_at: stamp };
+        let (one, two) = (Uuid::new_v4(), Uuid::new_v4());
+        let batch = vec![imported(one, "One"), imported(two, "Two"), imported(gone.id, "Back")];
+        assert_eq!(store.import_posts(batch.clone()).await.unwrap(), 2, "the deleted id stays deleted");
+        assert_eq!(store.import_posts(batch.clone()).await.unwrap(), 0, "a second run stores nothing");
+        assert_eq!(store.backlog().await.unwrap(), 2, "only the create and delete above");
+        assert_eq!(store.get_post(one).await.unwrap(), Some(batch[0].snapshot()));
+
+        let views: Vec<_> = batch[..2].iter().map(|p| view_of(&p.snapshot())).collect();
+        assert_eq!(store.upsert_post_views(views.clone()).await.unwrap(), 2);
+        assert_eq!(store.upsert_post_views(views.clone()).await.unwrap(), 0);
+        let mut newer = views[0].clone();
+        newer.version = 2;
+        newer.title = "One again".into();
+        assert_eq!(store.upsert_post_views(vec![newer.clone(), views[1].clone()]).await.unwrap(), 1);
+        assert_eq!(store.get_post_view(one).await.unwrap(), Some(newer));
+        assert_eq!(store.list_posts(Some("b"), 1, 10).await.unwrap().total, 2);
+    }
 }

@@ -2,8 +2,9 @@
 //! the tag cloud (main database). Reads only, on the read-only connections.
 
 use async_trait::async_trait;
+use bytes::Bytes;
 use blog_actors::ports::{PostView, StoreError, TagCount};
-use rusqlite::{params, Connection, ToSql};
+use rusqlite::{params, Connection, OptionalExtension, ToSql};
 use uuid::Uuid;
 
 use super::codec::id_text;
@@ -33,7 +34,7 @@ impl QueryStore for SqliteStore {
                             ),
                             params![per_page, offset],
                         )?,
-                        count(&tx, "SELECT COUNT(*) FROM post_views WHERE deleted = 0", params![])?,
+                        total(&tx, "")?,
                     ),
                     // A tombstone has no tag rows, so the join alone leaves deleted posts out;
                     // the deleted test guards against a row that somehow kept them.
@@ -47,12 +48,7 @@ impl QueryStore for SqliteStore {
                             ),
                             params![tag, per_page, offset],
                         )?,
-                        count(
-                            &tx,
-                            "SELECT COUNT(*) FROM post_view_tags t JOIN post_views v ON v.id = t.post_id
-                             WHERE t.tag = ?1 AND v.deleted = 0",
-                            params![tag],
-                        )?,
+                        total(&tx, tag)?,
                     ),
                 };
                 tx.finish()?;
@@ -68,6 +64,18 @@ impl QueryStore for SqliteStore {
                 Ok(views(conn, &sql, params![id_text(id)])?.pop())
             })
             .await
+    }
+
+    /// Kept between changes; see [`super::cloud_cache`].
+    async fn tag_cloud_json(&self, limit: Option<u32>) -> Result<Bytes, StoreError> {
+        if let Some(json) = self.cloud.get(limit) {
+            return Ok(json);
+        }
+        let generation = self.cloud.generation();
+        let cloud = self.tag_cloud(limit).await?;
+        let json = Bytes::from(serde_json::to_vec(&cloud).map_err(|e| StoreError(format!("tag cloud JSON: {e}")))?);
+        self.cloud.put(limit, generation, json.clone());
+        Ok(json)
     }
 
     async fn tag_cloud(&self, limit: Option<u32>) -> Result<Vec<TagCount>, StoreError> {
@@ -96,9 +104,13 @@ fn views(conn: &Connection, sql: &str, args: &[&dyn ToSql]) -> DbResult<Vec<Post
     Ok(out)
 }
 
-fn count(conn: &Connection, sql: &str, args: &[&dyn ToSql]) -> DbResult<u64> {
-    let n: i64 = conn.prepare_cached(sql)?.query_row(args, |r| r.get(0))?;
-    Ok(n.max(0) as u64)
+/// Live views with `tag` ('' for all), as the read model counts them in each write.
+fn total(conn: &Connection, tag: &str) -> DbResult<u64> {
+    let n: Option<i64> = conn
+        .prepare_cached("SELECT n FROM post_view_counts WHERE tag = ?1")?
+        .query_row([tag], |r| r.get(0))
+        .optional()?;
+    Ok(n.unwrap_or(0).max(0) as u64)
 }
 
 #[cfg(test)]

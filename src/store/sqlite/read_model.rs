@@ -30,7 +30,8 @@ impl ReadModelStore for SqliteStore {
         self.queries
             .write("remove_post_view", move |tx| {
                 let id = id_text(post_id);
-                if stored_version(tx, &id)?.is_some_and(|v| v >= version) {
+                let stored = stored(tx, &id)?;
+                if stored.is_some_and(|(v, _)| v >= version) {
                     return Ok(Applied::Unchanged);
                 }
                 // The deletion may arrive before the creation: the tombstone row is made from defaults then.
@@ -39,7 +40,7 @@ impl ReadModelStore for SqliteStore {
                      ON CONFLICT (id) DO UPDATE SET version = excluded.version, deleted = 1",
                 )?
                 .execute(params![id, version])?;
-                tx.prepare_cached("DELETE FROM post_view_tags WHERE post_id = ?1")?.execute([&id])?;
+                drop_tags(tx, &id, stored.is_some_and(|(_, live)| live))?;
                 Ok(Applied::Changed)
             })
             .await
@@ -68,7 +69,8 @@ impl ReadModelBulk for SqliteStore {
 /// Stores `view` unless the same or a newer version is there, inside the caller's transaction.
 fn upsert(tx: &Connection, view: &PostView) -> DbResult<Applied> {
     let id = id_text(view.id);
-    if stored_version(tx, &id)?.is_some_and(|v| v >= view.version) {
+    let stored = stored(tx, &id)?;
+    if stored.is_some_and(|(v, _)| v >= view.version) {
         return Ok(Applied::Unchanged);
     }
     tx.prepare_cached(
@@ -94,18 +96,51 @@ fn upsert(tx: &Connection, view: &PostView) -> DbResult<Applied> {
         to_ms(view.created_at),
         to_ms(view.updated_at)
     ])?;
-    tx.prepare_cached("DELETE FROM post_view_tags WHERE post_id = ?1")?.execute([&id])?;
+    drop_tags(tx, &id, stored.is_some_and(|(_, live)| live))?;
     let mut insert =
         tx.prepare_cached("INSERT OR IGNORE INTO post_view_tags (post_id, tag, created_at) VALUES (?1, ?2, ?3)")?;
     for tag in &view.tags {
-        insert.execute(params![id, tag, to_ms(view.created_at)])?;
+        if insert.execute(params![id, tag, to_ms(view.created_at)])? > 0 {
+            count(tx, tag, 1)?;
+        }
     }
+    count(tx, "", 1)?;
     Ok(Applied::Changed)
 }
 
-/// The version stored for a post, live or tombstone.
-fn stored_version(conn: &Connection, id: &str) -> DbResult<Option<i64>> {
-    Ok(conn.prepare_cached("SELECT version FROM post_views WHERE id = ?1")?.query_row([id], |r| r.get(0)).optional()?)
+/// Removes a view's tag rows and takes it out of the counts (`live`: it was counted).
+fn drop_tags(tx: &Connection, id: &str, live: bool) -> DbResult<()> {
+    let tags: Vec<String> = tx
+        .prepare_cached("DELETE FROM post_view_tags WHERE post_id = ?1 RETURNING tag")?
+        .query_map([id], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    for tag in &tags {
+        count(tx, tag, -1)?;
+    }
+    if live {
+        count(tx, "", -1)?;
+    }
+    Ok(())
+}
+
+/// Moves the live count of `tag` ('' for all) by `by`; a count that reaches 0 goes.
+fn count(tx: &Connection, tag: &str, by: i64) -> DbResult<()> {
+    tx.prepare_cached(
+        "INSERT INTO post_view_counts (tag, n) VALUES (?1, ?2) ON CONFLICT (tag) DO UPDATE SET n = n + excluded.n",
+    )?
+    .execute(params![tag, by])?;
+    if by < 0 {
+        tx.prepare_cached("DELETE FROM post_view_counts WHERE tag = ?1 AND tag <> '' AND n <= 0")?.execute([tag])?;
+    }
+    Ok(())
+}
+
+/// The version stored for a post, and whether it is live (not a tombstone).
+fn stored(conn: &Connection, id: &str) -> DbResult<Option<(i64, bool)>> {
+    Ok(conn
+        .prepare_cached("SELECT version, deleted = 0 FROM post_views WHERE id = ?1")?
+        .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?)
 }
 
 /// Reads a row selected with [`VIEW_COLUMNS`].

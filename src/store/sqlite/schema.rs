@@ -101,4 +101,20 @@ CREATE TABLE IF NOT EXISTS post_view_tags (
     PRIMARY KEY (post_id, tag)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS post_view_tags_by_tag ON post_view_tags(tag, created_at DESC, post_id DESC);
+
+-- Live views per tag, and in all under the tag '' (no real tag is empty): the
+-- totals of GET /posts, kept in the same transaction as the views, so a page and
+-- its total agree without counting a popular tag's hundreds of thousands of rows.
+CREATE TABLE IF NOT EXISTS post_view_counts (
+    tag TEXT PRIMARY KEY,
+    n   INTEGER NOT NULL
+) WITHOUT ROWID;
+-- A store made before the counts existed gets them once; the '' row, written
+-- last, marks them done.
+INSERT INTO post_view_counts (tag, n)
+    SELECT tag, COUNT(*) FROM post_view_tags
+    WHERE NOT EXISTS (SELECT 1 FROM post_view_counts WHERE tag = '') GROUP BY tag;
+INSERT INTO post_view_counts (tag, n)
+    SELECT '', (SELECT COUNT(*) FROM post_views WHERE deleted = 0)
+    WHERE NOT EXISTS (SELECT 1 FROM post_view_counts WHERE tag = '');
 "#;

@@ -27,13 +27,18 @@ impl TagCloudStore for SqliteStore {
         tags: Option<&[String]>,
     ) -> Result<Applied, StoreError> {
         let tags = tags.map(<[String]>::to_vec);
-        self.main.write("apply_post_tags", move |tx| apply(tx, post_id, version, tags)).await
+        let applied = self.main.write("apply_post_tags", move |tx| apply(tx, post_id, version, tags)).await?;
+        if applied == Applied::Changed {
+            self.cloud.invalidate();
+        }
+        Ok(applied)
     }
 
     #[tracing::instrument(level = "debug", skip(self))]
     async fn rebuild_tag_cloud(&self) -> Result<RebuildReport, StoreError> {
         let started = Instant::now();
-        self.main
+        let rebuilt = self
+            .main
             .write("rebuild_tag_cloud", move |tx| {
                 // The SQL aggregation over the write model is the source of truth.
                 tx.execute_batch(
@@ -54,7 +59,10 @@ impl TagCloudStore for SqliteStore {
                     took_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
                 })
             })
-            .await
+            .await;
+        // Even a failed rebuild may have been committed (an unknown outcome): forget the answers.
+        self.cloud.invalidate();
+        rebuilt
     }
 }
 

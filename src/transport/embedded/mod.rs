@@ -54,6 +54,8 @@ struct Shared {
     consumers: AtomicUsize,
     /// Set once the rows a dead process left leased were handed back.
     recovered: OnceCell<()>,
+    /// Commits acks in groups.
+    acks: settle::AckGroups,
 }
 
 impl EmbeddedQueue {
@@ -61,7 +63,9 @@ impl EmbeddedQueue {
     pub fn open(path: &Path) -> Result<EmbeddedQueue, TransportError> {
         let db = Db::open(path)?;
         tracing::info!(path = %path.display(), "embedded queue open");
-        let shared = Shared { db, wake: Notify::new(), consumers: AtomicUsize::new(0), recovered: OnceCell::new() };
+        let acks = settle::AckGroups::start(db.clone())?;
+        let shared =
+            Shared { db, wake: Notify::new(), consumers: AtomicUsize::new(0), recovered: OnceCell::new(), acks };
         Ok(Self { shared: Arc::new(shared) })
     }
 

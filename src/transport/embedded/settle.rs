@@ -1,14 +1,74 @@
 //! Settling a delivery: the worker's verdict applied to its row.
+//!
+//! Acks, the common verdict, are committed in groups: a thread takes every ack
+//! waiting, deletes their rows in one transaction and answers each settler only
+//! after that commit (still `synchronous=FULL`), so a burst of acks costs one
+//! fsync instead of one each. Retries, parks and releases are rare and go one by one.
 
-use std::sync::Arc;
+use std::sync::{mpsc, Arc, Mutex};
 
 use async_trait::async_trait;
 use blog_actors::delivery::{Settle, TransportError, Verdict};
 use rusqlite::{params, Connection};
 use tokio::sync::OwnedSemaphorePermit;
 
-use super::db::{after, now_ms};
+use super::db::{after, immediate, now_ms, Db};
 use super::{parked, Shared};
+
+/// Most acks committed together.
+const ACK_GROUP_MAX: usize = 512;
+
+/// An ack waiting for its group's commit, and who to tell.
+type PendingAck = (i64, tokio::sync::oneshot::Sender<Result<(), TransportError>>);
+
+/// Hands acks to the thread that commits them in groups; the thread ends when this is dropped.
+pub(super) struct AckGroups {
+    acks: Mutex<mpsc::Sender<PendingAck>>,
+}
+
+impl AckGroups {
+    pub(super) fn start(db: Db) -> Result<Self, TransportError> {
+        let (acks, pending) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("queue acks".into())
+            .spawn(move || ack_in_groups(&db, &pending))
+            .map_err(|e| TransportError(format!("embedded queue: cannot start the ack thread: {e}")))?;
+        Ok(Self { acks: Mutex::new(acks) })
+    }
+
+    /// Deletes the row; answers once that is committed.
+    async fn ack(&self, id: i64) -> Result<(), TransportError> {
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        let gone = || TransportError("embedded queue: the ack thread is gone".into());
+        self.acks.lock().unwrap_or_else(|p| p.into_inner()).send((id, answer)).map_err(|_| gone())?;
+        answered.await.map_err(|_| gone())?
+    }
+}
+
+fn ack_in_groups(db: &Db, pending: &mpsc::Receiver<PendingAck>) {
+    while let Ok(first) = pending.recv() {
+        let mut group = vec![first];
+        while group.len() < ACK_GROUP_MAX {
+            match pending.try_recv() {
+                Ok(ack) => group.push(ack),
+                Err(_) => break,
+            }
+        }
+        let committed = db.blocking(|conn| {
+            let tx = immediate(conn)?;
+            {
+                let mut delete = tx.prepare_cached("DELETE FROM deliveries WHERE id = ?1")?;
+                for (id, _) in &group {
+                    delete.execute([id])?;
+                }
+            }
+            tx.commit()
+        });
+        for (_, answer) in group {
+            let _ = answer.send(committed.clone());
+        }
+    }
+}
 
 const RETRY: &str = "
 UPDATE deliveries SET attempt = ?2, available_at = ?3, last_error = ?4, leased = 0, redelivered = 0
@@ -38,7 +98,10 @@ impl Settle for EmbeddedSettler {
     async fn settle(mut self: Box<Self>, verdict: Verdict) -> Result<(), TransportError> {
         let id = self.id;
         let makes_due = matches!(verdict, Verdict::Retry { .. } | Verdict::Release);
-        self.shared.db.call(move |conn| apply(conn, id, &verdict, now_ms())).await?;
+        match verdict {
+            Verdict::Ack => self.shared.acks.ack(id).await?,
+            verdict => self.shared.db.call(move |conn| apply(conn, id, &verdict, now_ms())).await?,
+        }
         self.settled = true;
         if makes_due {
             // A consumer sleeping towards an older due time must see the new one.

@@ -16,6 +16,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use super::ack_window::AckWindow;
 use super::confirm::ConfirmChannel;
 use super::connection::{self, Backoff, Link};
 use super::pump::{park_unrouted, subscribe, Pump};
@@ -36,6 +37,8 @@ pub(super) struct SessionShared {
     /// The supervisor's live generation.
     current: Arc<AtomicU64>,
     channels: HashMap<WorkerKind, Channel>,
+    /// Each worker channel's acks, sent in groups.
+    windows: HashMap<WorkerKind, AckWindow>,
     pub confirm: ConfirmChannel,
     pub names: Names,
 }
@@ -47,6 +50,10 @@ impl SessionShared {
 
     pub(super) fn channel(&self, worker: WorkerKind) -> Option<&Channel> {
         self.channels.get(&worker)
+    }
+
+    pub(super) fn window(&self, worker: WorkerKind) -> Option<&AckWindow> {
+        self.windows.get(&worker)
     }
 }
 
@@ -213,8 +220,9 @@ impl ConsumeSide {
         };
         spec.current.store(generation, Ordering::SeqCst);
         let channels = consumers.iter().map(|(w, sub)| (*w, sub.channel.clone())).collect();
+        let windows = consumers.iter().map(|(w, _)| (*w, AckWindow::default())).collect();
         let current = spec.current.clone();
-        let shared = Arc::new(SessionShared { generation, current, channels, confirm, names: names.clone() });
+        let shared = Arc::new(SessionShared { generation, current, channels, windows, confirm, names: names.clone() });
         let mut pumps = Vec::new();
         for (worker, sub) in consumers {
             let pump = Pump { side_unsettled: self.unsettled.clone(), runtime: self.runtime.clone(), shared: shared.clone() };

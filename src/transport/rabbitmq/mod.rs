@@ -19,6 +19,7 @@
 //! closed, the thread ended). Dropping the last clone without `close` does the
 //! same without waiting.
 
+mod ack_window;
 mod confirm;
 mod connection;
 mod consumer;

@@ -86,6 +86,9 @@ impl Pump {
             return None;
         };
         let routing_key = message::routing_key(&props, deliver.routing_key());
+        if let Some(window) = self.shared.window(worker) {
+            window.delivered(deliver.delivery_tag());
+        }
         let delivered = Delivered { worker, tag: deliver.delivery_tag(), routing_key: routing_key.clone(), props: props.clone(), body: body.clone() };
         let settler = RabbitSettler::new(&self.shared, delivered, self.side_unsettled.clone(), self.runtime.clone());
         Some(Delivery {

@@ -93,6 +93,9 @@ impl Drop for RabbitSettler {
                 if let Err(e) = release(&channel, tag).await {
                     tracing::debug!(error = %e, "could not hand back a dropped delivery");
                 }
+                if let Some(window) = session.upgrade().and_then(|s| s.window(worker).cloned()) {
+                    window.settled(tag);
+                }
             }
         }));
     }
@@ -112,7 +115,22 @@ impl Job {
     async fn apply(self, verdict: Verdict) -> Result<(), TransportError> {
         let channel = channel_of(&self.session, self.generation, self.worker)?;
         let session = self.session.upgrade().ok_or_else(session_over)?;
-        let names = &session.names;
+        let window = session.window(self.worker).cloned();
+        let tag = self.tag;
+        // The common verdict: acked with the next group (see `ack_window`).
+        if let (Verdict::Ack, Some(window)) = (&verdict, &window) {
+            return window.ack(&channel, tag).await;
+        }
+        let settled = self.apply_alone(&session, &channel, verdict).await;
+        // Rejected, or copied and acked, on its own: the window may now ack past it.
+        if let Some(window) = window {
+            window.settled(tag);
+        }
+        settled
+    }
+
+    async fn apply_alone(self, session: &SessionShared, channel: &Channel, verdict: Verdict) -> Result<(), TransportError> {
+        let (names, channel) = (&session.names, channel.clone());
         match verdict {
             Verdict::Ack => {}
             Verdict::Release => return release(&channel, self.tag).await,

@@ -1,0 +1,117 @@
+//! The broker side of the events section: publishing post events, and the
+//! baseline — a bare amqprs consume-and-ack loop on the same broker.
+//!
+//! The baseline has the service's shape without its work: a durable topic
+//! exchange, two durable queues bound to `post.created` (the service's tag
+//! aggregator and projector queues both take it), one channel per queue with
+//! the same prefetch, each delivery acked on its own as soon as it arrives. So
+//! the broker does the same routing, persistence and delivery work per event
+//! in both, and the ratio shows what the service's own path costs.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use amqprs::channel::{
+    BasicAckArguments, BasicConsumeArguments, BasicPublishArguments, BasicQosArguments, Channel, ExchangeDeclareArguments,
+    ExchangeDeleteArguments, QueueBindArguments, QueueDeclareArguments, QueueDeleteArguments,
+};
+use amqprs::connection::{Connection, OpenConnectionArguments};
+use amqprs::BasicProperties;
+use anyhow::{bail, Context as _};
+
+/// Messages published between two looks at the consumers' progress.
+const PUBLISH_CHUNK: usize = 500;
+
+/// One post event as published: its routing key, message id and body.
+pub struct Message {
+    pub routing_key: String,
+    pub id: String,
+    pub body: Vec<u8>,
+}
+
+pub async fn connect(url: &str, name: &str) -> anyhow::Result<Connection> {
+    let mut args = OpenConnectionArguments::try_from(url).map_err(|e| anyhow::anyhow!("AMQP URL: {e}"))?;
+    args.connection_name(name);
+    Connection::open(&args).await.with_context(|| format!("connecting to RabbitMQ at {url}"))
+}
+
+/// Publishes every message to `exchange`, persistent, as another service would.
+/// No publisher confirms: the bench's check is that every event's effect arrives.
+pub async fn publish(channel: &Channel, exchange: &str, messages: &[Message]) -> anyhow::Result<()> {
+    for chunk in messages.chunks(PUBLISH_CHUNK) {
+        for m in chunk {
+            let mut props = BasicProperties::default();
+            props
+                .with_delivery_mode(2)
+                .with_content_type("application/json")
+                .with_message_id(&m.id)
+                .with_message_type(&m.routing_key);
+            channel
+                .basic_publish(props, m.body.clone(), BasicPublishArguments::new(exchange, &m.routing_key))
+                .await
+                .context("publishing")?;
+        }
+        tokio::task::yield_now().await;
+    }
+    Ok(())
+}
+
+/// The bare loop: events per second from the first publish to the last ack of
+/// both queues, `messages` published while the consumers run.
+pub async fn bare_consume_ack(url: &str, prefetch: u16, messages: &[Message], limit: Duration) -> anyhow::Result<f64> {
+    let prefix = format!("bench-bare-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let connection = connect(url, &format!("{prefix}-consume")).await?;
+    let publisher = connect(url, &format!("{prefix}-publish")).await?;
+    let setup = connection.open_channel(None).await?;
+    let exchange = format!("{prefix}.events");
+    setup.exchange_declare(ExchangeDeclareArguments::new(&exchange, "topic").durable(true).finish()).await?;
+    let queues: Vec<String> = ["tag_aggregator", "projector"].iter().map(|w| format!("{prefix}.{w}")).collect();
+    for queue in &queues {
+        setup.queue_declare(QueueDeclareArguments::durable_client_named(queue)).await?;
+        for key in ["post.created", "post.updated", "post.deleted"] {
+            setup.queue_bind(QueueBindArguments::new(queue, &exchange, key)).await?;
+        }
+    }
+    let acked = Arc::new(AtomicU64::new(0));
+    let mut consumers = Vec::new();
+    for queue in &queues {
+        let channel = connection.open_channel(None).await?;
+        channel.basic_qos(BasicQosArguments::new(0, prefetch, false)).await?;
+        let (_, mut rx) = channel.basic_consume_rx(BasicConsumeArguments::new(queue, "").manual_ack(true).finish()).await?;
+        let acked = acked.clone();
+        consumers.push(tokio::spawn(async move {
+            while let Some(message) = rx.recv().await {
+                if let Some(deliver) = message.deliver {
+                    if channel.basic_ack(BasicAckArguments::new(deliver.delivery_tag(), false)).await.is_err() {
+                        break;
+                    }
+                    acked.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            channel
+        }));
+    }
+    let publish_channel = publisher.open_channel(None).await?;
+    let wanted = 2 * messages.len() as u64;
+    let started = Instant::now();
+    publish(&publish_channel, &exchange, messages).await?;
+    while acked.load(Ordering::Relaxed) < wanted {
+        if started.elapsed() > limit {
+            bail!("the bare loop acked {} of {wanted} deliveries within {limit:?}", acked.load(Ordering::Relaxed));
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let rate = messages.len() as f64 / started.elapsed().as_secs_f64();
+    for queue in &queues {
+        let _ = setup.queue_delete(QueueDeleteArguments::new(queue)).await;
+    }
+    let _ = setup.exchange_delete(ExchangeDeleteArguments::new(&exchange)).await;
+    let _ = publish_channel.close().await;
+    let _ = publisher.close().await;
+    let _ = connection.close().await;
+    for consumer in consumers {
+        consumer.abort();
+    }
+    Ok(rate)
+}

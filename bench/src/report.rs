@@ -1,0 +1,188 @@
+//! The report: machine, versions, settings, the targets at a glance, one
+//! section per workload, and the notes on where the time goes.
+
+use std::collections::BTreeMap;
+use std::process::Command;
+use std::time::Duration;
+
+use crate::Options;
+
+/// What the profile showed and what was changed: kept beside the code that
+/// writes the tables, and copied into every report.
+const NOTES: &str = include_str!("notes.md");
+
+/// The report being written.
+pub struct Report {
+    quick: bool,
+    command: String,
+    settings: Vec<(String, String)>,
+    sections: Vec<(String, String)>,
+    /// Figures the headline reads (ratios, times), by key.
+    figures: BTreeMap<String, f64>,
+    took: Duration,
+    machine: Vec<(String, String)>,
+}
+
+impl Report {
+    pub fn new(options: &Options) -> Self {
+        let settings = vec![
+            ("runs per measurement (median)".into(), options.runs.to_string()),
+            ("events per e2e run".into(), options.events.to_string()),
+            ("prefetch".into(), format!("{:?}", options.prefetches)),
+            ("HTTP data set (posts)".into(), options.http_posts.to_string()),
+            ("HTTP connections × measured time".into(), format!("{} × {:?}", options.http_connections, options.http_duration)),
+            ("rebuild sizes (posts)".into(), format!("{:?}", options.rebuild_sizes)),
+            ("stand-in sizes (posts)".into(), format!("{:?}", options.mongo_sizes)),
+            ("events of the memory run".into(), options.memory_events.to_string()),
+            ("service log level".into(), "RUST_LOG=warn (see the notes)".into()),
+            ("service binary".into(), options.blog_bin.display().to_string()),
+        ];
+        Self {
+            quick: options.quick,
+            command: options.command.clone(),
+            settings,
+            sections: Vec::new(),
+            figures: BTreeMap::new(),
+            took: Duration::ZERO,
+            machine: machine(options),
+        }
+    }
+
+    /// Adds a section (a `## title` and its markdown).
+    pub fn add(&mut self, title: &str, body: String) {
+        self.sections.push((title.to_owned(), body));
+    }
+
+    /// Keeps a figure for the headline.
+    pub fn remember(&mut self, key: &str, value: f64) {
+        self.figures.insert(key.to_owned(), value);
+    }
+
+    pub fn figure(&self, key: &str) -> Option<f64> {
+        self.figures.get(key).copied()
+    }
+
+    pub fn section_titles(&self) -> Vec<&str> {
+        self.sections.iter().map(|(t, _)| t.as_str()).collect()
+    }
+
+    pub(crate) fn finish(&mut self, took: Duration) {
+        self.took = took;
+    }
+
+    pub fn markdown(&self) -> String {
+        let mut out = String::from("# Benchmarks\n\n");
+        out.push_str(&format!(
+            "Written by `{}` ({}), which took {:.0} s. Every workload runs beside its baseline in the same \
+             invocation; figures are medians of the runs named below. The full run: `cargo run --release -p \
+             blog-bench` (the `--quick` mode is what the test suite runs once, with tiny sizes: its figures mean \
+             nothing). One section: `--only events,http,…`.\n\n",
+            self.command,
+            if self.quick { "quick mode" } else { "full run" },
+            self.took.as_secs_f64()
+        ));
+        out.push_str("## Machine and versions\n\n");
+        out.push_str(&table(&["what", "value"], self.machine.iter().map(|(k, v)| vec![k.clone(), v.clone()]).collect()));
+        out.push_str("\n\n## Settings\n\n");
+        out.push_str(&table(&["setting", "value"], self.settings.iter().map(|(k, v)| vec![k.clone(), v.clone()]).collect()));
+        out.push_str("\n\n## Targets\n\n");
+        out.push_str(&self.headline());
+        for (title, body) in &self.sections {
+            out.push_str(&format!("\n\n## {title}\n\n{body}"));
+        }
+        out.push_str("\n\n");
+        out.push_str(NOTES.trim());
+        out.push('\n');
+        out
+    }
+
+    fn headline(&self) -> String {
+        let mut rows = Vec::new();
+        let verdict = |ok: bool| if ok { "met" } else { "missed" }.to_owned();
+        for (key, value) in self.figures.range("events_ratio_rabbit_".to_owned()..) {
+            let Some(prefetch) = key.strip_prefix("events_ratio_rabbit_") else { break };
+            rows.push(vec![
+                format!("events e2e on RabbitMQ, prefetch {prefetch}, ratio to bare consume+ack"),
+                format!("{value:.2}"),
+                "≥ 0.5".into(),
+                verdict(*value >= 0.5),
+            ]);
+        }
+        if let (Some(r), Some(p99)) = (self.figure("http_ratio_GET /tags"), self.figure("http_p99_GET /tags")) {
+            rows.push(vec!["GET /tags ratio to the fixed-JSON ceiling".into(), format!("{r:.2}"), "≥ 0.7".into(), verdict(r >= 0.7)]);
+            rows.push(vec!["GET /tags p99".into(), format!("{p99:.2} ms"), "< 5 ms".into(), verdict(p99 < 5.0)]);
+        }
+        let rebuilds: Vec<(u64, f64)> = self
+            .figures
+            .iter()
+            .filter_map(|(k, v)| Some((k.strip_prefix("rebuild_ms_")?.parse().ok()?, *v)))
+            .collect();
+        if let (Some(min), Some(max)) = (rebuilds.iter().min_by_key(|r| r.0), rebuilds.iter().max_by_key(|r| r.0)) {
+            if max.0 > min.0 {
+                let growth = (max.1 / max.0 as f64) / (min.1 / min.0 as f64);
+                rows.push(vec![
+                    format!("rebuild time per post at {} over at {} posts", max.0, min.0),
+                    format!("{growth:.2}"),
+                    "≈ 1 (linear)".into(),
+                    verdict(growth <= 1.5),
+                ]);
+            }
+        }
+        if let Some(idle) = self.figure("idle_rss_kb") {
+            rows.push(vec!["idle RSS".into(), format!("{:.1} MiB", idle / 1024.0), "< 30 MB".into(), verdict(idle * 1024.0 < 30e6)]);
+        }
+        if let Some(growth) = self.figure("rss_growth") {
+            rows.push(vec![
+                "RSS after the last events chunk over after the first".into(),
+                format!("{growth:.2}"),
+                "flat (≤ 1.10)".into(),
+                verdict(growth <= 1.10),
+            ]);
+        }
+        if let Some(ms) = self.figure("startup_ms") {
+            rows.push(vec!["startup, exec → ready".into(), format!("{ms:.0} ms"), "(no target)".into(), "—".into()]);
+        }
+        table(&["target", "figure", "wanted", ""], rows)
+    }
+}
+
+/// A markdown table.
+pub fn table(header: &[&str], rows: Vec<Vec<String>>) -> String {
+    let mut out = format!("| {} |\n|{}|", header.join(" | "), header.iter().map(|_| "---").collect::<Vec<_>>().join("|"));
+    for row in rows {
+        out.push_str(&format!("\n| {} |", row.join(" | ")));
+    }
+    out
+}
+
+fn machine(options: &Options) -> Vec<(String, String)> {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let cpu = cpuinfo.lines().find_map(|l| l.strip_prefix("model name")).map(|l| l.trim_start_matches([' ', '\t', ':']).to_owned());
+    let cores = std::thread::available_parallelism().map(|n| n.get().to_string()).unwrap_or_default();
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let memory = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+        .map(|kb| format!("{:.1} GiB", kb as f64 / 1024.0 / 1024.0));
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").ok().map(|s| s.trim().to_owned());
+    let first_line = |program: &str, args: &[&str]| {
+        Command::new(program)
+            .args(args)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .and_then(|o| String::from_utf8_lossy(&o.stdout).lines().next().map(str::to_owned))
+    };
+    let unknown = || "unknown".to_owned();
+    vec![
+        ("CPU".into(), cpu.unwrap_or_else(unknown)),
+        ("cores".into(), cores),
+        ("memory".into(), memory.unwrap_or_else(unknown)),
+        ("kernel".into(), kernel.unwrap_or_else(unknown)),
+        ("blog".into(), first_line(&options.blog_bin.to_string_lossy(), &["--version"]).unwrap_or_else(unknown)),
+        ("rustc".into(), first_line("rustc", &["--version"]).unwrap_or_else(unknown)),
+        ("RabbitMQ".into(), first_line("rabbitmqctl", &["version"]).unwrap_or_else(unknown)),
+        ("MongoDB stand-in".into(), "nx-27017 0.8.1 (scripts/test pins it), `--db memory`".into()),
+    ]
+}

@@ -1,0 +1,214 @@
+//! Section 1: post events end to end, publish → reader → worker → effect →
+//! ack, on RabbitMQ and on the embedded queue, at each prefetch, beside the
+//! bare amqprs consume-and-ack loop on the same broker.
+//!
+//! A `post.created` event goes to two workers (tag aggregator and projector),
+//! each committing to the store; the run ends when both counted every event
+//! handled (`GET /actors`). On RabbitMQ the bench publishes to the service's
+//! exchange as another service would; the embedded queue has no such door, so
+//! there the events come in through `POST /events` (outbox → relay → queue).
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use amqprs::channel::{ExchangeDeleteArguments, QueueDeleteArguments};
+use anyhow::bail;
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+
+use super::{fresh_dir, mib, ratio, start, stop, thousands, wait_handled};
+use crate::amqp::{self, Message};
+use crate::client::{request, Conn};
+use crate::data::Posts;
+use crate::report::{table, Report};
+use crate::service::{broker_pid, cpu_seconds, API_KEY};
+use crate::{median, Options};
+
+/// How long one run may take before the bench calls it stuck.
+const RUN_LIMIT: Duration = Duration::from_secs(600);
+/// Concurrent `POST /events` clients for the embedded queue.
+const POSTERS: usize = 16;
+
+pub(crate) fn events(n: u64, seed: u64) -> Vec<Message> {
+    let (posts, mut rng) = (Posts::default(), StdRng::seed_from_u64(seed));
+    (0..n).map(|_| posts.created_event(&mut rng)).collect()
+}
+
+/// One measured run of the service: events per second and peak RSS (KiB).
+pub(crate) struct Run {
+    pub rate: f64,
+    pub peak_kb: u64,
+    /// CPU per event of the broker and of the service, in µs (0 when unknown).
+    pub broker_us: f64,
+    pub service_us: f64,
+}
+
+/// The broker's CPU seconds so far (0 when it does not run on this machine).
+fn broker_cpu() -> f64 {
+    broker_pid().map_or(0.0, cpu_seconds)
+}
+
+pub(crate) async fn run(options: &Options, report: &mut Report) -> anyhow::Result<()> {
+    let mut rows = Vec::new();
+    for &prefetch in &options.prefetches {
+        let (mut bare, mut rabbit, mut embedded) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut rabbit_peak, mut embedded_peak) = (0, 0);
+        let (mut bare_broker, mut broker, mut service, mut embedded_cpu) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for i in 0..options.runs.max(1) {
+            let messages = events(options.events, i as u64);
+            let before = broker_cpu();
+            bare.push(amqp::bare_consume_ack(&options.amqp_url, prefetch, &messages, RUN_LIMIT).await?);
+            bare_broker.push((broker_cpu() - before) * 1e6 / options.events as f64);
+            let r = on_rabbitmq(options, prefetch, &messages).await?;
+            rabbit.push(r.rate);
+            rabbit_peak = rabbit_peak.max(r.peak_kb);
+            broker.push(r.broker_us);
+            service.push(r.service_us);
+            let e = on_embedded(options, prefetch, options.events).await?;
+            embedded.push(e.rate);
+            embedded_cpu.push(e.service_us);
+            embedded_peak = embedded_peak.max(e.peak_kb);
+        }
+        let (bare, rabbit, embedded) = (median(bare), median(rabbit), median(embedded));
+        report.remember(&format!("events_ratio_rabbit_{prefetch}"), rabbit / bare);
+        rows.push(vec![
+            prefetch.to_string(),
+            thousands(bare as u64),
+            thousands(rabbit as u64),
+            ratio(rabbit, bare),
+            format!("{:.0} / {:.0}", median(bare_broker), median(broker)),
+            format!("{:.0}", median(service)),
+            mib(rabbit_peak),
+            thousands(embedded as u64),
+            ratio(embedded, bare),
+            format!("{:.0}", median(embedded_cpu)),
+            mib(embedded_peak),
+        ]);
+    }
+    let body = format!(
+        "{} `post.created` events per run (1–5 Zipf tags each), each handled by the tag aggregator and the \
+         projector, both committing to the embedded SQLite store; events/s from the first publish until both \
+         workers counted every event handled; medians of {} runs. Baseline: the bare amqprs loop on the same \
+         broker in the same run — the same durable topic exchange and two durable queues, the same persistent \
+         messages and prefetch, each delivery acked as it arrives, no work. Embedded: the events enter through \
+         `POST /events` ({POSTERS} keep-alive clients), so its figure includes the HTTP write and the outbox relay. \
+         CPU per event: the broker's (`beam.smp`, from /proc) in the bare run and in the service's run, and the \
+         service process's — where the time goes.\n\n{}",
+        thousands(options.events),
+        options.runs,
+        table(
+            &[
+                "prefetch",
+                "bare consume+ack (events/s)",
+                "RabbitMQ e2e (events/s)",
+                "ratio to bare",
+                "broker CPU µs/event, bare / e2e",
+                "service CPU µs/event",
+                "peak RSS RabbitMQ (MiB)",
+                "embedded e2e (events/s)",
+                "ratio to bare",
+                "service CPU µs/event",
+                "peak RSS embedded (MiB)",
+            ],
+            rows,
+        )
+    );
+    report.add("1. Events end to end", body);
+    Ok(())
+}
+
+/// The service on RabbitMQ with its own queue prefix, fed `messages`.
+pub(crate) async fn on_rabbitmq(options: &Options, prefetch: u16, messages: &[Message]) -> anyhow::Result<Run> {
+    let prefix = format!("bench-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let dir = fresh_dir(options, "events-rabbitmq")?;
+    let env = vec![
+        ("BLOG_BROKER_URL", options.amqp_url.clone()),
+        ("BLOG_AMQP_PREFIX", prefix.clone()),
+        ("BLOG_PREFETCH", prefetch.to_string()),
+    ];
+    let service = start(options, &dir, env).await?;
+    let connection = amqp::connect(&options.amqp_url, &format!("{prefix}-bench-publish")).await?;
+    let channel = connection.open_channel(None).await?;
+    let sampler = service.sample_rss();
+    let (broker_before, service_before) = (broker_cpu(), cpu_seconds(service.pid()));
+    let started = Instant::now();
+    amqp::publish(&channel, &format!("{prefix}.events"), messages).await?;
+    wait_handled(service.addr, messages.len() as u64, started, RUN_LIMIT).await?;
+    let rate = messages.len() as f64 / started.elapsed().as_secs_f64();
+    let n = messages.len() as f64;
+    let broker_us = (broker_cpu() - broker_before) * 1e6 / n;
+    let service_us = (cpu_seconds(service.pid()) - service_before) * 1e6 / n;
+    let peak_kb = sampler.finish().await;
+    stop(service).await?;
+    delete_topology(&connection, &prefix).await;
+    let _ = channel.close().await;
+    let _ = connection.close().await;
+    Ok(Run { rate, peak_kb, broker_us, service_us })
+}
+
+/// The service on the embedded queue, fed `n` events through `POST /events`.
+pub(crate) async fn on_embedded(options: &Options, prefetch: u16, n: u64) -> anyhow::Result<Run> {
+    let dir = fresh_dir(options, "events-embedded")?;
+    let service = start(options, &dir, vec![("BLOG_PREFETCH", prefetch.to_string())]).await?;
+    let sampler = service.sample_rss();
+    let service_before = cpu_seconds(service.pid());
+    let started = Instant::now();
+    post_events(service.addr, n).await?;
+    wait_handled(service.addr, n, started, RUN_LIMIT).await?;
+    let rate = n as f64 / started.elapsed().as_secs_f64();
+    let service_us = (cpu_seconds(service.pid()) - service_before) * 1e6 / n as f64;
+    let peak_kb = sampler.finish().await;
+    stop(service).await?;
+    Ok(Run { rate, peak_kb, broker_us: 0.0, service_us })
+}
+
+/// Exactly `n` accepted `POST /events`, from [`POSTERS`] keep-alive clients.
+pub(crate) async fn post_events(addr: SocketAddr, n: u64) -> anyhow::Result<()> {
+    let left = Arc::new(AtomicU64::new(n));
+    let tasks: Vec<_> = (0..POSTERS)
+        .map(|i| {
+            let left = left.clone();
+            tokio::spawn(async move {
+                let (posts, mut rng) = (Posts::default(), StdRng::seed_from_u64(1000 + i as u64));
+                let auth = format!("Bearer {API_KEY}");
+                let mut conn = Conn::connect(addr).await?;
+                while left.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |l| l.checked_sub(1)).is_ok() {
+                    let body = posts.created_event_input(&mut rng);
+                    let answer = conn.send(&request("POST", "/events", &[("Authorization", &auth)], Some(&body))).await?;
+                    if answer.status != 202 {
+                        bail!("POST /events answered {}: {}", answer.status, String::from_utf8_lossy(&answer.body));
+                    }
+                }
+                Ok::<_, anyhow::Error>(())
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await??;
+    }
+    Ok(())
+}
+
+/// Deletes what the service declared under `prefix` (durable queues outlive it).
+pub(crate) async fn delete_topology(connection: &amqprs::connection::Connection, prefix: &str) {
+    let workers = ["tag_aggregator", "emailer", "projector"];
+    let mut queues: Vec<String> = vec![format!("{prefix}.unrouted"), format!("{prefix}.unrouted.parked")];
+    for w in workers {
+        queues.push(format!("{prefix}.{w}"));
+        queues.push(format!("{prefix}.{w}.parked"));
+        // The default retry policy's levels (1 s doubling, 5 attempts).
+        for ms in [1000, 2000, 4000, 8000] {
+            queues.push(format!("{prefix}.{w}.retry.{ms}"));
+        }
+    }
+    let Ok(channel) = connection.open_channel(None).await else { return };
+    for queue in queues {
+        let _ = channel.queue_delete(QueueDeleteArguments::new(&queue)).await;
+    }
+    for exchange in [format!("{prefix}.events"), format!("{prefix}.unrouted")] {
+        let _ = channel.exchange_delete(ExchangeDeleteArguments::new(&exchange)).await;
+    }
+    let _ = channel.close().await;
+}

@@ -1,0 +1,109 @@
+//! Acks of one consumer channel, sent in groups.
+//!
+//! amqprs writes every ack as its own frame and the broker handles each one;
+//! one `basic.ack(multiple)` settles a whole run of deliveries instead. The
+//! window knows every delivery tag handed out and not yet settled
+//! (`outstanding`) and the acked ones waiting to be sent (`ready`). A flush,
+//! run on the AMQP thread right after the settles queued before it, sends one
+//! multiple ack up to the highest ready tag below the lowest tag still being
+//! worked on — so it never covers a delivery whose verdict is not an ack, or
+//! not known yet — and the ready tags above that one by one. A settler hears
+//! back only once its ack is written: ack after commit holds as before, and a
+//! tag is never acked twice (it leaves `outstanding` when its ack is sent).
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+
+use amqprs::channel::{BasicAckArguments, Channel};
+use blog_actors::delivery::TransportError;
+use tokio::sync::oneshot;
+
+use super::connection::usable;
+
+#[derive(Default)]
+struct State {
+    /// Handed to the reader, not yet settled (acked, rejected or copied and acked).
+    outstanding: BTreeSet<u64>,
+    /// Acked by their worker, waiting for the flush.
+    ready: BTreeSet<u64>,
+    /// Told once the flush wrote the ack frames.
+    waiters: Vec<oneshot::Sender<Result<(), TransportError>>>,
+    flush_scheduled: bool,
+}
+
+/// The ack window of one channel; lives in its session.
+#[derive(Clone, Default)]
+pub(super) struct AckWindow {
+    state: Arc<Mutex<State>>,
+}
+
+impl AckWindow {
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A delivery was handed out.
+    pub(super) fn delivered(&self, tag: u64) {
+        self.state().outstanding.insert(tag);
+    }
+
+    /// The delivery was settled some other way (rejected, or acked on its own).
+    pub(super) fn settled(&self, tag: u64) {
+        let mut state = self.state();
+        state.outstanding.remove(&tag);
+        state.ready.remove(&tag);
+    }
+
+    /// Acks `tag` with the next flush; answers once its ack was written.
+    /// Must run on the AMQP thread (it spawns the flush there).
+    pub(super) async fn ack(&self, channel: &Channel, tag: u64) -> Result<(), TransportError> {
+        let (tx, rx) = oneshot::channel();
+        let schedule = {
+            let mut state = self.state();
+            state.ready.insert(tag);
+            state.waiters.push(tx);
+            !std::mem::replace(&mut state.flush_scheduled, true)
+        };
+        if schedule {
+            let (window, channel) = (self.clone(), channel.clone());
+            tokio::spawn(async move {
+                // Lets the settles already queued on this thread join this flush.
+                tokio::task::yield_now().await;
+                window.flush(&channel).await;
+            });
+        }
+        rx.await.unwrap_or_else(|_| Err(TransportError("the ack flush was dropped".into())))
+    }
+
+    async fn flush(&self, channel: &Channel) {
+        let (multiple, singles, waiters) = {
+            let mut state = self.state();
+            state.flush_scheduled = false;
+            // The lowest tag still being worked on bounds the multiple ack.
+            let busy = state.outstanding.iter().find(|t| !state.ready.contains(t)).copied();
+            let ready = std::mem::take(&mut state.ready);
+            let (below, above): (Vec<u64>, Vec<u64>) = ready.into_iter().partition(|t| busy.is_none_or(|b| *t < b));
+            for tag in below.iter().chain(&above) {
+                state.outstanding.remove(tag);
+            }
+            (below.last().copied(), above, std::mem::take(&mut state.waiters))
+        };
+        let sent = async {
+            if !usable(channel) {
+                return Err(TransportError("the channel closed before its acks were sent".into()));
+            }
+            let failed = |e: amqprs::error::Error| TransportError(format!("cannot ack: {e}"));
+            if let Some(tag) = multiple {
+                channel.basic_ack(BasicAckArguments::new(tag, true)).await.map_err(failed)?;
+            }
+            for tag in singles {
+                channel.basic_ack(BasicAckArguments::new(tag, false)).await.map_err(failed)?;
+            }
+            Ok(())
+        }
+        .await;
+        for waiter in waiters {
+            let _ = waiter.send(sent.clone());
+        }
+    }
+}
