@@ -18,7 +18,7 @@ fn the_healthcheck_subcommand_says_ready_only_when_the_service_is() {
             break;
         }
         assert!(std::time::Instant::now() < deadline, "never ready");
-        std::thread::sleep(Duration::from_millis(50));
+        std::thread::sleep(Duration::from_millis(50)); // poll interval under a deadline
     }
     drop(service);
     let output = Command::new(env!("CARGO_BIN_EXE_blog")).arg("healthcheck").env("BLOG_HTTP_ADDR", &addr).output().unwrap();

@@ -44,7 +44,7 @@ pub async fn wait_until_idle(client: &reqwest::Client, service: &Service) {
             return;
         }
         assert!(Instant::now() < deadline, "the service never went idle");
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(Duration::from_millis(50)).await; // poll interval under a deadline
     }
 }
 

@@ -74,7 +74,7 @@ async fn one_instance_at_a_time_runs_the_scheduled_rebuild_and_another_takes_ove
     let deadline = Instant::now() + Duration::from_secs(20);
     while rebuilds(&a) + rebuilds(&b) < 8 {
         assert!(Instant::now() < deadline, "no scheduled rebuilds");
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        tokio::time::sleep(Duration::from_millis(20)).await; // poll interval under a deadline
     }
     let (holder, other) = if rebuilds(&a) > 0 { (a, b) } else { (b, a) };
     assert_eq!(rebuilds(&other), 0, "only the lease holder rebuilt ({} rebuilds)", rebuilds(&holder));
@@ -85,6 +85,6 @@ async fn one_instance_at_a_time_runs_the_scheduled_rebuild_and_another_takes_ove
     let deadline = Instant::now() + Duration::from_secs(20);
     while rebuilds(&other) == 0 {
         assert!(Instant::now() < deadline, "the survivor never took the lease over");
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        tokio::time::sleep(Duration::from_millis(20)).await; // poll interval under a deadline
     }
 }

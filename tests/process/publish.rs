@@ -29,7 +29,7 @@ fn wait_for_mail(data_dir: &std::path::Path, order_id: &str) -> String {
             return mail;
         }
         assert!(Instant::now() < deadline, "no mail for {order_id}");
-        std::thread::sleep(Duration::from_millis(25));
+        std::thread::sleep(Duration::from_millis(25)); // poll interval under a deadline
     }
 }
 

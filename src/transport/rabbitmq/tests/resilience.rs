@@ -1,13 +1,12 @@
 //! Connection loss, stopping, back-pressure and shutdown.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use blog_actors::delivery::{DeliverySource, Verdict};
 use blog_actors::worker::WorkerKind;
 use tokio_util::sync::CancellationToken;
 
 use super::{cleanup, close_from_broker, connect, entry, next, pending, prefix, until, DEADLINE};
-use crate::store::OutboxEntry;
 use crate::transport::{Publisher, Transport};
 
 #[tokio::test(flavor = "multi_thread")]
@@ -109,38 +108,4 @@ fn dropping_after_the_callers_runtime_stopped_does_not_panic() {
     drop(t);
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     runtime.block_on(cleanup(&p));
-}
-
-/// `cargo test --release --lib transport::rabbitmq::tests::resilience::throughput -- --ignored --nocapture`
-#[tokio::test(flavor = "multi_thread")]
-#[ignore = "a measurement, not a check"]
-async fn throughput() {
-    const N: usize = 20_000;
-    const WINDOW: usize = 500;
-    let p = prefix();
-    let t = connect(&p).await;
-    let entries: Vec<OutboxEntry> = (0..N).map(|_| entry("order.fulfilled")).collect();
-    let started = Instant::now();
-    for window in entries.chunks(WINDOW) {
-        t.publish(window).await.unwrap();
-    }
-    let published = started.elapsed();
-    let mut rx = t.consume(&[WorkerKind::Emailer], 200, CancellationToken::new()).await.unwrap();
-    let started = Instant::now();
-    let mut acks = tokio::task::JoinSet::new();
-    for _ in 0..N {
-        let d = next(&mut rx).await;
-        acks.spawn(d.settler.settle(Verdict::Ack));
-        while acks.len() > 200 {
-            acks.join_next().await.unwrap().unwrap().unwrap();
-        }
-    }
-    while let Some(ack) = acks.join_next().await {
-        ack.unwrap().unwrap();
-    }
-    let consumed = started.elapsed();
-    let rate = |d: Duration| N as f64 / d.as_secs_f64();
-    eprintln!("publish (confirms, window {WINDOW}): {:.0}/s; consume + ack each: {:.0}/s", rate(published), rate(consumed));
-    t.close().await;
-    cleanup(&p).await;
 }
