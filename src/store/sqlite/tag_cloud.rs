@@ -45,8 +45,13 @@ impl TagCloudStore for SqliteStore {
                     "DELETE FROM tag_cloud;
                      INSERT INTO tag_cloud (tag, posts_count) SELECT tag, COUNT(*) FROM post_tags GROUP BY tag;
                      DELETE FROM tag_cloud_applied WHERE deleted = 0;
+                     -- `+id` sorts the scanned posts instead of reading them through the id
+                     -- index: the table is read once in storage order and the bookkeeping
+                     -- B-tree is filled in key order (appends), where index order would
+                     -- fetch the rows at random — 4x slower at 1M posts, and worse as the
+                     -- posts outgrow the page cache.
                      INSERT OR REPLACE INTO tag_cloud_applied (post_id, version, tags, deleted)
-                         SELECT id, version, tags, 0 FROM posts;
+                         SELECT id, version, tags, 0 FROM posts ORDER BY +id;
                      -- Deleted posts become tombstones, so their late events count nothing.
                      INSERT OR REPLACE INTO tag_cloud_applied (post_id, version, tags, deleted)
                          SELECT id, version, '[]', 1 FROM post_tombstones;",
