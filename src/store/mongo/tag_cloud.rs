@@ -137,42 +137,54 @@ async fn rebuild(s: &mut ClientSession, db: &Db) -> DbResult<(u64, u64)> {
 
     // Every post and tombstone gets a record at its current version, so the events
     // already reflected (and any late ones) count nothing. Deletion records for
-    // posts this store never had stay, as in the SQLite store.
-    let posts: Vec<PostTags> = db
-        .main(POSTS)
-        .find(doc! {})
-        .projection(doc! { "_id": 1, "version": 1, "tags": 1 })
-        .session(&mut *s)
-        .await?
-        .stream(&mut *s)
-        .try_collect::<Vec<Document>>()
-        .await?
-        .into_iter()
-        .map(decode)
-        .collect::<DbResult<_>>()?;
-    let tombstones: Vec<PostTags> = db
-        .main(POST_TOMBSTONES)
-        .find(doc! {})
-        .session(&mut *s)
-        .await?
-        .stream(&mut *s)
-        .try_collect::<Vec<Document>>()
-        .await?
-        .into_iter()
-        .map(decode)
-        .collect::<DbResult<_>>()?;
-
+    // posts this store never had stay, as in the SQLite store. The posts are
+    // streamed and rewritten a batch at a time: memory and each command stay
+    // small however many posts there are (all ids in one `$in` overran the
+    // 48 MB message limit at 1M posts).
     let applied = db.main(TAG_CLOUD_APPLIED);
-    let ids: Vec<Bson> = posts.iter().chain(&tombstones).map(|p| Bson::String(p.id.clone())).collect();
     applied.delete_many(doc! { "deleted": { "$ne": true } }).session(&mut *s).await?;
-    applied.delete_many(doc! { "_id": { "$in": ids } }).session(&mut *s).await?;
-    let records: Vec<Document> = posts
-        .iter()
-        .map(|p| doc! { "_id": &p.id, "version": p.version, "tags": tag_array(&p.tags), "deleted": false })
-        .chain(tombstones.iter().map(|t| doc! { "_id": &t.id, "version": t.version, "tags": [], "deleted": true }))
-        .collect();
-    if !records.is_empty() {
+    let (posts, tombstones) = (db.main(POSTS), db.main(POST_TOMBSTONES));
+    let cursor = posts.find(doc! {}).projection(doc! { "_id": 1, "version": 1, "tags": 1 }).session(&mut *s).await?;
+    let posts_seen = reset_applied(s, db, cursor, false).await?;
+    let cursor = tombstones.find(doc! {}).session(&mut *s).await?;
+    reset_applied(s, db, cursor, true).await?;
+    Ok((posts_seen, tag_count))
+}
+
+/// Posts (or tombstones, `deleted`) read at once and written back in one command each.
+pub(super) const RESET_BATCH: usize = 2_000;
+
+/// Replaces the `tag_cloud_applied` record of every post the cursor yields with
+/// one at its current version; answers how many there were.
+async fn reset_applied(
+    s: &mut ClientSession,
+    db: &Db,
+    mut cursor: mongodb::SessionCursor<Document>,
+    deleted: bool,
+) -> DbResult<u64> {
+    let applied = db.main(TAG_CLOUD_APPLIED);
+    let mut seen = 0;
+    loop {
+        let mut batch: Vec<PostTags> = Vec::with_capacity(RESET_BATCH);
+        while batch.len() < RESET_BATCH {
+            match cursor.next(&mut *s).await.transpose()? {
+                Some(document) => batch.push(decode(document)?),
+                None => break,
+            }
+        }
+        if batch.is_empty() {
+            return Ok(seen);
+        }
+        seen += batch.len() as u64;
+        let ids: Vec<Bson> = batch.iter().map(|p| Bson::String(p.id.clone())).collect();
+        applied.delete_many(doc! { "_id": { "$in": ids } }).session(&mut *s).await?;
+        let records: Vec<Document> = batch
+            .iter()
+            .map(|p| {
+                let tags = if deleted { Vec::new() } else { p.tags.clone() };
+                doc! { "_id": &p.id, "version": p.version, "tags": tag_array(&tags), "deleted": deleted }
+            })
+            .collect();
         applied.insert_many(records).session(&mut *s).await?;
     }
-    Ok((posts.len() as u64, tag_count))
 }
