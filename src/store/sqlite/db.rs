@@ -25,6 +25,8 @@ const READERS: usize = 4;
 const BUSY_TIMEOUT: Duration = Duration::from_millis(5000);
 /// Most writes committed together; bounds how long the first one waits for its answer.
 const GROUP_MAX: usize = 256;
+/// Prepared statements kept by the writer connection.
+const STATEMENT_CACHE: usize = 64;
 
 /// What went wrong inside a store call, before it is named by its operation.
 #[derive(Debug, thiserror::Error)]
@@ -72,6 +74,13 @@ impl Db {
         // NORMAL in WAL mode is crash-safe; only the last commits may be lost on power loss.
         writer.pragma_update(None, "synchronous", "NORMAL")?;
         writer.pragma_update(None, "foreign_keys", "ON")?;
+        // Each write of a group runs in a savepoint, whose undo pages go to a
+        // statement journal: a temp file by default, opened and written per
+        // group (14% of the read-model writer's time in the profile). In memory
+        // it is a copy; it only lives until the group commits.
+        writer.pragma_update(None, "temp_store", "MEMORY")?;
+        // Every statement the writes use stays parsed (rusqlite keeps 16 by default; they use more).
+        writer.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         // Immediate, so two processes opening the same file cannot race the DDL.
         let tx = writer.transaction_with_behavior(TransactionBehavior::Immediate)?;
         tx.execute_batch(schema)?;
@@ -189,11 +198,13 @@ fn commit_in_groups(mut conn: Connection, jobs: mpsc::Receiver<Job>) {
         };
         let mut replies = Vec::with_capacity(group.len());
         for job in group {
-            let settled = tx.execute_batch("SAVEPOINT write").and_then(|()| {
+            // Cached statements: parsing these three for every write showed in the profile.
+            let run = |sql: &str| tx.prepare_cached(sql).and_then(|mut s| s.execute([])).map(drop);
+            let settled = run("SAVEPOINT write").and_then(|()| {
                 if (job.run)(&tx) {
-                    tx.execute_batch("RELEASE write")
+                    run("RELEASE write")
                 } else {
-                    tx.execute_batch("ROLLBACK TO write; RELEASE write")
+                    run("ROLLBACK TO write").and_then(|()| run("RELEASE write"))
                 }
             });
             replies.push((job.reply, settled.err()));

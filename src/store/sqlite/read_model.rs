@@ -40,7 +40,9 @@ impl ReadModelStore for SqliteStore {
                      ON CONFLICT (id) DO UPDATE SET version = excluded.version, deleted = 1",
                 )?
                 .execute(params![id, version])?;
-                drop_tags(tx, &id, stored.is_some_and(|(_, live)| live))?;
+                if let Some((_, live)) = stored {
+                    drop_tags(tx, &id, live)?;
+                }
                 Ok(Applied::Changed)
             })
             .await
@@ -96,7 +98,9 @@ fn upsert(tx: &Connection, view: &PostView) -> DbResult<Applied> {
         to_ms(view.created_at),
         to_ms(view.updated_at)
     ])?;
-    drop_tags(tx, &id, stored.is_some_and(|(_, live)| live))?;
+    if let Some((_, live)) = stored {
+        drop_tags(tx, &id, live)?;
+    }
     let mut insert =
         tx.prepare_cached("INSERT OR IGNORE INTO post_view_tags (post_id, tag, created_at) VALUES (?1, ?2, ?3)")?;
     for tag in &view.tags {
