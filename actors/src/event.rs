@@ -109,7 +109,7 @@ impl Envelope {
     /// A new envelope with a fresh id, stamped now.
     pub fn new(event_type: &str, data: serde_json::Value, correlation_id: Option<String>) -> Self {
         Self {
-            id: Uuid::new_v4(),
+            id: Uuid::now_v7(),
             event_type: event_type.to_owned(),
             occurred_at: Utc::now(),
             correlation_id,
@@ -140,7 +140,8 @@ impl Envelope {
     }
 
     fn data_as<T: serde::de::DeserializeOwned>(&self) -> Result<T, InvalidEvent> {
-        serde_json::from_value(self.data.clone()).map_err(|e| self.invalid(e.to_string()))
+        // Read straight from the parsed value: no copy of the whole data tree per event.
+        T::deserialize(&self.data).map_err(|e| self.invalid(e.to_string()))
     }
 
     fn invalid(&self, reason: String) -> InvalidEvent {

@@ -59,8 +59,8 @@ impl Posts {
 
     /// A `post.created` envelope for a new post, as the outbox relay would publish it.
     pub fn created_event(&self, rng: &mut StdRng) -> Message {
-        let id = uuid::Builder::from_random_bytes(rng.random()).into_uuid();
-        let event_id = uuid::Builder::from_random_bytes(rng.random()).into_uuid();
+        // Time-ordered ids, as the service makes them for posts and events.
+        let (id, event_id) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7());
         let now = chrono::Utc::now();
         let envelope = json!({
             "id": event_id, "type": "post.created", "occurred_at": now,

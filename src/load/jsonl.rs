@@ -105,7 +105,7 @@ fn parse(raw: &[u8], stamp: DateTime<Utc>) -> Result<ImportedPost, String> {
     let input = PostInput { title: line.title, description: line.description, tags: line.tags };
     let post = input.validate().map_err(|e| format!("invalid post: {e}"))?;
     let created_at = line.created_at.map_or(stamp, to_ms);
-    Ok(ImportedPost { id: line.id.unwrap_or_else(Uuid::new_v4), post, created_at })
+    Ok(ImportedPost { id: line.id.unwrap_or_else(Uuid::now_v7), post, created_at })
 }
 
 /// Both stores keep milliseconds; a post must read back as it was loaded.

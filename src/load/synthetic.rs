@@ -63,7 +63,11 @@ impl Generator {
     pub fn post(&mut self) -> ImportedPost {
         let n = self.made;
         self.made += 1;
-        let id = uuid::Builder::from_random_bytes(self.rng.random()).into_uuid();
+        let created_at = created_at(n);
+        // Time-ordered like the ids the service makes (v7), from the post's own
+        // time and the seeded generator, so a seed still gives the same data.
+        let id = uuid::Builder::from_unix_timestamp_millis(created_at.timestamp_millis() as u64, &self.rng.random())
+            .into_uuid();
         let title = capitalise(&self.words(3, 8));
         let description = self.words(30, 150) + ".";
         let wanted = pick_weighted(&mut self.rng, &TAG_COUNT_WEIGHTS);
@@ -80,7 +84,6 @@ impl Generator {
                 tags.push(tag.clone());
             }
         }
-        let created_at = created_at(n);
         ImportedPost { id, post: ValidPost { title, description, tags }, created_at }
     }
 

@@ -44,7 +44,7 @@ impl EventInput {
     /// so an event keeps the id of the flow that caused it upstream).
     pub fn into_envelope(self, request_correlation: &CorrelationId) -> Envelope {
         Envelope {
-            id: self.id.unwrap_or_else(Uuid::new_v4),
+            id: self.id.unwrap_or_else(Uuid::now_v7),
             event_type: self.event_type,
             occurred_at: self.occurred_at.unwrap_or_else(Utc::now),
             correlation_id: Some(self.correlation_id.unwrap_or_else(|| request_correlation.0.clone())),

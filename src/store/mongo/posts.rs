@@ -24,7 +24,8 @@ impl PostRepository for MongoStore {
     async fn create_post(&self, post: ValidPost, correlation_id: Option<String>) -> Result<PostSnapshot, StoreError> {
         let stamp = now();
         let snapshot = PostSnapshot {
-            id: Uuid::new_v4(),
+            // Time-ordered (v7): new keys land at the end of the id indexes instead of on random pages.
+            id: Uuid::now_v7(),
             title: post.title,
             description: post.description,
             tags: post.tags,

@@ -96,7 +96,7 @@ impl EmbeddedQueue {
     ) -> Result<Uuid, TransportError> {
         let entry = OutboxEntry {
             seq: 0,
-            message_id: Uuid::new_v4(),
+            message_id: Uuid::now_v7(),
             routing_key: routing_key.to_owned(),
             body,
             correlation_id,
