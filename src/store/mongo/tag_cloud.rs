@@ -65,6 +65,10 @@ impl TagCloudStore for MongoStore {
     #[tracing::instrument(level = "debug", skip(self))]
     async fn rebuild_tag_cloud(&self) -> Result<RebuildReport, StoreError> {
         let started = Instant::now();
+        // One transaction, so no event is counted twice or lost while the cloud is
+        // replaced. MongoDB aborts a transaction older than
+        // `transactionLifetimeLimitSeconds` (60 s by default): a store whose rebuild
+        // takes longer needs that limit raised, or the rebuild fails and is retried.
         let (posts, tags) = self.db.transaction("rebuild_tag_cloud", (), |s, db, ()| rebuild(s, db).boxed()).await?;
         Ok(RebuildReport { posts, tags, took_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX) })
     }
