@@ -20,8 +20,15 @@ use amqprs::connection::{Connection, OpenConnectionArguments};
 use amqprs::BasicProperties;
 use anyhow::{bail, Context as _};
 
-/// Messages published between two looks at the consumers' progress.
-const PUBLISH_CHUNK: usize = 500;
+/// Messages published between two looks at the queues.
+pub const PUBLISH_CHUNK: usize = 100;
+/// Most messages left ready (not yet delivered) in a consumer's queue before
+/// the publisher waits: the run measures a steady state, where the consumers
+/// keep up with what arrives, not how fast a publisher can pile up a backlog
+/// that the broker then pages to its message store and reads back (which
+/// costs it about twice the CPU per message: BENCHMARKS.md, section 1).
+/// With the unacked messages a consumer holds (its prefetch) that keeps it fed.
+pub const READY_MAX: u32 = 200;
 
 /// One post event as published: its routing key, message id and body.
 pub struct Message {
@@ -36,10 +43,14 @@ pub async fn connect(url: &str, name: &str) -> anyhow::Result<Connection> {
     Connection::open(&args).await.with_context(|| format!("connecting to RabbitMQ at {url}"))
 }
 
-/// Publishes every message to `exchange`, persistent, as another service would.
+/// Publishes every message to `exchange`, persistent, as another service would,
+/// pausing while any of `queues` holds more than [`READY_MAX`] ready messages.
 /// No publisher confirms: the bench's check is that every event's effect arrives.
-pub async fn publish(channel: &Channel, exchange: &str, messages: &[Message]) -> anyhow::Result<()> {
+pub async fn publish(channel: &Channel, exchange: &str, queues: &[String], messages: &[Message]) -> anyhow::Result<()> {
     for chunk in messages.chunks(PUBLISH_CHUNK) {
+        while most_ready(channel, queues).await? > READY_MAX {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
         for m in chunk {
             let mut props = BasicProperties::default();
             props
@@ -55,6 +66,19 @@ pub async fn publish(channel: &Channel, exchange: &str, messages: &[Message]) ->
         tokio::task::yield_now().await;
     }
     Ok(())
+}
+
+/// The most ready messages in any of `queues` (a passive declare of each).
+async fn most_ready(channel: &Channel, queues: &[String]) -> anyhow::Result<u32> {
+    let mut most = 0;
+    for queue in queues {
+        let declared = channel
+            .queue_declare(QueueDeclareArguments::new(queue).passive(true).finish())
+            .await
+            .with_context(|| format!("looking at queue {queue}"))?;
+        most = most.max(declared.map_or(0, |(_, ready, _)| ready));
+    }
+    Ok(most)
 }
 
 /// The bare loop: events per second from the first publish to the last ack of
@@ -95,7 +119,7 @@ pub async fn bare_consume_ack(url: &str, prefetch: u16, messages: &[Message], li
     let publish_channel = publisher.open_channel(None).await?;
     let wanted = 2 * messages.len() as u64;
     let started = Instant::now();
-    publish(&publish_channel, &exchange, messages).await?;
+    publish(&publish_channel, &exchange, &queues, messages).await?;
     while acked.load(Ordering::Relaxed) < wanted {
         if started.elapsed() > limit {
             bail!("the bare loop acked {} of {wanted} deliveries within {limit:?}", acked.load(Ordering::Relaxed));

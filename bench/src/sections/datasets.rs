@@ -27,7 +27,7 @@ pub(crate) fn dataset(options: &Options, posts: u64) -> anyhow::Result<PathBuf> 
 
 fn load_fresh(options: &Options, posts: u64) -> anyhow::Result<Duration> {
     let dir = fresh_dir(options, &format!("posts-{posts}"))?;
-    let took = load_synthetic(options, &dir, posts, &[])?;
+    let took = load_synthetic(options, &dir, posts, &[])?.took;
     std::fs::write(dir.join(LOADED), posts.to_string())?;
     Ok(took)
 }

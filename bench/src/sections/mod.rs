@@ -64,8 +64,16 @@ pub(crate) async fn stop(service: Service) -> anyhow::Result<()> {
     service.stop(STOP_LIMIT).await
 }
 
-/// `blog load --synthetic posts` into `data_dir` (plus `env`); answers its wall time.
-pub(crate) fn load_synthetic(options: &Options, data_dir: &Path, posts: u64, env: &[(&str, String)]) -> anyhow::Result<Duration> {
+/// What one `blog load` took.
+pub(crate) struct Loaded {
+    /// Wall time of the whole command.
+    pub took: Duration,
+    /// Its closing tag-cloud rebuild, as it reported it ("rebuilt in X s").
+    pub rebuild: Option<Duration>,
+}
+
+/// `blog load --synthetic posts` into `data_dir` (plus `env`).
+pub(crate) fn load_synthetic(options: &Options, data_dir: &Path, posts: u64, env: &[(&str, String)]) -> anyhow::Result<Loaded> {
     let started = Instant::now();
     let mut command = Command::new(&options.blog_bin);
     command
@@ -79,7 +87,15 @@ pub(crate) fn load_synthetic(options: &Options, data_dir: &Path, posts: u64, env
     if !out.status.success() {
         bail!("blog load --synthetic {posts} failed: {}", String::from_utf8_lossy(&out.stderr));
     }
-    Ok(started.elapsed())
+    let took = started.elapsed();
+    let summary = String::from_utf8_lossy(&out.stdout);
+    let rebuild = summary
+        .split("rebuilt in ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|s| s.parse::<f64>().ok())
+        .map(Duration::from_secs_f64);
+    Ok(Loaded { took, rebuild })
 }
 
 /// Each worker's handled-ok count, from `GET /actors`.

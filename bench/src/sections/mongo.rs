@@ -37,6 +37,10 @@ async fn drop_databases(options: &Options, names: &[&str]) {
     }
 }
 
+/// `POST /admin/tag-cloud/rebuild` answers 503 after 120 s (the rebuild goes on):
+/// a rebuild the load saw take longer than this is not asked of the API.
+const API_ANSWER_LIMIT: Duration = Duration::from_secs(100);
+
 /// Median server-side rebuild time (ms) on a running service.
 async fn rebuild_ms(options: &Options, service: &Service) -> anyhow::Result<f64> {
     let auth = format!("Bearer {API_KEY}");
@@ -88,17 +92,24 @@ pub(crate) async fn run(options: &Options, report: &mut Report) -> anyhow::Resul
         let (db, queries) = names();
         let env = mongo_env(options, &db, &queries);
         let loaded = load_synthetic(options, &fresh_dir(options, "mongo-load")?, posts, &env)?;
-        let service = start(options, &fresh_dir(options, "mongo-rebuild")?, env).await?;
-        let standin = rebuild_ms(options, &service).await;
-        stop(service).await?;
+        // Past the API's answer limit the rebuild is timed where the load ran it (the same store call).
+        let (standin, mark) = match loaded.rebuild {
+            Some(took) if took > API_ANSWER_LIMIT => (Ok(took.as_secs_f64() * 1000.0), " †"),
+            _ => {
+                let service = start(options, &fresh_dir(options, "mongo-rebuild")?, env).await?;
+                let standin = rebuild_ms(options, &service).await;
+                stop(service).await?;
+                (standin, "")
+            }
+        };
         drop_databases(options, &[&db, &queries]).await;
         let standin = standin?;
         rows.push(vec![
             thousands(posts),
             format!("{embedded:.0}"),
-            format!("{standin:.0}"),
+            format!("{standin:.0}{mark}"),
             format!("{:.1}", standin / embedded.max(0.001)),
-            format!("{:.1}", loaded.as_secs_f64()),
+            format!("{:.1}", loaded.took.as_secs_f64()),
         ]);
     }
 
@@ -118,7 +129,8 @@ pub(crate) async fn run(options: &Options, report: &mut Report) -> anyhow::Resul
          (`--db memory`); the service runs with the embedded queue beside either store. Rebuild: the server's \
          `took_ms`, median of {runs} runs; load: `blog load --synthetic N` into the stand-in. Reproduce: \
          `cargo run --release -p blog-bench -- --only mongo --mongo-sizes {}`; 1M posts on the stand-in: \
-         `--mongo-sizes 1000000` (slow: the stand-in is Python over SQLite).\n\n{}\n\n\
+         `--mongo-sizes 1000000` (slow: the stand-in is Python over SQLite). † One run, timed by `blog load` around \
+         the same store call: the API answers 503 to a rebuild that takes over 120 s (it still finishes).\n\n{}\n\n\
          `POST /posts` on a fresh store, {} connections, {:.1} s, medians of {runs} runs:\n\n{}",
         sizes.join(","),
         table(&["posts", "embedded rebuild (ms)", "stand-in rebuild (ms)", "stand-in / embedded", "stand-in load (s)"], rows),
