@@ -17,6 +17,7 @@
 pub mod cli;
 pub mod configuration;
 pub mod domain;
+mod groups;
 pub mod healthcheck;
 pub mod http_metrics;
 pub mod load;

@@ -19,6 +19,8 @@ use std::time::Duration;
 use blog_actors::ports::StoreError;
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 
+use crate::groups::next_group;
+
 /// Read-only connections per file; a handful covers a small service's concurrent reads.
 const READERS: usize = 4;
 /// How long a statement waits for a lock held by another connection (or process).
@@ -178,14 +180,7 @@ struct Job {
 /// The writer thread: takes the writes waiting, runs each in a savepoint of one
 /// immediate transaction, commits once, then answers them all.
 fn commit_in_groups(mut conn: Connection, jobs: mpsc::Receiver<Job>) {
-    while let Ok(first) = jobs.recv() {
-        let mut group = vec![first];
-        while group.len() < GROUP_MAX {
-            match jobs.try_recv() {
-                Ok(job) => group.push(job),
-                Err(_) => break,
-            }
-        }
+    while let Some(group) = next_group(&jobs, GROUP_MAX) {
         let tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
             Ok(tx) => tx,
             Err(e) => {
@@ -197,9 +192,9 @@ fn commit_in_groups(mut conn: Connection, jobs: mpsc::Receiver<Job>) {
             }
         };
         let mut replies = Vec::with_capacity(group.len());
+        // Cached statements: parsing these three for every write showed in the profile.
+        let run = |sql: &str| tx.prepare_cached(sql).and_then(|mut s| s.execute([])).map(drop);
         for job in group {
-            // Cached statements: parsing these three for every write showed in the profile.
-            let run = |sql: &str| tx.prepare_cached(sql).and_then(|mut s| s.execute([])).map(drop);
             let settled = run("SAVEPOINT write").and_then(|()| {
                 if (job.run)(&tx) {
                     run("RELEASE write")

@@ -13,6 +13,7 @@ use rusqlite::{params, Connection};
 use tokio::sync::OwnedSemaphorePermit;
 
 use super::db::{after, immediate, now_ms, Db};
+use crate::groups::next_group;
 use super::{parked, Shared};
 
 /// Most acks committed together.
@@ -46,14 +47,7 @@ impl AckGroups {
 }
 
 fn ack_in_groups(db: &Db, pending: &mpsc::Receiver<PendingAck>) {
-    while let Ok(first) = pending.recv() {
-        let mut group = vec![first];
-        while group.len() < ACK_GROUP_MAX {
-            match pending.try_recv() {
-                Ok(ack) => group.push(ack),
-                Err(_) => break,
-            }
-        }
+    while let Some(group) = next_group(pending, ACK_GROUP_MAX) {
         let committed = db.blocking(|conn| {
             let tx = immediate(conn)?;
             {
