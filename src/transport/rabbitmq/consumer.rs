@@ -220,7 +220,7 @@ impl ConsumeSide {
         };
         spec.current.store(generation, Ordering::SeqCst);
         let channels = consumers.iter().map(|(w, sub)| (*w, sub.channel.clone())).collect();
-        let windows = consumers.iter().map(|(w, _)| (*w, AckWindow::default())).collect();
+        let windows = consumers.iter().map(|(w, _)| (*w, AckWindow::new(spec.prefetch))).collect();
         let current = spec.current.clone();
         let shared = Arc::new(SessionShared { generation, current, channels, windows, confirm, names: names.clone() });
         let mut pumps = Vec::new();

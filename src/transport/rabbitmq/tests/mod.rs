@@ -297,3 +297,53 @@ async fn a_released_delivery_comes_again_flagged_redelivered() {
     t.close().await;
     cleanup(&p).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn acks_held_for_a_group_never_cover_a_delivery_handed_back() {
+    let p = prefix();
+    let t = connect(&p).await;
+    let mut rx = t.consume(&[WorkerKind::Emailer], 10, CancellationToken::new()).await.unwrap();
+    let sent: Vec<OutboxEntry> = (0..6).map(|_| entry("order.fulfilled")).collect();
+    t.publish(&sent).await.unwrap();
+    let mut deliveries = Vec::new();
+    for _ in 0..6 {
+        deliveries.push(next(&mut rx).await);
+    }
+    let handed_back = deliveries[1].body.clone();
+    // All settled at once, as a worker's group commit answers them: the acks
+    // linger for one multiple ack, which must stop below the released second one.
+    let settles = deliveries.into_iter().enumerate().map(|(i, d)| {
+        let verdict = if i == 1 { Verdict::Release } else { Verdict::Ack };
+        tokio::spawn(d.settler.settle(verdict))
+    });
+    for settled in futures::future::join_all(settles).await {
+        settled.unwrap().unwrap();
+    }
+    let again = next(&mut rx).await;
+    assert!(again.redelivered);
+    assert_eq!(again.body, handed_back, "only the released delivery comes again");
+    again.settler.settle(Verdict::Ack).await.unwrap();
+    until("nothing is pending", || async { pending(&t).await == 0 }).await;
+    assert!(rx.try_recv().is_err(), "no acked delivery came back");
+    t.close().await;
+    cleanup(&p).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_prefetch_one_every_delivery_is_acked_in_turn() {
+    let p = prefix();
+    let t = connect(&p).await;
+    // The next delivery comes only once the ack went out; one ack is half of
+    // prefetch 1, so each flush goes without lingering and the flow goes on.
+    let mut rx = t.consume(&[WorkerKind::Emailer], 1, CancellationToken::new()).await.unwrap();
+    let sent: Vec<OutboxEntry> = (0..20).map(|_| entry("order.fulfilled")).collect();
+    t.publish(&sent).await.unwrap();
+    for _ in 0..20 {
+        let d = next(&mut rx).await;
+        assert!(!d.redelivered);
+        d.settler.settle(Verdict::Ack).await.unwrap();
+    }
+    until("nothing is pending", || async { pending(&t).await == 0 }).await;
+    t.close().await;
+    cleanup(&p).await;
+}
