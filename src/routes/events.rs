@@ -48,7 +48,7 @@ impl EventInput {
             event_type: self.event_type,
             occurred_at: self.occurred_at.unwrap_or_else(Utc::now),
             correlation_id: Some(self.correlation_id.unwrap_or_else(|| request_correlation.0.clone())),
-            data: self.data,
+            data: blog_actors::event::raw(&self.data),
         }
     }
 }
