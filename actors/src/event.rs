@@ -242,6 +242,21 @@ mod tests {
     }
 
     #[test]
+    fn an_envelope_passes_its_data_on_unchanged_and_decodes_it_typed() {
+        let body = br#"{"id":"01a22228-89fa-753b-8935-69f78e05b686","type":"post.deleted",
+            "occurred_at":"2026-11-28T12:00:00Z","data":{"id":"01a22228-89fa-753b-8935-69f78e05b686",
+            "version":3,"tags":["a"],"extra":{"kept":[1,2]}}}"#;
+        let envelope = Envelope::decode(body).unwrap();
+        let again = Envelope::decode(&envelope.to_bytes()).unwrap();
+        let data: serde_json::Value = serde_json::from_str(again.data.get()).unwrap();
+        assert_eq!(data["extra"], json!({"kept": [1, 2]}), "unknown fields travel on");
+        match again.event().unwrap() {
+            Event::PostDeleted(d) => assert_eq!((d.version, d.tags), (3, vec!["a".to_owned()])),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
     fn garbage_is_not_an_envelope() {
         assert!(matches!(Envelope::decode(b"{nope"), Err(InvalidEvent::Envelope(_))));
     }

@@ -204,6 +204,28 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_store_made_with_the_index_by_count_loses_it_at_open_and_keeps_its_cloud() {
+        let (dir, store) = store().await;
+        store.apply_post_tags(Uuid::new_v4(), 1, Some(&tags(&["a", "b"]))).await.unwrap();
+        drop(store);
+        let file = dir.path().join(super::super::MAIN_FILE);
+        let index_count = |conn: &rusqlite::Connection| -> i64 {
+            conn.query_row("SELECT COUNT(*) FROM sqlite_master WHERE name = 'tag_cloud_by_count'", [], |r| r.get(0))
+                .unwrap()
+        };
+        {
+            // As an earlier version created it.
+            let conn = rusqlite::Connection::open(&file).unwrap();
+            conn.execute_batch("CREATE INDEX tag_cloud_by_count ON tag_cloud(posts_count DESC, tag)").unwrap();
+            assert_eq!(index_count(&conn), 1);
+        }
+        let store = SqliteStore::open(dir.path()).await.unwrap();
+        assert_eq!(index_count(&rusqlite::Connection::open(&file).unwrap()), 0);
+        store.apply_post_tags(Uuid::new_v4(), 1, Some(&tags(&["b"]))).await.unwrap();
+        assert_eq!(store.tag_cloud(None).await.unwrap(), cloud(&[("b", 2), ("a", 1)]));
+    }
+
+    #[tokio::test]
     async fn a_rebuild_equals_applying_every_event_in_any_order_and_twice() {
         let (_dir, store) = store().await;
         let pool = ["rust", "actix", "sqlite", "cqrs", "mongo", "amqp", "tokio", "serde"];
