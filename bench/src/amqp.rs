@@ -68,6 +68,12 @@ pub async fn publish(channel: &Channel, exchange: &str, queues: &[String], messa
     Ok(())
 }
 
+/// The service's queues that take post events under `prefix` (the bare loop
+/// declares the same two).
+pub fn post_queues(prefix: &str) -> Vec<String> {
+    ["tag_aggregator", "projector"].iter().map(|w| format!("{prefix}.{w}")).collect()
+}
+
 /// The most ready messages in any of `queues` (a passive declare of each).
 async fn most_ready(channel: &Channel, queues: &[String]) -> anyhow::Result<u32> {
     let mut most = 0;
@@ -90,7 +96,7 @@ pub async fn bare_consume_ack(url: &str, prefetch: u16, messages: &[Message], li
     let setup = connection.open_channel(None).await?;
     let exchange = format!("{prefix}.events");
     setup.exchange_declare(ExchangeDeclareArguments::new(&exchange, "topic").durable(true).finish()).await?;
-    let queues: Vec<String> = ["tag_aggregator", "projector"].iter().map(|w| format!("{prefix}.{w}")).collect();
+    let queues = post_queues(&prefix);
     for queue in &queues {
         setup.queue_declare(QueueDeclareArguments::durable_client_named(queue)).await?;
         for key in ["post.created", "post.updated", "post.deleted"] {

@@ -140,7 +140,7 @@ pub(crate) async fn on_rabbitmq(options: &Options, prefetch: u16, messages: &[Me
     let sampler = service.sample_rss();
     let (broker_before, service_before) = (broker_cpu(), cpu_seconds(service.pid()));
     let started = Instant::now();
-    amqp::publish(&channel, &format!("{prefix}.events"), &post_queues(&prefix), messages).await?;
+    amqp::publish(&channel, &format!("{prefix}.events"), &amqp::post_queues(&prefix), messages).await?;
     wait_handled(service.addr, messages.len() as u64, started, RUN_LIMIT).await?;
     let rate = messages.len() as f64 / started.elapsed().as_secs_f64();
     let n = messages.len() as f64;
@@ -195,11 +195,6 @@ pub(crate) async fn post_events(addr: SocketAddr, n: u64) -> anyhow::Result<()> 
         task.await??;
     }
     Ok(())
-}
-
-/// The service's queues that take post events, under `prefix`.
-pub(crate) fn post_queues(prefix: &str) -> Vec<String> {
-    ["tag_aggregator", "projector"].iter().map(|w| format!("{prefix}.{w}")).collect()
 }
 
 /// Deletes what the service declared under `prefix` (durable queues outlive it).

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::bail;
 
-use super::events::{delete_topology, events, post_queues};
+use super::events::{delete_topology, events};
 use super::{fresh_dir, mib, start, stop, thousands, wait_handled};
 use crate::amqp;
 use crate::report::{table, Report};
@@ -40,7 +40,7 @@ pub(crate) async fn run(options: &Options, report: &mut Report) -> anyhow::Resul
     while sent < options.memory_events {
         let messages = events(chunk.min(options.memory_events - sent), 100 + sent);
         let sampler = service.sample_rss();
-        amqp::publish(&channel, &format!("{prefix}.events"), &post_queues(&prefix), &messages).await?;
+        amqp::publish(&channel, &format!("{prefix}.events"), &amqp::post_queues(&prefix), &messages).await?;
         sent += messages.len() as u64;
         wait_handled(service.addr, sent, started, Duration::from_secs(3600)).await?;
         let peak = sampler.finish().await;

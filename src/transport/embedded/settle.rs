@@ -13,8 +13,8 @@ use rusqlite::{params, Connection};
 use tokio::sync::OwnedSemaphorePermit;
 
 use super::db::{after, immediate, now_ms, Db};
-use crate::groups::next_group;
 use super::{parked, Shared};
+use crate::groups::next_group;
 
 /// Most acks committed together.
 const ACK_GROUP_MAX: usize = 512;

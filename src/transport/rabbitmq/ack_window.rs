@@ -15,8 +15,8 @@
 //! ready (so a small prefetch never stalls waiting for its own acks). Flushed
 //! at once, the acks of one group commit came out of order and mostly one by
 //! one; held a few milliseconds, the run below the busy tag is long and one
-//! frame settles it. The broker then spent ~115 instead of ~150 µs of CPU per
-//! event in the bench (BENCHMARKS.md, "Where the time goes").
+//! frame settles it. In paired bench runs the broker then spent 124–136 instead
+//! of 134–158 µs of CPU per event (BENCHMARKS.md, "Where the time goes").
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
@@ -41,7 +41,7 @@ struct State {
 
 /// How long a flush waits for more acks to join it. Only delays the ack frame
 /// (and the settler's answer): the effect is already committed.
-pub(super) const ACK_LINGER: Duration = Duration::from_millis(5);
+const ACK_LINGER: Duration = Duration::from_millis(5);
 
 /// The ack window of one channel; lives in its session.
 #[derive(Clone)]
