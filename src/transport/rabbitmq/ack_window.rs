@@ -24,6 +24,7 @@ use std::time::Duration;
 
 use amqprs::channel::{BasicAckArguments, Channel};
 use blog_actors::delivery::TransportError;
+use tokio::runtime::Handle;
 use tokio::sync::{oneshot, Notify};
 
 use super::connection::usable;
@@ -75,9 +76,10 @@ impl AckWindow {
         state.ready.remove(&tag);
     }
 
-    /// Acks `tag` with the next flush; answers once its ack was written.
-    /// Must run on the AMQP thread (it spawns the flush there).
-    pub(super) async fn ack(&self, channel: &Channel, tag: u64) -> Result<(), TransportError> {
+    /// Acks `tag` with the next flush; answers once its ack was written. Callable
+    /// from any thread: the flush is spawned on `amqp`, the AMQP thread, once per
+    /// group, so a settler costs that thread no wake-up of its own.
+    pub(super) async fn ack(&self, channel: &Channel, tag: u64, amqp: &Handle) -> Result<(), TransportError> {
         let (tx, rx) = oneshot::channel();
         let (schedule, full) = {
             let mut state = self.state();
@@ -87,7 +89,7 @@ impl AckWindow {
         };
         if schedule {
             let (window, channel) = (self.clone(), channel.clone());
-            tokio::spawn(async move {
+            amqp.spawn(async move {
                 // A permit left by an earlier window's wake-up only flushes this one early.
                 if !full {
                     tokio::select! {

@@ -4,8 +4,9 @@
 //! settler holds its session weakly with the session's generation: once that
 //! session is over (connection lost, reconnected) settling is an error and a
 //! no-op. The broker has already put the message back and delivers it again;
-//! the handlers are idempotent. The work runs on the AMQP thread, where the
-//! channels live.
+//! the handlers are idempotent. An ack joins the channel's ack window from the
+//! settler's own thread; the rest (reject, copy then ack) runs on the AMQP
+//! thread, where the channels live.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
@@ -62,6 +63,15 @@ impl RabbitSettler {
 impl Settle for RabbitSettler {
     async fn settle(mut self: Box<Self>, verdict: Verdict) -> Result<(), TransportError> {
         self.settled = true;
+        // The common verdict joins the channel's ack window right here, without
+        // a hop to the AMQP thread per delivery: only the window's flush runs there.
+        if let Verdict::Ack = verdict {
+            let channel = channel_of(&self.session, self.generation, self.worker)?;
+            let window = self.session.upgrade().and_then(|s| s.window(self.worker).cloned());
+            if let Some(window) = window {
+                return window.ack(&channel, self.tag, &self.runtime).await;
+            }
+        }
         let job = Job {
             session: self.session.clone(),
             generation: self.generation,
@@ -117,10 +127,6 @@ impl Job {
         let session = self.session.upgrade().ok_or_else(session_over)?;
         let window = session.window(self.worker).cloned();
         let tag = self.tag;
-        // The common verdict: acked with the next group (see `ack_window`).
-        if let (Verdict::Ack, Some(window)) = (&verdict, &window) {
-            return window.ack(&channel, tag).await;
-        }
         let settled = self.apply_alone(&session, &channel, verdict).await;
         // Rejected, or copied and acked, on its own: the window may now ack past it.
         if let Some(window) = window {
