@@ -173,6 +173,10 @@ fn validate_post(post: &PostSnapshot) -> Result<(), String> {
     if post.version < 1 {
         return Err("version must be at least 1".into());
     }
+    // As the API refuses it; the read models also keep the count of all posts under ''.
+    if post.tags.iter().any(|t| t.trim().is_empty()) {
+        return Err("a tag is empty".into());
+    }
     Ok(())
 }
 
@@ -233,6 +237,21 @@ mod tests {
     fn an_order_with_a_bad_address_is_invalid() {
         let err = order("not-an-address").event().unwrap_err();
         assert!(err.to_string().contains("not an email address"), "{err}");
+    }
+
+    #[test]
+    fn a_post_with_an_empty_tag_is_invalid() {
+        let post = |tags: &[&str]| {
+            Envelope::new(
+                POST_CREATED,
+                json!({"id": uuid::Uuid::now_v7(), "title": "T", "description": "D", "tags": tags,
+                       "created_at": "2026-12-01T00:00:00Z", "updated_at": "2026-12-01T00:00:00Z", "version": 1}),
+                None,
+            )
+        };
+        assert!(matches!(post(&["rust"]).event(), Ok(Event::PostCreated(_))));
+        let err = post(&["rust", " "]).event().unwrap_err();
+        assert!(err.to_string().contains("a tag is empty"), "{err}");
     }
 
     #[test]

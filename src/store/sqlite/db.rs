@@ -19,6 +19,7 @@ use std::time::Duration;
 use blog_actors::ports::StoreError;
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 
+use super::schema::Schema;
 use crate::groups::next_group;
 
 /// Read-only connections per file; a handful covers a small service's concurrent reads.
@@ -63,9 +64,10 @@ struct Inner {
 }
 
 impl Db {
-    /// Opens (creating if needed) the file, applies `schema`, and opens the readers.
+    /// Opens (creating if needed) the file, applies `schema` (its tables, then
+    /// the upgrades an older file needs), and opens the readers.
     /// Blocking: call it from a blocking thread.
-    pub(super) fn open(path: &Path, label: &'static str, schema: &str) -> DbResult<Self> {
+    pub(super) fn open(path: &Path, label: &'static str, schema: &Schema) -> DbResult<Self> {
         let mut writer = Connection::open(path)?;
         writer.busy_timeout(BUSY_TIMEOUT)?;
         // WAL lets the readers run beside the writer; the mode is stored in the file.
@@ -85,7 +87,14 @@ impl Db {
         writer.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         // Immediate, so two processes opening the same file cannot race the DDL.
         let tx = writer.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        tx.execute_batch(schema)?;
+        tx.execute_batch(schema.tables)?;
+        for upgrade in schema.upgrades {
+            let exists = "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1)";
+            if tx.query_row(exists, [upgrade.while_there], |r| r.get::<_, bool>(0))? {
+                tracing::info!(file = label, table = upgrade.while_there, "upgrading a file made by an earlier version");
+                tx.execute_batch(upgrade.sql)?;
+            }
+        }
         tx.commit()?;
 
         // Readers open after the writer created the file, its schema and its WAL index.
@@ -244,7 +253,7 @@ fn recover<'a>(
 mod tests {
     use super::*;
 
-    const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS t (k TEXT PRIMARY KEY)";
+    const SCHEMA: Schema = Schema { tables: "CREATE TABLE IF NOT EXISTS t (k TEXT PRIMARY KEY)", upgrades: &[] };
 
     async fn count(db: &Db) -> i64 {
         db.read("count", |c| Ok(c.query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))?)).await.unwrap()
@@ -253,7 +262,7 @@ mod tests {
     #[tokio::test]
     async fn a_failing_write_rolls_back_alone_while_the_rest_of_its_group_commits() {
         let dir = tempfile::tempdir().unwrap();
-        let db = Db::open(&dir.path().join("t.sqlite"), "t.sqlite", SCHEMA).unwrap();
+        let db = Db::open(&dir.path().join("t.sqlite"), "t.sqlite", &SCHEMA).unwrap();
         let writes: Vec<_> = (0..60)
             .map(|i| {
                 let db = db.clone();
@@ -280,7 +289,7 @@ mod tests {
     #[tokio::test]
     async fn a_panicking_write_is_an_error_and_the_writer_goes_on() {
         let dir = tempfile::tempdir().unwrap();
-        let db = Db::open(&dir.path().join("t.sqlite"), "t.sqlite", SCHEMA).unwrap();
+        let db = Db::open(&dir.path().join("t.sqlite"), "t.sqlite", &SCHEMA).unwrap();
         let panicked = db
             .write("panic", |tx| -> DbResult<()> {
                 tx.execute("INSERT INTO t (k) VALUES ('lost')", [])?;

@@ -57,12 +57,12 @@ impl SqliteStore {
         let opened = tokio::task::spawn_blocking(move || {
             std::fs::create_dir_all(&dir)
                 .map_err(|e| StoreError(format!("sqlite open: cannot create data dir {}: {e}", dir.display())))?;
-            let open = |file: &str, label: &'static str, schema: &str| {
+            let open = |file: &str, label: &'static str, schema: &schema::Schema| {
                 let path = dir.join(file);
                 Db::open(&path, label, schema).map_err(|e| StoreError(format!("sqlite open {}: {e}", path.display())))
             };
-            let main = open(MAIN_FILE, "blog.sqlite", schema::MAIN)?;
-            let queries = open(QUERIES_FILE, "blog_queries.sqlite", schema::QUERIES)?;
+            let main = open(MAIN_FILE, "blog.sqlite", &schema::MAIN)?;
+            let queries = open(QUERIES_FILE, "blog_queries.sqlite", &schema::QUERIES)?;
             Ok(SqliteStore { main, queries, cloud: Arc::default() })
         })
         .await;

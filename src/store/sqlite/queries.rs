@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use super::codec::id_text;
 use super::db::DbResult;
-use super::read_model::{view_from_row, VIEW_COLUMNS};
+use super::read_model::{view_from_row, COUNT_ROW, VIEW_COLUMNS};
 use super::SqliteStore;
 use crate::store::{PostPage, QueryStore};
 
@@ -42,11 +42,11 @@ impl QueryStore for SqliteStore {
                         views(
                             &tx,
                             &format!(
-                                "SELECT {VIEW_COLUMNS} FROM post_view_tags t JOIN post_views v ON v.id = t.post_id
-                                 WHERE t.tag = ?1 AND v.deleted = 0
+                                "SELECT {VIEW_COLUMNS} FROM tagged_views t JOIN post_views v ON v.id = t.post_id
+                                 WHERE t.tag = ?1 AND t.created_at < ?4 AND v.deleted = 0
                                  ORDER BY t.created_at DESC, t.post_id DESC LIMIT ?2 OFFSET ?3"
                             ),
-                            params![tag, per_page, offset],
+                            params![tag, per_page, offset, COUNT_ROW],
                         )?,
                         total(&tx, tag)?,
                     ),
@@ -107,8 +107,8 @@ fn views(conn: &Connection, sql: &str, args: &[&dyn ToSql]) -> DbResult<Vec<Post
 /// Live views with `tag` ('' for all), as the read model counts them in each write.
 fn total(conn: &Connection, tag: &str) -> DbResult<u64> {
     let n: Option<i64> = conn
-        .prepare_cached("SELECT n FROM post_view_counts WHERE tag = ?1")?
-        .query_row([tag], |r| r.get(0))
+        .prepare_cached("SELECT n FROM tagged_views WHERE tag = ?1 AND created_at = ?2 AND post_id = ''")?
+        .query_row(params![tag, COUNT_ROW], |r| r.get(0))
         .optional()?;
     Ok(n.unwrap_or(0).max(0) as u64)
 }

@@ -1,7 +1,9 @@
 //! The read model in `blog_queries.sqlite`: one de-normalized view per post.
 //!
 //! A deleted post stays as a tombstone row (deleted = 1) carrying the
-//! deletion's version, so a late, older event cannot bring it back.
+//! deletion's version, so a late, older event cannot bring it back. A live
+//! view has a row per tag in `tagged_views`, beside each tag's count (see the
+//! schema); all of a view's rows change in the write that changes the view.
 
 use async_trait::async_trait;
 use blog_actors::ports::{Applied, PostView, ReadModelStore, StoreError};
@@ -31,7 +33,7 @@ impl ReadModelStore for SqliteStore {
             .write("remove_post_view", move |tx| {
                 let id = id_text(post_id);
                 let stored = stored(tx, &id)?;
-                if stored.is_some_and(|(v, _)| v >= version) {
+                if stored.as_ref().is_some_and(|s| s.version >= version) {
                     return Ok(Applied::Unchanged);
                 }
                 // The deletion may arrive before the creation: the tombstone row is made from defaults then.
@@ -40,8 +42,8 @@ impl ReadModelStore for SqliteStore {
                      ON CONFLICT (id) DO UPDATE SET version = excluded.version, deleted = 1",
                 )?
                 .execute(params![id, version])?;
-                if let Some((_, live)) = stored {
-                    drop_tags(tx, &id, live)?;
+                if let Some(stored) = stored {
+                    drop_tags(tx, &id, &stored)?;
                 }
                 Ok(Applied::Changed)
             })
@@ -68,11 +70,15 @@ impl ReadModelBulk for SqliteStore {
     }
 }
 
+/// `created_at` of a tag's count row in `tagged_views`: above every real time,
+/// so the row sorts just before the tag's newest view (see the schema).
+pub(super) const COUNT_ROW: i64 = i64::MAX;
+
 /// Stores `view` unless the same or a newer version is there, inside the caller's transaction.
 fn upsert(tx: &Connection, view: &PostView) -> DbResult<Applied> {
     let id = id_text(view.id);
     let stored = stored(tx, &id)?;
-    if stored.is_some_and(|(v, _)| v >= view.version) {
+    if stored.as_ref().is_some_and(|s| s.version >= view.version) {
         return Ok(Applied::Unchanged);
     }
     tx.prepare_cached(
@@ -98,13 +104,12 @@ fn upsert(tx: &Connection, view: &PostView) -> DbResult<Applied> {
         to_ms(view.created_at),
         to_ms(view.updated_at)
     ])?;
-    if let Some((_, live)) = stored {
-        drop_tags(tx, &id, live)?;
+    if let Some(stored) = stored {
+        drop_tags(tx, &id, &stored)?;
     }
-    let mut insert =
-        tx.prepare_cached("INSERT OR IGNORE INTO post_view_tags (post_id, tag, created_at) VALUES (?1, ?2, ?3)")?;
+    let mut insert = tx.prepare_cached("INSERT OR IGNORE INTO tagged_views (tag, created_at, post_id) VALUES (?1, ?2, ?3)")?;
     for tag in &view.tags {
-        if insert.execute(params![id, tag, to_ms(view.created_at)])? > 0 {
+        if insert.execute(params![tag, to_ms(view.created_at), id])? > 0 {
             count(tx, tag, 1)?;
         }
     }
@@ -112,39 +117,50 @@ fn upsert(tx: &Connection, view: &PostView) -> DbResult<Applied> {
     Ok(Applied::Changed)
 }
 
-/// Removes a view's tag rows and takes it out of the counts (`live`: it was counted).
-fn drop_tags(tx: &Connection, id: &str, live: bool) -> DbResult<()> {
-    let tags: Vec<String> = tx
-        .prepare_cached("DELETE FROM post_view_tags WHERE post_id = ?1 RETURNING tag")?
-        .query_map([id], |r| r.get(0))?
-        .collect::<rusqlite::Result<_>>()?;
-    for tag in &tags {
-        count(tx, tag, -1)?;
+/// Removes a live view's tag rows and takes it out of the counts (a tombstone has neither).
+fn drop_tags(tx: &Connection, id: &str, stored: &Stored) -> DbResult<()> {
+    if !stored.live {
+        return Ok(());
     }
-    if live {
-        count(tx, "", -1)?;
+    let mut delete = tx.prepare_cached("DELETE FROM tagged_views WHERE tag = ?1 AND created_at = ?2 AND post_id = ?3")?;
+    for tag in &stored.tags {
+        if delete.execute(params![tag, stored.created_at, id])? > 0 {
+            count(tx, tag, -1)?;
+        }
     }
-    Ok(())
+    count(tx, "", -1)
 }
 
 /// Moves the live count of `tag` ('' for all) by `by`; a count that reaches 0 goes.
 fn count(tx: &Connection, tag: &str, by: i64) -> DbResult<()> {
     tx.prepare_cached(
-        "INSERT INTO post_view_counts (tag, n) VALUES (?1, ?2) ON CONFLICT (tag) DO UPDATE SET n = n + excluded.n",
+        "INSERT INTO tagged_views (tag, created_at, post_id, n) VALUES (?1, ?3, '', ?2)
+         ON CONFLICT (tag, created_at, post_id) DO UPDATE SET n = n + excluded.n",
     )?
-    .execute(params![tag, by])?;
+    .execute(params![tag, by, COUNT_ROW])?;
     if by < 0 {
-        tx.prepare_cached("DELETE FROM post_view_counts WHERE tag = ?1 AND tag <> '' AND n <= 0")?.execute([tag])?;
+        tx.prepare_cached("DELETE FROM tagged_views WHERE tag = ?1 AND created_at = ?2 AND post_id = '' AND tag <> '' AND n <= 0")?
+            .execute(params![tag, COUNT_ROW])?;
     }
     Ok(())
 }
 
-/// The version stored for a post, and whether it is live (not a tombstone).
-fn stored(conn: &Connection, id: &str) -> DbResult<Option<(i64, bool)>> {
-    Ok(conn
-        .prepare_cached("SELECT version, deleted = 0 FROM post_views WHERE id = ?1")?
-        .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
-        .optional()?)
+/// What the read model holds of a post before a change.
+struct Stored {
+    version: i64,
+    /// Not a tombstone: its tags are counted.
+    live: bool,
+    tags: Vec<String>,
+    created_at: i64,
+}
+
+/// The row of post `id`, if there is one (live or a tombstone).
+fn stored(conn: &Connection, id: &str) -> DbResult<Option<Stored>> {
+    let row = conn
+        .prepare_cached("SELECT version, deleted = 0, tags, created_at FROM post_views WHERE id = ?1")?
+        .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get::<_, String>(2)?, r.get(3)?)))
+        .optional()?;
+    row.map(|(version, live, tags, created_at)| Ok(Stored { version, live, tags: parse_tags(&tags)?, created_at })).transpose()
 }
 
 /// Reads a row selected with [`VIEW_COLUMNS`].
@@ -204,6 +220,73 @@ mod tests {
         assert_eq!(store.remove_post_view(id, 2).await.unwrap(), Applied::Changed);
         assert_eq!(store.upsert_post_view(&view(id, 1, 0, &["a"])).await.unwrap(), Applied::Unchanged);
         assert_eq!(store.get_post_view(id).await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn a_view_whose_time_changes_moves_under_its_tags() {
+        let (_dir, store) = store().await;
+        let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+        store.upsert_post_view(&view(a, 1, 1, &["t"])).await.unwrap();
+        store.upsert_post_view(&view(b, 1, 2, &["t"])).await.unwrap();
+        store.upsert_post_view(&view(a, 2, 3, &["t"])).await.unwrap();
+        let page = store.list_posts(Some("t"), 1, 10).await.unwrap();
+        assert_eq!((page.items.iter().map(|v| v.id).collect::<Vec<_>>(), page.total), (vec![a, b], 2));
+    }
+
+    #[tokio::test]
+    async fn a_file_made_with_post_view_tags_moves_its_rows_and_counts_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b, c) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+        {
+            // The tables as the version before tagged_views made them.
+            let conn = Connection::open(dir.path().join(super::super::QUERIES_FILE)).unwrap();
+            conn.execute_batch(
+                "CREATE TABLE post_views (id TEXT PRIMARY KEY, slug TEXT NOT NULL DEFAULT '', title TEXT NOT NULL DEFAULT '',
+                     description TEXT NOT NULL DEFAULT '', excerpt TEXT NOT NULL DEFAULT '', tags TEXT NOT NULL DEFAULT '[]',
+                     word_count INTEGER NOT NULL DEFAULT 0, reading_time_minutes INTEGER NOT NULL DEFAULT 0,
+                     version INTEGER NOT NULL, created_at INTEGER NOT NULL DEFAULT 0, updated_at INTEGER NOT NULL DEFAULT 0,
+                     deleted INTEGER NOT NULL DEFAULT 0);
+                 CREATE TABLE post_view_tags (post_id TEXT NOT NULL REFERENCES post_views(id) ON DELETE CASCADE,
+                     tag TEXT NOT NULL, created_at INTEGER NOT NULL, PRIMARY KEY (post_id, tag)) WITHOUT ROWID;
+                 CREATE INDEX post_view_tags_by_tag ON post_view_tags(tag, created_at DESC, post_id DESC);
+                 CREATE TABLE post_view_counts (tag TEXT PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID;",
+            )
+            .unwrap();
+            for (id, minute, tags, deleted) in [(a, 1, vec!["x", "y"], 0), (b, 2, vec!["x"], 0), (c, 3, vec![], 1)] {
+                let v = view(id, 1, minute, &tags);
+                conn.execute(
+                    "INSERT INTO post_views (id, slug, title, tags, version, created_at, updated_at, deleted)
+                     VALUES (?1, ?2, ?3, ?4, 1, ?5, ?5, ?6)",
+                    params![id_text(id), v.slug, v.title, tags_json(&v.tags).unwrap(), to_ms(v.created_at), deleted],
+                )
+                .unwrap();
+                for tag in &v.tags {
+                    conn.execute(
+                        "INSERT INTO post_view_tags (post_id, tag, created_at) VALUES (?1, ?2, ?3)",
+                        params![id_text(id), tag, to_ms(v.created_at)],
+                    )
+                    .unwrap();
+                }
+            }
+            conn.execute_batch("INSERT INTO post_view_counts VALUES ('', 2), ('x', 2), ('y', 1)").unwrap();
+        }
+        let store = SqliteStore::open(dir.path()).await.unwrap();
+        let listed = |page: crate::store::PostPage| (page.items.iter().map(|v| v.id).collect::<Vec<_>>(), page.total);
+        assert_eq!(listed(store.list_posts(Some("x"), 1, 10).await.unwrap()), (vec![b, a], 2));
+        assert_eq!(listed(store.list_posts(Some("y"), 1, 10).await.unwrap()), (vec![a], 1));
+        assert_eq!(listed(store.list_posts(None, 1, 10).await.unwrap()), (vec![b, a], 2));
+        // The moved rows are the ones a change finds: a leaves x.
+        store.upsert_post_view(&view(a, 2, 1, &["y"])).await.unwrap();
+        assert_eq!(listed(store.list_posts(Some("x"), 1, 10).await.unwrap()), (vec![b], 1));
+        let old_tables: i64 = store
+            .queries
+            .read("old tables", |conn| {
+                let sql = "SELECT COUNT(*) FROM sqlite_master WHERE name IN ('post_view_tags', 'post_view_counts')";
+                Ok(conn.query_row(sql, [], |r| r.get(0))?)
+            })
+            .await
+            .unwrap();
+        assert_eq!(old_tables, 0);
     }
 
     #[tokio::test]

@@ -4,8 +4,24 @@
 //! round-trip exactly to `DateTime<Utc>` at the millisecond precision posts are
 //! stamped with. Ids are hyphenated lower-case UUID text. Tags are JSON arrays.
 
+/// One file's tables, and how a file made by an earlier version is brought to them.
+pub(super) struct Schema {
+    /// Created idempotently at every open.
+    pub tables: &'static str,
+    pub upgrades: &'static [Upgrade],
+}
+
+/// SQL run at open, after `tables` and in the same transaction, while the
+/// table `while_there` (which it drops) is still in the file.
+pub(super) struct Upgrade {
+    pub while_there: &'static str,
+    pub sql: &'static str,
+}
+
 /// `blog.sqlite`: the write model and everything the workers keep beside it.
-pub(super) const MAIN: &str = r#"
+pub(super) const MAIN: Schema = Schema { tables: MAIN_TABLES, upgrades: &[] };
+
+const MAIN_TABLES: &str = r#"
 CREATE TABLE IF NOT EXISTS posts (
     id          TEXT PRIMARY KEY,
     title       TEXT NOT NULL,
@@ -79,7 +95,9 @@ CREATE TABLE IF NOT EXISTS leases (
 "#;
 
 /// `blog_queries.sqlite`: the read model the read endpoints serve.
-pub(super) const QUERIES: &str = r#"
+pub(super) const QUERIES: Schema = Schema { tables: QUERIES_TABLES, upgrades: &[QUERIES_FROM_POST_VIEW_TAGS] };
+
+const QUERIES_TABLES: &str = r#"
 CREATE TABLE IF NOT EXISTS post_views (
     id                   TEXT PRIMARY KEY,
     slug                 TEXT NOT NULL DEFAULT '',
@@ -96,28 +114,37 @@ CREATE TABLE IF NOT EXISTS post_views (
 );
 CREATE INDEX IF NOT EXISTS post_views_newest ON post_views(deleted, created_at DESC, id DESC);
 
--- created_at is copied here so a tag's page is read in order straight off the index.
-CREATE TABLE IF NOT EXISTS post_view_tags (
-    post_id    TEXT NOT NULL REFERENCES post_views(id) ON DELETE CASCADE,
+-- A tag's live views, newest first, for GET /posts?tag=, and the tag's count
+-- of them (the page's total) in a row of its own: post_id '', n set and
+-- created_at 9223372036854775807 (read_model::COUNT_ROW, above every real time),
+-- so it sorts just before the tag's newest view. Adding a view to a tag then
+-- changes the count on the page the view's row went to; the counts in a table
+-- of their own were another random page written per tag and event. The count
+-- of all live views is the row of the tag '' (no real tag is empty). A
+-- tombstone has no rows here.
+CREATE TABLE IF NOT EXISTS tagged_views (
     tag        TEXT NOT NULL,
     created_at INTEGER NOT NULL,
-    PRIMARY KEY (post_id, tag)
+    post_id    TEXT NOT NULL,
+    n          INTEGER,
+    PRIMARY KEY (tag, created_at DESC, post_id DESC)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS post_view_tags_by_tag ON post_view_tags(tag, created_at DESC, post_id DESC);
-
--- Live views per tag, and in all under the tag '' (no real tag is empty): the
--- totals of GET /posts, kept in the same transaction as the views, so a page and
--- its total agree without counting a popular tag's hundreds of thousands of rows.
-CREATE TABLE IF NOT EXISTS post_view_counts (
-    tag TEXT PRIMARY KEY,
-    n   INTEGER NOT NULL
-) WITHOUT ROWID;
--- A store made before the counts existed gets them once; the '' row, written
--- last, marks them done.
-INSERT INTO post_view_counts (tag, n)
-    SELECT tag, COUNT(*) FROM post_view_tags
-    WHERE NOT EXISTS (SELECT 1 FROM post_view_counts WHERE tag = '') GROUP BY tag;
-INSERT INTO post_view_counts (tag, n)
-    SELECT '', (SELECT COUNT(*) FROM post_views WHERE deleted = 0)
-    WHERE NOT EXISTS (SELECT 1 FROM post_view_counts WHERE tag = '');
+INSERT INTO tagged_views (tag, created_at, post_id, n)
+    SELECT '', 9223372036854775807, '', (SELECT COUNT(*) FROM post_views WHERE deleted = 0)
+    WHERE NOT EXISTS (SELECT 1 FROM tagged_views WHERE tag = '' AND created_at = 9223372036854775807 AND post_id = '');
 "#;
+
+/// Files made before `tagged_views` (until 2026-12) kept a view's tags in
+/// `post_view_tags` (by post, with an index by tag) and the counts in
+/// `post_view_counts`: the rows move, the counts are taken from them.
+const QUERIES_FROM_POST_VIEW_TAGS: Upgrade = Upgrade {
+    while_there: "post_view_tags",
+    sql: r#"
+INSERT OR IGNORE INTO tagged_views (tag, created_at, post_id)
+    SELECT tag, created_at, post_id FROM post_view_tags WHERE tag <> '';
+INSERT OR REPLACE INTO tagged_views (tag, created_at, post_id, n)
+    SELECT tag, 9223372036854775807, '', COUNT(*) FROM post_view_tags WHERE tag <> '' GROUP BY tag;
+DROP TABLE post_view_tags;
+DROP TABLE IF EXISTS post_view_counts;
+"#,
+};
