@@ -79,7 +79,7 @@ impl Outbox for SqliteStore {
                 let sent_at = to_ms(now());
                 let mut mark =
                     tx.prepare_cached("UPDATE outbox SET sent_at = ?1 WHERE seq = ?2 AND sent_at IS NULL")?;
-                for seq in seqs {
+                for seq in &seqs {
                     mark.execute(params![sent_at, seq])?;
                 }
                 tx.prepare_cached("DELETE FROM outbox WHERE sent_at < ?1")?.execute([sent_at - KEEP_SENT_MS])?;

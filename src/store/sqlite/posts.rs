@@ -27,9 +27,9 @@ impl PostRepository for SqliteStore {
                 let snapshot = PostSnapshot {
                     // Time-ordered (v7): new keys land at the end of the id indexes instead of on random pages.
                     id: Uuid::now_v7(),
-                    title: post.title,
-                    description: post.description,
-                    tags: post.tags,
+                    title: post.title.clone(),
+                    description: post.description.clone(),
+                    tags: post.tags.clone(),
                     created_at: stamp,
                     updated_at: stamp,
                     version: 1,
@@ -49,7 +49,7 @@ impl PostRepository for SqliteStore {
                 ])?;
                 replace_tags(tx, snapshot.id, &snapshot.tags)?;
                 let data = serde_json::to_value(&snapshot)?;
-                insert_event(tx, &Envelope::new(POST_CREATED, data, correlation_id))?;
+                insert_event(tx, &Envelope::new(POST_CREATED, data, correlation_id.clone()))?;
                 Ok(snapshot)
             })
             .await
@@ -71,9 +71,9 @@ impl PostRepository for SqliteStore {
                 }
                 let after = PostSnapshot {
                     id,
-                    title: post.title,
-                    description: post.description,
-                    tags: post.tags,
+                    title: post.title.clone(),
+                    description: post.description.clone(),
+                    tags: post.tags.clone(),
                     created_at: before.created_at,
                     // Never earlier than the last stamp, even if the clock stepped back.
                     updated_at: now().max(before.updated_at),
@@ -92,7 +92,7 @@ impl PostRepository for SqliteStore {
                 ])?;
                 replace_tags(tx, id, &after.tags)?;
                 let data = serde_json::to_value(PostUpdated { post: after.clone(), previous_tags: before.tags })?;
-                insert_event(tx, &Envelope::new(POST_UPDATED, data, correlation_id))?;
+                insert_event(tx, &Envelope::new(POST_UPDATED, data, correlation_id.clone()))?;
                 Ok(PostWrite::Done(after))
             })
             .await
@@ -112,7 +112,7 @@ impl PostRepository for SqliteStore {
                 )?
                 .execute(params![id_text(id), version, to_ms(now())])?;
                 let data = serde_json::to_value(PostDeleted { id, version, tags: last.tags.clone() })?;
-                insert_event(tx, &Envelope::new(POST_DELETED, data, correlation_id))?;
+                insert_event(tx, &Envelope::new(POST_DELETED, data, correlation_id.clone()))?;
                 Ok(PostWrite::Done(last))
             })
             .await

@@ -27,7 +27,7 @@ impl TagCloudStore for SqliteStore {
         tags: Option<&[String]>,
     ) -> Result<Applied, StoreError> {
         let tags = tags.map(<[String]>::to_vec);
-        let applied = self.main.write("apply_post_tags", move |tx| apply(tx, post_id, version, tags)).await?;
+        let applied = self.main.write("apply_post_tags", move |tx| apply(tx, post_id, version, tags.as_deref())).await?;
         if applied == Applied::Changed {
             self.cloud.invalidate();
         }
@@ -72,7 +72,7 @@ impl TagCloudStore for SqliteStore {
 }
 
 /// One event's effect, inside the caller's transaction.
-fn apply(conn: &Connection, post_id: Uuid, version: i64, tags: Option<Vec<String>>) -> DbResult<Applied> {
+fn apply(conn: &Connection, post_id: Uuid, version: i64, tags: Option<&[String]>) -> DbResult<Applied> {
     let id = id_text(post_id);
     let before: Option<(i64, String, bool)> = conn
         .prepare_cached("SELECT version, tags, deleted FROM tag_cloud_applied WHERE post_id = ?1")?
@@ -83,7 +83,7 @@ fn apply(conn: &Connection, post_id: Uuid, version: i64, tags: Option<Vec<String
         Some((_, json, false)) => parse_tags(&json)?.into_iter().collect(),
         Some((_, _, true)) | None => BTreeSet::new(),
     };
-    let new: BTreeSet<String> = tags.iter().flatten().cloned().collect();
+    let new: BTreeSet<String> = tags.into_iter().flatten().cloned().collect();
 
     let mut decrement = conn.prepare_cached("UPDATE tag_cloud SET posts_count = posts_count - 1 WHERE tag = ?1")?;
     let mut drop_empty = conn.prepare_cached("DELETE FROM tag_cloud WHERE tag = ?1 AND posts_count <= 0")?;
