@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
+use bytes::Bytes;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -23,7 +24,8 @@ pub struct Delivery {
     /// The routing key (event type) it was published with.
     pub routing_key: String,
     /// The raw envelope; decoding is the reader's job so bad bodies can be parked.
-    pub body: Vec<u8>,
+    /// Shared, not copied, with the settler that may republish it (retry, park).
+    pub body: Bytes,
     /// 1 for the first attempt; grows with each delayed retry.
     pub attempt: u32,
     /// True when the transport handed this delivery out before without a verdict.

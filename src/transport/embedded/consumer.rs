@@ -232,7 +232,7 @@ impl WorkerConsumer {
         Delivery {
             worker: self.worker,
             routing_key: row.routing_key,
-            body: row.body,
+            body: row.body.into(),
             attempt: row.attempt,
             redelivered: row.redelivered,
             correlation_id: row.correlation_id,

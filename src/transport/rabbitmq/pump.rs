@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use amqprs::channel::{BasicAckArguments, BasicCancelArguments, BasicConsumeArguments, BasicQosArguments, Channel, ConsumerMessage};
 use blog_actors::delivery::{Delivery, TransportError};
+use bytes::Bytes;
 use blog_actors::worker::WorkerKind;
 use tokio::runtime::Handle;
 use tokio::sync::mpsc::{self, UnboundedReceiver};
@@ -89,15 +90,17 @@ impl Pump {
         if let Some(window) = self.shared.window(worker) {
             window.delivered(deliver.delivery_tag());
         }
-        let delivered = Delivered { worker, tag: deliver.delivery_tag(), routing_key: routing_key.clone(), props: props.clone(), body: body.clone() };
+        let (attempt, correlation_id, body) = (message::attempt(&props), props.correlation_id().cloned(), Bytes::from(body));
+        // The settler keeps the properties and shares the body, for a copy (retry, park).
+        let delivered = Delivered { worker, tag: deliver.delivery_tag(), routing_key: routing_key.clone(), props, body: body.clone() };
         let settler = RabbitSettler::new(&self.shared, delivered, self.side_unsettled.clone(), self.runtime.clone());
         Some(Delivery {
             worker,
             routing_key,
             body,
-            attempt: message::attempt(&props),
+            attempt,
             redelivered: deliver.redelivered(),
-            correlation_id: props.correlation_id().cloned(),
+            correlation_id,
             settler: Box::new(settler),
         })
     }

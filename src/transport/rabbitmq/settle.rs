@@ -14,6 +14,7 @@ use std::sync::{Arc, Weak};
 use amqprs::channel::{BasicAckArguments, BasicRejectArguments, Channel};
 use amqprs::{BasicProperties, FieldValue};
 use async_trait::async_trait;
+use bytes::Bytes;
 use blog_actors::delivery::{Settle, TransportError, Verdict};
 use blog_actors::worker::WorkerKind;
 use tokio::runtime::Handle;
@@ -33,7 +34,7 @@ pub(super) struct RabbitSettler {
     routing_key: String,
     /// Kept to republish a copy for a retry or the parking lot.
     props: BasicProperties,
-    body: Vec<u8>,
+    body: Bytes,
     /// Deliveries handed out and not settled, over the transport.
     unsettled: Arc<AtomicU64>,
     /// The AMQP thread.
@@ -47,7 +48,7 @@ pub(super) struct Delivered {
     pub tag: u64,
     pub routing_key: String,
     pub props: BasicProperties,
-    pub body: Vec<u8>,
+    pub body: Bytes,
 }
 
 impl RabbitSettler {
@@ -118,7 +119,7 @@ struct Job {
     tag: u64,
     routing_key: String,
     props: BasicProperties,
-    body: Vec<u8>,
+    body: Bytes,
 }
 
 impl Job {
@@ -149,14 +150,14 @@ impl Job {
                     (ORIGINAL_ROUTING_KEY, FieldValue::from(self.routing_key.as_str())),
                 ];
                 let props = with_headers(&self.props, headers, &[]);
-                let copied = session.confirm.publish_confirmed("", &queue, props, self.body).await;
+                let copied = session.confirm.publish_confirmed("", &queue, props, self.body.to_vec()).await;
                 give_back_unless(copied, &channel, self.tag).await?;
             }
             Verdict::Park { reason, attempts } => {
                 let headers = parking_headers(self.worker.name(), &self.routing_key, truncate(&reason, MAX_REASON), attempts);
                 let props = with_headers(&self.props, headers, &[]);
                 let lot = names.parked(self.worker.name());
-                let copied = session.confirm.publish_confirmed("", &lot, props, self.body).await;
+                let copied = session.confirm.publish_confirmed("", &lot, props, self.body.to_vec()).await;
                 give_back_unless(copied, &channel, self.tag).await?;
             }
         }
