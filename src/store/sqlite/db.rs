@@ -8,11 +8,12 @@
 //! commit writes a write's pages to the WAL once instead of once per write, and
 //! the hot pages (the tag cloud's counts, index roots) are shared; durability
 //! and isolation per write are as before. In WAL mode readers never wait for
-//! the writer, so reads get their own small pool on the blocking threads.
+//! the writer, so reads get their own small pool on the blocking threads. A
+//! third thread copies the WAL into the file (checkpoints), off the writer's path.
 
 use std::panic::AssertUnwindSafe;
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex, MutexGuard, TryLockError};
 use std::time::Duration;
 
@@ -30,6 +31,8 @@ const BUSY_TIMEOUT: Duration = Duration::from_millis(5000);
 const GROUP_MAX: usize = 256;
 /// Prepared statements kept by the writer connection.
 const STATEMENT_CACHE: usize = 64;
+/// How often the checkpoint thread looks for new commits to copy into the file.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(50);
 
 /// What went wrong inside a store call, before it is named by its operation.
 #[derive(Debug, thiserror::Error)]
@@ -85,6 +88,8 @@ impl Db {
         writer.pragma_update(None, "temp_store", "MEMORY")?;
         // Every statement the writes use stays parsed (rusqlite keeps 16 by default; they use more).
         writer.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        // The checkpointer thread copies the WAL into the file, not the writer (see `checkpoint_now_and_then`).
+        writer.pragma_update(None, "wal_autocheckpoint", 0)?;
         // Immediate, so two processes opening the same file cannot race the DDL.
         let tx = writer.transaction_with_behavior(TransactionBehavior::Immediate)?;
         tx.execute_batch(schema.tables)?;
@@ -106,11 +111,21 @@ impl Db {
                 Ok(Mutex::new(conn))
             })
             .collect::<DbResult<Vec<_>>>()?;
+        let mut checkpointer = Connection::open(path)?;
+        checkpointer.busy_timeout(BUSY_TIMEOUT)?;
+        checkpointer.pragma_update(None, "synchronous", "NORMAL")?;
         let (writes, jobs) = mpsc::channel();
+        let (writer_alive, writer_gone) = mpsc::channel::<()>();
+        let commits = Arc::new(AtomicU64::new(0));
+        let counted = commits.clone();
         std::thread::Builder::new()
             .name(format!("{label} writer"))
-            .spawn(move || commit_in_groups(writer, jobs))
+            .spawn(move || commit_in_groups(writer, jobs, &counted, writer_alive))
             .map_err(|e| DbError::Data(format!("{label}: cannot start the writer thread: {e}")))?;
+        std::thread::Builder::new()
+            .name(format!("{label} checkpoint"))
+            .spawn(move || checkpoint_now_and_then(&mut checkpointer, label, &commits, &writer_gone))
+            .map_err(|e| DbError::Data(format!("{label}: cannot start the checkpoint thread: {e}")))?;
         Ok(Self {
             inner: Arc::new(Inner { label, writes: Mutex::new(writes), readers, next_reader: AtomicUsize::new(0) }),
         })
@@ -196,15 +211,45 @@ struct Job {
 /// write in its own savepoint, so the failing one rolls back alone. (A savepoint
 /// per write always cost ~12% of the read model's writer: SQLite copies every
 /// page a write touches first into the savepoint's journal.)
-fn commit_in_groups(mut conn: Connection, jobs: mpsc::Receiver<Job>) {
+///
+/// `commits` counts the groups committed, for the checkpointer; `_alive` is
+/// dropped when the thread ends, which ends the checkpointer.
+fn commit_in_groups(mut conn: Connection, jobs: mpsc::Receiver<Job>, commits: &AtomicU64, _alive: mpsc::Sender<()>) {
     while let Some(mut group) = next_group(&jobs, GROUP_MAX) {
         let committed = match run_all(&mut conn, &mut group) {
             Ok(true) => Ok(()),
             Ok(false) => run_each_alone(&mut conn, &mut group),
             Err(e) => Err(e.to_string()),
         };
+        commits.fetch_add(1, Ordering::Relaxed);
         for job in group {
             (job.reply)(committed.clone());
+        }
+    }
+}
+
+/// The checkpoint thread: every [`CHECKPOINT_EVERY`] that saw a commit, copies
+/// the WAL's pages into the database file (a passive checkpoint: it never
+/// blocks the writer or a reader), and once more when the writer is gone.
+/// Done by the writer itself (SQLite's default, after a commit that grew the
+/// WAL past 1,000 pages), the copy and its fsyncs were a fifth of the read
+/// model's writer time, and every write waiting behind it waited for them.
+fn checkpoint_now_and_then(conn: &mut Connection, label: &str, commits: &AtomicU64, writer_gone: &mpsc::Receiver<()>) {
+    let mut seen = 0;
+    loop {
+        let done = match writer_gone.recv_timeout(CHECKPOINT_EVERY) {
+            Err(mpsc::RecvTimeoutError::Timeout) => false,
+            Ok(()) | Err(mpsc::RecvTimeoutError::Disconnected) => true,
+        };
+        let now = commits.load(Ordering::Relaxed);
+        if now != seen || done {
+            seen = now;
+            if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                tracing::warn!(file = label, error = %e, "checkpoint failed; the next one tries again");
+            }
+        }
+        if done {
+            return;
         }
     }
 }
@@ -300,6 +345,30 @@ mod tests {
         }
         assert_eq!(answered.iter().filter(|ok| **ok).count(), 54);
         assert_eq!(count(&db).await, 54, "exactly the writes that answered Ok are stored");
+    }
+
+    #[tokio::test]
+    async fn the_checkpoint_thread_copies_committed_writes_into_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.sqlite");
+        let db = Db::open(&path, "t.sqlite", &SCHEMA).unwrap();
+        let before = std::fs::metadata(&path).unwrap().len();
+        // The writer never checkpoints; until the checkpoint thread does, the rows are in the WAL only.
+        db.write("fill", |tx| {
+            let mut insert = tx.prepare("INSERT INTO t (k) VALUES (?1)")?;
+            for i in 0..2_000 {
+                insert.execute([format!("{i:0>200}")])?;
+            }
+            Ok(())
+        })
+        .await
+        .unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::fs::metadata(&path).unwrap().len() <= before {
+            assert!(std::time::Instant::now() < deadline, "the file did not grow: nothing was checkpointed");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(count(&db).await, 2_000);
     }
 
     #[tokio::test]
