@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use amqprs::channel::{BasicAckArguments, BasicCancelArguments, BasicConsumeArguments, BasicQosArguments, Channel, ConsumerMessage};
 use blog_actors::delivery::{Delivery, TransportError};
-use bytes::Bytes;
 use blog_actors::worker::WorkerKind;
+use bytes::Bytes;
 use tokio::runtime::Handle;
 use tokio::sync::mpsc::{self, UnboundedReceiver};
 use tokio_util::sync::CancellationToken;

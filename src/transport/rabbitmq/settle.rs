@@ -14,9 +14,9 @@ use std::sync::{Arc, Weak};
 use amqprs::channel::{BasicAckArguments, BasicRejectArguments, Channel};
 use amqprs::{BasicProperties, FieldValue};
 use async_trait::async_trait;
-use bytes::Bytes;
 use blog_actors::delivery::{Settle, TransportError, Verdict};
 use blog_actors::worker::WorkerKind;
+use bytes::Bytes;
 use tokio::runtime::Handle;
 
 use super::confirm::truncate;
@@ -67,9 +67,8 @@ impl Settle for RabbitSettler {
         // The common verdict joins the channel's ack window right here, without
         // a hop to the AMQP thread per delivery: only the window's flush runs there.
         if let Verdict::Ack = verdict {
-            let channel = channel_of(&self.session, self.generation, self.worker)?;
-            let window = self.session.upgrade().and_then(|s| s.window(self.worker).cloned());
-            if let Some(window) = window {
+            let (session, channel) = live_channel(&self.session, self.generation, self.worker)?;
+            if let Some(window) = session.window(self.worker) {
                 return window.ack(&channel, self.tag, &self.runtime).await;
             }
         }
@@ -100,11 +99,11 @@ impl Drop for RabbitSettler {
         let (session, generation, worker, tag) = (self.session.clone(), self.generation, self.worker, self.tag);
         // A runtime already shut down drops this at once; the broker requeues at connection close.
         drop(self.runtime.spawn(async move {
-            if let Ok(channel) = channel_of(&session, generation, worker) {
+            if let Ok((session, channel)) = live_channel(&session, generation, worker) {
                 if let Err(e) = release(&channel, tag).await {
                     tracing::debug!(error = %e, "could not hand back a dropped delivery");
                 }
-                if let Some(window) = session.upgrade().and_then(|s| s.window(worker).cloned()) {
+                if let Some(window) = session.window(worker) {
                     window.settled(tag);
                 }
             }
@@ -124,8 +123,7 @@ struct Job {
 
 impl Job {
     async fn apply(self, verdict: Verdict) -> Result<(), TransportError> {
-        let channel = channel_of(&self.session, self.generation, self.worker)?;
-        let session = self.session.upgrade().ok_or_else(session_over)?;
+        let (session, channel) = live_channel(&self.session, self.generation, self.worker)?;
         let window = session.window(self.worker).cloned();
         let tag = self.tag;
         let settled = self.apply_alone(&session, &channel, verdict).await;
@@ -182,14 +180,18 @@ fn session_over() -> TransportError {
     TransportError("the connection that delivered this message is gone; the broker delivers it again".into())
 }
 
-/// The delivering channel, if its session is the live one and the channel is still open.
-fn channel_of(session: &Weak<SessionShared>, generation: u64, worker: WorkerKind) -> Result<Channel, TransportError> {
+/// The delivering session and channel, if the session is the live one and the channel is still open.
+fn live_channel(
+    session: &Weak<SessionShared>,
+    generation: u64,
+    worker: WorkerKind,
+) -> Result<(Arc<SessionShared>, Channel), TransportError> {
     let session = session.upgrade().filter(|s| s.is_current(generation)).ok_or_else(session_over)?;
-    let channel = session.channel(worker).ok_or_else(session_over)?;
-    if !super::connection::usable(channel) {
+    let channel = session.channel(worker).ok_or_else(session_over)?.clone();
+    if !super::connection::usable(&channel) {
         return Err(session_over());
     }
-    Ok(channel.clone())
+    Ok((session, channel))
 }
 
 async fn ack(channel: &Channel, tag: u64) -> Result<(), TransportError> {
