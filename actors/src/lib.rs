@@ -1,6 +1,7 @@
 //! The blog's actors and the contracts they keep with the outside.
 //!
 //! - [`event`]: the event envelope and the typed events inside it.
+//! - [`rules`]: the domain rules (posts, tags, orders) the API and every worker apply.
 //! - [`worker`]: which workers exist and which event types each takes.
 //! - [`delivery`]: what a transport hands the queue reader, and how a delivery is settled.
 //! - [`ports`]: the store and mail traits the workers use; adapters live in the service.
@@ -8,6 +9,7 @@
 //! - [`queue_reader`]: forwards deliveries to workers, then acks, retries or parks them.
 //! - [`tag_aggregator`], [`emailer`], [`projector`]: the supervised workers.
 //! - [`supervision`]: panic capture and restart bookkeeping shared by the workers.
+//! - [`redact`]: credentials and mail addresses taken out of what is logged or served.
 //! - [`retry`]: the attempt limit and backoff delays.
 //! - [`metrics`]: per-actor counters, histograms and states.
 
@@ -19,7 +21,9 @@ pub mod metrics;
 pub mod ports;
 pub mod projector;
 pub mod queue_reader;
+pub mod redact;
 pub mod retry;
+pub mod rules;
 pub mod supervision;
 pub mod tag_aggregator;
 pub mod worker;

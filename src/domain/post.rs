@@ -2,26 +2,26 @@
 
 use serde::Deserialize;
 
-pub const TITLE_MAX_CHARS: usize = 200;
-pub const DESCRIPTION_MAX_CHARS: usize = 20_000;
-pub const TAGS_MAX: usize = 10;
-pub const TAG_MAX_CHARS: usize = 32;
+pub use blog_actors::rules::post::{DESCRIPTION_MAX_CHARS, TITLE_MAX_CHARS};
+pub use blog_actors::rules::tag::{TAGS_MAX, TAG_MAX_CHARS};
+use blog_actors::rules::{post, tag};
 
 /// The body of `POST /posts` and `PUT /posts/{id}`, as sent.
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PostInput {
-    /// Not blank; at most 200 characters once trimmed.
+    /// Not blank; at most 200 characters once trimmed; no control characters.
     pub title: String,
-    /// Not blank; at most 20,000 characters once trimmed.
+    /// Not blank; at most 20,000 characters once trimmed; no control characters but newlines and tabs.
     pub description: String,
-    /// At most 10 distinct tags of at most 32 letters, digits or `- _ . + #`; trimmed, lower-cased, de-duplicated.
+    /// At most 10 distinct tags of at most 32 letters, marks, digits or `- _ . + #`; trimmed,
+    /// NFKC-normalised, case-folded, de-duplicated (at most 40 may be sent).
     #[serde(default)]
     pub tags: Vec<String>,
 }
 
-/// A post that passed validation: title and body trimmed, tags trimmed,
-/// lower-cased, de-duplicated (first occurrence kept).
+/// A post that passed validation: title and body trimmed, tags in their
+/// canonical form ([`tag::normalise`]), de-duplicated (first occurrence kept).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ValidPost {
     pub title: String,
@@ -39,32 +39,16 @@ impl PostInput {
         let mut problems = Vec::new();
         let title = self.title.trim().to_owned();
         let description = self.description.trim().to_owned();
-        if title.is_empty() {
-            problems.push(("title", "must not be empty".to_owned()));
-        } else if title.chars().count() > TITLE_MAX_CHARS {
-            problems.push(("title", format!("must be at most {TITLE_MAX_CHARS} characters")));
+        if let Err(e) = post::check_title(&title) {
+            problems.push(("title", e));
         }
-        if description.is_empty() {
-            problems.push(("description", "must not be empty".to_owned()));
-        } else if description.chars().count() > DESCRIPTION_MAX_CHARS {
-            problems.push(("description", format!("must be at most {DESCRIPTION_MAX_CHARS} characters")));
+        if let Err(e) = post::check_description(&description) {
+            problems.push(("description", e));
         }
-        let mut tags: Vec<String> = Vec::new();
-        for raw in &self.tags {
-            let tag = raw.trim().to_lowercase();
-            if tag.is_empty() {
-                problems.push(("tags", "a tag must not be empty".to_owned()));
-            } else if tag.chars().count() > TAG_MAX_CHARS {
-                problems.push(("tags", format!("tag {tag:?} is longer than {TAG_MAX_CHARS} characters")));
-            } else if !tag.chars().all(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.' | '+' | '#')) {
-                problems.push(("tags", format!("tag {tag:?} may hold only letters, digits and - _ . + #")));
-            } else if !tags.contains(&tag) {
-                tags.push(tag);
-            }
-        }
-        if tags.len() > TAGS_MAX {
-            problems.push(("tags", format!("at most {TAGS_MAX} distinct tags")));
-        }
+        let tags = tag::normalise_all(&self.tags).unwrap_or_else(|tag_problems| {
+            problems.extend(tag_problems.into_iter().map(|p| ("tags", p)));
+            Vec::new()
+        });
         if problems.is_empty() {
             Ok(ValidPost { title, description, tags })
         } else {
@@ -83,7 +67,7 @@ mod tests {
 
     #[test]
     fn tags_are_trimmed_lowercased_and_deduplicated() {
-        let post = input(" Hi ", &[" Rust", "rust ", "Actix", "RUST"]).validate().unwrap();
+        let post = input(" Hi ", &[" Rust", "rust ", "Actix", "RUST", "ＲＵＳＴ"]).validate().unwrap();
         assert_eq!(post.title, "Hi");
         assert_eq!(post.tags, vec!["rust", "actix"]);
     }
@@ -93,6 +77,12 @@ mod tests {
         let err = input("", &["bad tag", &"x".repeat(40)]).validate().unwrap_err();
         let fields: Vec<_> = err.0.iter().map(|(f, _)| *f).collect();
         assert_eq!(fields, vec!["title", "tags", "tags"]);
+    }
+
+    #[test]
+    fn a_title_with_a_line_break_is_refused() {
+        let err = input("Hi\r\nthere", &[]).validate().unwrap_err();
+        assert_eq!(err.0[0].0, "title");
     }
 
     #[test]
