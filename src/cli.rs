@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use blog_actors::event::{Customer, Envelope, OrderFulfilled, OrderLine, ORDER_FULFILLED};
+use blog_actors::event::{Customer, Envelope, OrderFulfilled, OrderLine, EXTERNAL_TYPES, ORDER_FULFILLED};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use figment::providers::Serialized;
 use figment::Figment;
@@ -134,16 +134,17 @@ impl LoadArgs {
 pub enum PublishCommand {
     /// An `order.fulfilled` event.
     OrderFulfilled(OrderArgs),
-    /// Any event: a type and its JSON data, wrapped in a new envelope.
+    /// An event of a type other services send, with its JSON data, wrapped in a new envelope.
     Event {
-        /// The event type, also the routing key.
+        /// The event type, also the routing key (post events come only from the service's outbox).
         #[arg(long = "type")]
         event_type: String,
         /// The event's data as JSON.
         #[arg(long)]
         data: String,
     },
-    /// A message body sent exactly as given (for testing how bad input is handled).
+    /// A message body sent exactly as given (for testing how bad input is handled),
+    /// on the routing key of a type other services send.
     Raw {
         #[arg(long)]
         routing_key: String,
@@ -176,12 +177,24 @@ impl PublishCommand {
                 Ok((envelope.event_type.clone(), envelope.to_bytes()))
             }
             PublishCommand::Event { event_type, data } => {
+                external("--type", event_type)?;
                 let data = serde_json::from_str(data).map_err(|e| anyhow::anyhow!("--data is not JSON: {e}"))?;
                 Ok((event_type.clone(), Envelope::new(event_type, data, None).to_bytes()))
             }
-            PublishCommand::Raw { routing_key, body } => Ok((routing_key.clone(), body.clone().into_bytes())),
+            PublishCommand::Raw { routing_key, body } => {
+                external("--routing-key", routing_key)?;
+                Ok((routing_key.clone(), body.clone().into_bytes()))
+            }
         }
     }
+}
+
+/// Other services publish only their own types; post events come from the outbox alone.
+fn external(flag: &str, event_type: &str) -> anyhow::Result<()> {
+    if EXTERNAL_TYPES.contains(&event_type) {
+        return Ok(());
+    }
+    anyhow::bail!("{flag} {event_type:?}: only {} may be published from outside (post events come from the service's outbox)", EXTERNAL_TYPES.join(", "))
 }
 
 impl OrderArgs {

@@ -9,7 +9,7 @@ use std::time::Duration;
 use blog_actors::retry::RetryPolicy;
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
 /// Every setting of the service; each default gives the embedded mode.
@@ -56,12 +56,16 @@ pub struct Settings {
     /// How long shutdown waits for in-flight work.
     #[serde(with = "humantime_serde")]
     pub shutdown_timeout: Duration,
+    /// How long a worker may take over one delivery; past it the attempt fails and
+    /// its claims are released. Well under RabbitMQ's 30-minute consumer timeout.
+    #[serde(with = "humantime_serde")]
+    pub handler_timeout: Duration,
     /// `human` or `json` log lines.
     pub log_format: LogFormat,
 }
 
 /// Every setting's key: the env var is `BLOG_` + the key in upper case.
-pub const SETTING_KEYS: [&str; 18] = [
+pub const SETTING_KEYS: [&str; 19] = [
     "http_addr",
     "data_dir",
     "store_url",
@@ -79,6 +83,7 @@ pub const SETTING_KEYS: [&str; 18] = [
     "retry_max_delay",
     "prefetch",
     "shutdown_timeout",
+    "handler_timeout",
     "log_format",
 ];
 
@@ -109,6 +114,7 @@ impl Default for Settings {
             retry_max_delay: Duration::from_secs(300),
             prefetch: 200,
             shutdown_timeout: Duration::from_secs(30),
+            handler_timeout: Duration::from_secs(120),
             log_format: LogFormat::Human,
         }
     }
@@ -158,7 +164,7 @@ impl Settings {
         let settings: Settings = figment.extract().map_err(|e| {
             let key = e.path.join("_");
             let setting = if key.is_empty() { "configuration".into() } else { format!("BLOG_{}", key.to_uppercase()) };
-            ConfigError::new(&setting, e.kind.to_string())
+            ConfigError::new(&setting, blog_actors::redact::urls_in(&e.kind.to_string()))
         })?;
         settings.validate()?;
         Ok(settings)
@@ -173,6 +179,12 @@ impl Settings {
         }
         if self.retry_base_delay > self.retry_max_delay {
             return Err(ConfigError::new("BLOG_RETRY_BASE_DELAY", "must not exceed BLOG_RETRY_MAX_DELAY"));
+        }
+        if self.handler_timeout.is_zero() {
+            return Err(ConfigError::new("BLOG_HANDLER_TIMEOUT", "must be more than 0s"));
+        }
+        if self.api_key.as_ref().is_some_and(|key| key.expose_secret().trim().is_empty()) {
+            return Err(ConfigError::new("BLOG_API_KEY", "must not be empty or blank (unset it to run keyless on loopback)"));
         }
         if self.api_key.is_none() && !self.http_addr.ip().is_loopback() {
             return Err(ConfigError::new(
@@ -198,7 +210,10 @@ impl Settings {
                 Some(dir) if !dir.is_empty() => Ok(StoreChoice::Sqlite(PathBuf::from(dir))),
                 _ => Err(ConfigError::new(
                     "BLOG_STORE_URL",
-                    format!("unsupported store URL {url:?}; expected sqlite://<dir>, mongodb://… or leave unset"),
+                    format!(
+                        "unsupported store URL {:?}; expected sqlite://<dir>, mongodb://… or leave unset",
+                        blog_actors::redact::url(url)
+                    ),
                 )),
             },
         }
@@ -273,6 +288,23 @@ mod tests {
         let mut keys = SETTING_KEYS.to_vec();
         keys.sort_unstable();
         assert_eq!(fields, keys);
+    }
+
+    #[test]
+    fn an_empty_or_blank_key_is_refused_by_name() {
+        for key in ["", "   "] {
+            let err = load_with(&[("api_key", key)]).unwrap_err();
+            assert_eq!(err.setting, "BLOG_API_KEY", "{key:?}");
+        }
+    }
+
+    #[test]
+    fn no_url_setting_prints_its_credentials() {
+        let err = load_with(&[("store_url", "postgres://admin:Hunter2pw@db.example/blog")]).unwrap_err();
+        assert!(!err.to_string().contains("Hunter2pw"), "{err}");
+        assert!(err.to_string().contains("postgres://***@db.example/blog"), "{err}");
+        let err = load_with(&[("broker_url", "kafka://admin:Hunter2pw@broker")]).unwrap_err();
+        assert!(!err.to_string().contains("Hunter2pw"), "{err}");
     }
 
     #[test]

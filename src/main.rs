@@ -41,8 +41,8 @@ fn main() -> ExitCode {
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!(error = ?e, "blog stopped with an error");
-            eprintln!("blog: {e:#}");
+            // One line, and never a credential: library errors may quote a URL.
+            eprintln!("blog: {}", blog_actors::redact::urls_in(&format!("{e:#}")));
             ExitCode::FAILURE
         }
     }

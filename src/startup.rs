@@ -120,6 +120,10 @@ impl Application {
 
     /// Builds on given adapters; must run inside an actix `System`.
     pub async fn build_with(settings: Settings, adapters: Adapters) -> anyhow::Result<Self> {
+        // First, before any actor starts: a start that fails must leave nothing
+        // running that would outlive the runtime (and panic as it is dropped).
+        let listener = TcpListener::bind(settings.http_addr)
+            .with_context(|| format!("BLOG_HTTP_ADDR: cannot listen on {}", settings.http_addr))?;
         let registry = prometheus::Registry::new();
         let metrics = ActorMetrics::new(&registry).context("registering actor metrics")?;
         let http_metrics = crate::http_metrics::HttpMetrics::new(&registry).context("registering HTTP metrics")?;
@@ -140,7 +144,7 @@ impl Application {
             (WorkerKind::Projector, projector.recipient()),
         ]);
         let source = adapters.transport.clone() as Arc<dyn blog_actors::delivery::DeliverySource>;
-        let reader = QueueReader::new(source, routes, retry, settings.prefetch, metrics.clone()).start();
+        let reader = QueueReader::new(source, routes, retry, settings.handler_timeout, settings.prefetch, metrics.clone()).start();
 
         let relay_wakeup = Arc::new(Notify::new());
         let relay_stop = CancellationToken::new();
@@ -164,8 +168,6 @@ impl Application {
             api_key: settings.api_key.clone(),
             relay_wakeup,
         });
-        let listener = TcpListener::bind(settings.http_addr)
-            .with_context(|| format!("BLOG_HTTP_ADDR: cannot listen on {}", settings.http_addr))?;
         let port = listener.local_addr()?.port();
         let server = HttpServer::new(move || {
             App::new()

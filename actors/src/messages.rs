@@ -15,6 +15,9 @@ pub struct HandleEvent {
     pub event: Event,
     /// 1 for the first attempt.
     pub attempt: u32,
+    /// How long the handler may run: past it the attempt fails, the handler's
+    /// future is dropped and whatever it held (a claim) is released.
+    pub deadline: std::time::Duration,
 }
 
 /// Why a handler did not commit its effect.

@@ -211,8 +211,9 @@ impl ActorMetrics {
         });
     }
 
+    /// Keeps the actor's last error, without the mail addresses it may quote.
     pub fn record_error(&self, actor: &'static str, error: &str) {
-        self.with_status(actor, |s, _| s.last_error = Some(error.to_owned()));
+        self.with_status(actor, |s, _| s.last_error = Some(crate::redact::addresses_in(error)));
     }
 
     pub fn observe_handling(&self, actor: &'static str, took: Duration) {

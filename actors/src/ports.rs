@@ -111,6 +111,10 @@ pub trait EmailLog: Send + Sync {
     /// never leaves an order unmailed for good.
     async fn claim_order_mail(&self, order_id: &str, holder: &str, stale_after: Duration) -> Result<MailClaim, StoreError>;
     async fn mark_order_mailed(&self, order_id: &str, recipient: &str, message_id: &str) -> Result<(), StoreError>;
+    /// Gives up `holder`'s claim on an order that was not mailed (the attempt failed,
+    /// panicked or ran out of time), so the next attempt, here or on another
+    /// instance, need not wait for it to go stale. A sent order stays sent.
+    async fn release_order_mail(&self, order_id: &str, holder: &str) -> Result<(), StoreError>;
 }
 
 /// A rendered email, ready for a transport.

@@ -29,6 +29,8 @@ pub struct QueueReader {
     /// Where each worker's deliveries go; valid across the worker's restarts.
     routes: HashMap<WorkerKind, Recipient<HandleEvent>>,
     retry: RetryPolicy,
+    /// How long a worker may take over one delivery before the attempt counts as failed.
+    handler_timeout: Duration,
     /// Unsettled deliveries per worker: the bound on memory and in-flight work.
     prefetch: u16,
     metrics: ActorMetrics,
@@ -47,6 +49,7 @@ impl QueueReader {
         source: Arc<dyn DeliverySource>,
         routes: HashMap<WorkerKind, Recipient<HandleEvent>>,
         retry: RetryPolicy,
+        handler_timeout: Duration,
         prefetch: u16,
         metrics: ActorMetrics,
     ) -> Self {
@@ -54,6 +57,7 @@ impl QueueReader {
             source,
             routes,
             retry,
+            handler_timeout,
             prefetch,
             metrics,
             stop: CancellationToken::new(),
@@ -116,7 +120,7 @@ impl StreamHandler<Delivery> for QueueReader {
         self.in_flight += 1;
         self.metrics.in_flight(NAME, 1);
         let route = self.routes.get(&delivery.worker).cloned();
-        let (retry, metrics) = (self.retry, self.metrics.clone());
+        let (retry, deadline, metrics) = (self.retry, self.handler_timeout, self.metrics.clone());
         // Filled in once known, so the reader's own lines (retry, park) carry the request's id too.
         let span = tracing::info_span!(
             "delivery",
@@ -127,7 +131,7 @@ impl StreamHandler<Delivery> for QueueReader {
         );
         let arrived = Instant::now();
         let work = async move {
-            let verdict = judge(&delivery, route, retry, &metrics).await;
+            let verdict = judge(&delivery, route, retry, deadline, &metrics).await;
             let worker = delivery.worker.name();
             let outcome = match &verdict {
                 Verdict::Ack => Outcome::Ok,
@@ -155,10 +159,11 @@ async fn judge(
     delivery: &Delivery,
     route: Option<Recipient<HandleEvent>>,
     retry: RetryPolicy,
+    deadline: Duration,
     metrics: &ActorMetrics,
 ) -> Verdict {
     let park_now = |reason: String| {
-        tracing::warn!(%reason, "parking an invalid message");
+        tracing::warn!(reason = %crate::redact::addresses_in(&reason), "parking an invalid message");
         Verdict::Park { reason, attempts: delivery.attempt }
     };
     let envelope = match Envelope::decode(&delivery.body) {
@@ -180,7 +185,7 @@ async fn judge(
     };
     metrics.mailbox(delivery.worker.name(), 1);
     let attempt = delivery.attempt;
-    let answer = route.send(HandleEvent { envelope: envelope.clone(), event, attempt }).await;
+    let answer = route.send(HandleEvent { envelope: envelope.clone(), event, attempt, deadline }).await;
     let error = match answer {
         Ok(Ok(())) => return Verdict::Ack,
         Ok(Err(HandlerError::Permanent(reason))) => {
@@ -198,11 +203,11 @@ async fn judge(
     };
     if attempt >= retry.max_attempts {
         let reason = format!("gave up after {attempt} attempts: {error}");
-        tracing::warn!(event_id = %envelope.id, %reason, "parking a message");
+        tracing::warn!(event_id = %envelope.id, reason = %crate::redact::addresses_in(&reason), "parking a message");
         return Verdict::Park { reason, attempts: attempt };
     }
     let delay = retry.delay_after(attempt);
-    tracing::info!(event_id = %envelope.id, %error, ?delay, "will retry");
+    tracing::info!(event_id = %envelope.id, error = %crate::redact::addresses_in(&error), ?delay, "will retry");
     Verdict::Retry { delay, next_attempt: attempt + 1, reason: error }
 }
 

@@ -3,7 +3,7 @@
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use futures::FutureExt;
 use tracing::Instrument;
@@ -20,9 +20,15 @@ pub struct Guarded {
     pub panicked: bool,
 }
 
-/// Runs a handler's future, catching a panic and recording time and in-flight count.
-/// Its log lines carry the event's id and correlation id.
-pub async fn guard<F>(actor: &'static str, metrics: ActorMetrics, envelope: std::sync::Arc<Envelope>, work: F) -> Guarded
+/// Runs a handler's future under its deadline, catching a panic and recording time
+/// and in-flight count. Its log lines carry the event's id and correlation id.
+pub async fn guard<F>(
+    actor: &'static str,
+    metrics: ActorMetrics,
+    envelope: std::sync::Arc<Envelope>,
+    deadline: Duration,
+    work: F,
+) -> Guarded
 where
     F: Future<Output = Result<(), HandlerError>>,
 {
@@ -33,17 +39,25 @@ where
         event_type = %envelope.event_type,
         correlation_id = envelope.correlation_id.as_deref().unwrap_or("-"),
     );
-    guarded(actor, metrics, work).instrument(span).await
+    guarded(actor, metrics, deadline, work).instrument(span).await
 }
 
-async fn guarded<F>(actor: &'static str, metrics: ActorMetrics, work: F) -> Guarded
+async fn guarded<F>(actor: &'static str, metrics: ActorMetrics, deadline: Duration, work: F) -> Guarded
 where
     F: Future<Output = Result<(), HandlerError>>,
 {
     metrics.mailbox(actor, -1);
     metrics.in_flight(actor, 1);
     let started = Instant::now();
-    let outcome = AssertUnwindSafe(work).catch_unwind().await;
+    // On a panic or at the deadline the handler's future is dropped: the claims it
+    // holds release themselves as they drop, so no other message waits on them.
+    let outcome = match tokio::time::timeout(deadline, AssertUnwindSafe(work).catch_unwind()).await {
+        Ok(outcome) => outcome,
+        Err(_) => Ok(Err(HandlerError::Retryable(format!(
+            "{actor} ran past its {} s deadline (BLOG_HANDLER_TIMEOUT)",
+            deadline.as_secs_f64()
+        )))),
+    };
     let took = started.elapsed();
     metrics.observe_handling(actor, took);
     metrics.in_flight(actor, -1);
@@ -55,7 +69,8 @@ where
             match &result {
                 Ok(()) => tracing::info!(took_ms, "event handled"),
                 Err(e) => {
-                    tracing::warn!(error = %e, took_ms, "event failed");
+                    let error = crate::redact::addresses_in(&e.to_string());
+                    tracing::warn!(%error, took_ms, "event failed");
                     metrics.record_error(actor, &e.to_string());
                 }
             }

@@ -72,10 +72,10 @@ impl Posts {
         Message { routing_key: "post.created".into(), id: event_id.to_string(), body: serde_json::to_vec(&envelope).expect("JSON") }
     }
 
-    /// The same event as a `POST /events` body (the embedded queue's way in).
-    pub fn created_event_input(&self, rng: &mut StdRng) -> Vec<u8> {
-        let message = self.created_event(rng);
-        let envelope: serde_json::Value = serde_json::from_slice(&message.body).expect("JSON");
-        serde_json::to_vec(&json!({ "type": envelope["type"], "data": envelope["data"] })).expect("JSON")
+    /// A `POST /posts` body: the embedded queue's way in (post events come only
+    /// from the service's outbox, written with the post).
+    pub fn post_input(&self, rng: &mut StdRng) -> Vec<u8> {
+        let post = json!({ "title": Self::words(rng, 5), "description": Self::words(rng, 60), "tags": self.tags(rng) });
+        serde_json::to_vec(&post).expect("JSON")
     }
 }

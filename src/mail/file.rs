@@ -9,7 +9,7 @@ use lettre::message::Mailbox;
 use super::message::build_message;
 
 /// Writes `<message id>.eml` files; the name repeats for the same order, so a
-/// redelivered event rewrites its file rather than adding a second one.
+/// redelivered event finds its file there rather than adding a second one.
 pub struct FileMailer {
     /// The folder the files go to; created at start.
     dir: PathBuf,
@@ -34,16 +34,29 @@ impl Mailer for FileMailer {
             .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') { c } else { '_' })
             .collect();
         let path = self.dir.join(format!("{name}.eml"));
-        let partial = self.dir.join(format!(".{name}.eml.partial"));
-        let io = |e: std::io::Error| MailError::Transient(format!("writing {}: {e}", path.display()));
-        // Written aside, synced, then renamed: a reader never sees half a mail.
-        let file = tokio::fs::File::create(&partial).await.map_err(io)?;
-        let mut file = tokio::io::BufWriter::new(file);
-        tokio::io::AsyncWriteExt::write_all(&mut file, &message.formatted()).await.map_err(io)?;
-        tokio::io::AsyncWriteExt::flush(&mut file).await.map_err(io)?;
-        file.into_inner().sync_all().await.map_err(io)?;
-        tokio::fs::rename(&partial, &path).await.map_err(io)?;
-        Ok(())
+        let partial = self.dir.join(format!(".{name}.{}.partial", uuid::Uuid::new_v4().simple()));
+        // The reason reaches the dead-letter list and the logs: it names no host path.
+        let io = |e: std::io::Error| MailError::Transient(format!("writing the .eml file: {e}"));
+        // Written aside and synced, then linked into place: a reader never sees half
+        // a mail, and a link never replaces a file already there. The name is unique
+        // per order (the mail id carries a hash of the order id), so a file already
+        // there is this order's mail from an earlier attempt.
+        let written = async {
+            let file = tokio::fs::File::create(&partial).await?;
+            let mut file = tokio::io::BufWriter::new(file);
+            tokio::io::AsyncWriteExt::write_all(&mut file, &message.formatted()).await?;
+            tokio::io::AsyncWriteExt::flush(&mut file).await?;
+            file.into_inner().sync_all().await?;
+            match tokio::fs::hard_link(&partial, &path).await {
+                Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => return Err(e),
+                _ => {}
+            }
+            // The new name must be durable too before the mail counts as sent.
+            tokio::fs::File::open(&self.dir).await?.sync_all().await
+        }
+        .await;
+        let _ = tokio::fs::remove_file(&partial).await;
+        written.map_err(io)
     }
 }
 
@@ -73,6 +86,28 @@ mod tests {
         let text = std::fs::read_to_string(dir.path().join("order-A-1_blog.local.eml")).unwrap();
         assert!(text.contains("To: \"Ada Lovelace\" <ada@example.com>"), "{text}");
         assert!(text.contains("Message-ID: <order-A-1@blog.local>"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn a_mail_already_there_is_never_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let mailer = FileMailer::new(dir.path().to_owned(), "Blog <no-reply@blog.local>").unwrap();
+        mailer.send(&mail("ada@example.com")).await.unwrap();
+        mailer.send(&mail("eve@example.com")).await.unwrap();
+        let text = std::fs::read_to_string(dir.path().join("order-A-1_blog.local.eml")).unwrap();
+        assert!(text.contains("ada@example.com") && !text.contains("eve@example.com"), "{text}");
+        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names.len(), 1, "no partial file left behind: {names:?}");
+    }
+
+    #[tokio::test]
+    async fn a_failed_write_names_no_host_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let mailer = FileMailer::new(dir.path().join("mail"), "Blog <no-reply@blog.local>").unwrap();
+        std::fs::remove_dir(dir.path().join("mail")).unwrap();
+        let err = mailer.send(&mail("ada@example.com")).await.unwrap_err();
+        assert!(matches!(err, MailError::Transient(_)), "{err}");
+        assert!(!err.to_string().contains(&*dir.path().to_string_lossy()), "{err}");
     }
 
     #[tokio::test]

@@ -1,12 +1,15 @@
 //! `POST /events`: lets other services (and tests) put an event on the queue
 //! through the outbox, e.g. `order.fulfilled` from the shop.
 //!
-//! The event is checked here as a worker would check it, so a caller learns at
-//! once that it is wrong instead of finding it later in the parking lot.
+//! Only the types other services send are taken ([`EXTERNAL_TYPES`]): post
+//! events come from our own outbox, in the transaction of the write they
+//! describe, so nobody can forge one here. The event is checked as its worker
+//! would check it, so a caller learns at once that it is wrong instead of
+//! finding it later in the parking lot.
 
 use actix_web::middleware::from_fn;
 use actix_web::{web, HttpResponse};
-use blog_actors::event::{Envelope, InvalidEvent, KNOWN_TYPES};
+use blog_actors::event::{Envelope, InvalidEvent, EXTERNAL_TYPES, KNOWN_TYPES};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -29,7 +32,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 /// An envelope as a caller may send it: only `type` and `data` are required.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct EventInput {
-    /// One of `post.created`, `post.updated`, `post.deleted`, `order.fulfilled`.
+    /// A type other services send: today only `order.fulfilled`.
     #[serde(rename = "type")]
     pub event_type: String,
     /// The event's data, as the event contract gives it for the type.
@@ -74,7 +77,7 @@ pub struct EventAccepted {
         (status = 401, description = "No valid API key", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "The body is over 64 KiB", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "The body is not sent as JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Unknown type or invalid data; `known_types` lists the types", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A type this endpoint does not take, or invalid data; `accepted_types` lists the types", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The store is unavailable", body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -86,6 +89,9 @@ async fn publish_event(
     input: web::Json<EventInput>,
 ) -> Result<HttpResponse, Problem> {
     let envelope = input.into_inner().into_envelope(&cid);
+    if !EXTERNAL_TYPES.contains(&envelope.event_type.as_str()) {
+        return Err(not_accepted(&envelope.event_type));
+    }
     envelope.event().map_err(invalid)?;
     let correlation = envelope.correlation_id.clone();
     state.store.enqueue(&envelope.event_type, envelope.id, envelope.to_bytes(), correlation).await?;
@@ -94,13 +100,24 @@ async fn publish_event(
     Ok(HttpResponse::Accepted().json(EventAccepted { id: envelope.id, status: "accepted" }))
 }
 
+/// A type that is unknown, or ours alone to publish.
+fn not_accepted(event_type: &str) -> Problem {
+    let why = if KNOWN_TYPES.contains(&event_type) {
+        "is published only by this service's own outbox"
+    } else {
+        "is not an event type"
+    };
+    let shown: String = event_type.chars().take(64).collect();
+    Problem::unprocessable(
+        format!("{shown:?} {why}; this endpoint takes: {}", EXTERNAL_TYPES.join(", ")),
+        vec![FieldError { field: "type".into(), message: format!("type {why}") }],
+    )
+    .with_extension("accepted_types", EXTERNAL_TYPES.to_vec())
+}
+
 fn invalid(err: InvalidEvent) -> Problem {
     match err {
-        InvalidEvent::UnknownType(t) => Problem::unprocessable(
-            format!("unknown event type {t:?}; known types: {}", KNOWN_TYPES.join(", ")),
-            vec![FieldError { field: "type".into(), message: "unknown event type".into() }],
-        )
-        .with_extension("known_types", KNOWN_TYPES.to_vec()),
+        InvalidEvent::UnknownType(t) => not_accepted(&t),
         InvalidEvent::Data { reason, .. } => Problem::unprocessable(
             format!("invalid event data: {reason}"),
             vec![FieldError { field: "data".into(), message: reason }],
@@ -126,11 +143,13 @@ mod tests {
     }
 
     #[test]
-    fn unknown_types_list_the_known_ones() {
-        let env = input("user.signed_up", json!({})).into_envelope(&CorrelationId("c".into()));
-        let p = invalid(env.event().unwrap_err());
-        assert_eq!(p.status, 422);
-        assert!(p.detail.contains("order.fulfilled"), "{}", p.detail);
+    fn unknown_and_internal_types_list_the_accepted_ones() {
+        for t in ["user.signed_up", "post.created", "post.deleted"] {
+            let p = not_accepted(t);
+            assert_eq!(p.status, 422);
+            assert!(p.detail.contains("takes: order.fulfilled"), "{}", p.detail);
+        }
+        assert!(not_accepted("post.created").detail.contains("own outbox"));
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! registry stays owned by startup, and several apps (tests) can share a process.
 
 use actix_web::http::header::ContentType;
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use blog_actors::metrics::ActorSnapshot;
 use prometheus::core::Collector;
 use prometheus::proto::MetricFamily;
@@ -19,6 +19,8 @@ use super::{AppState, Problem};
 
 const RELAY: &str = "relay";
 const QUEUE_READER: &str = "queue_reader";
+/// What `/actors` shows for a last error to a request without the API key.
+const HIDDEN_ERROR: &str = "an error occurred (send the API key to see it)";
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/metrics").route(web::get().to(metrics)).default_service(allow("GET")))
@@ -130,8 +132,10 @@ pub struct TransportView {
     responses((status = 200, description = "One entry per actor", body = Vec<ActorView>))
 )]
 #[tracing::instrument(skip_all)]
-async fn actors(state: web::Data<AppState>) -> HttpResponse {
+async fn actors(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     let live = LiveFigures::read(&state).await;
+    // An error text may quote what a message carried: shown to the key's holder only.
+    let show_errors = super::auth::is_authorized(&req);
     let views: Vec<ActorView> = state
         .actor_metrics
         .snapshot()
@@ -143,7 +147,10 @@ async fn actors(state: web::Data<AppState>) -> HttpResponse {
                 consuming: live.consuming,
                 parked_messages: live.parked,
             }),
-            figures,
+            figures: ActorSnapshot {
+                last_error: figures.last_error.as_ref().map(|e| if show_errors { e.clone() } else { HIDDEN_ERROR.into() }),
+                ..figures
+            },
         })
         .collect();
     HttpResponse::Ok().json(views)

@@ -2,6 +2,7 @@
 
 mod admin;
 mod auth;
+mod browser_guard;
 pub mod correlation;
 mod dashboard;
 mod dead_letters;

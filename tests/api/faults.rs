@@ -53,3 +53,34 @@ impl ReadModelStore for PanickingReadModel {
         self.inner.remove_post_view(post_id, version).await
     }
 }
+
+/// Panics on the first `panics` sends of orders whose id starts with `BOOM`; other
+/// sends take `delay` first, so several are in flight when the panic comes.
+pub struct PanickingMailer {
+    pub inner: Arc<dyn Mailer>,
+    pub panics_left: AtomicU32,
+    pub delay: std::time::Duration,
+}
+
+#[async_trait]
+impl Mailer for PanickingMailer {
+    async fn send(&self, mail: &OutgoingMail) -> Result<(), MailError> {
+        if mail.message_id.starts_with("order-BOOM")
+            && self.panics_left.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok()
+        {
+            panic!("injected mailer panic");
+        }
+        tokio::time::sleep(self.delay).await; // holds the send in flight, as a slow SMTP server would
+        self.inner.send(mail).await
+    }
+}
+
+/// Refuses every mail the way an SMTP server answers 550, quoting the recipient.
+pub struct RejectingMailer;
+
+#[async_trait]
+impl Mailer for RejectingMailer {
+    async fn send(&self, mail: &OutgoingMail) -> Result<(), MailError> {
+        Err(MailError::Rejected(format!("550 5.1.1 <{}>: Recipient address rejected", mail.to_email)))
+    }
+}

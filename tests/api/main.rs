@@ -5,6 +5,7 @@ mod broker_outage;
 mod emails;
 mod faults;
 mod helpers;
+mod hostile;
 mod http_contract;
 mod observability;
 mod poison;

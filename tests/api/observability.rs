@@ -132,7 +132,7 @@ async fn metrics_pass_promtool_and_move_as_events_succeed_fail_park_and_restart_
     assert_eq!(value(r#"blog_http_requests_total{method="POST",route="/events",status="202"}"#), 1.0);
     assert!(value(r#"blog_http_request_duration_seconds_count{method="GET",route="/dead-letters"}"#) >= 1.0);
 
-    let actors = app.get_json("/actors").await;
+    let actors = app.get_authed("/actors").await;
     let emailer = actor(&actors, "emailer");
     assert_eq!((emailer["state"].as_str(), emailer["retried"].as_u64(), emailer["parked"].as_u64()), (Some("running"), Some(3), Some(1)));
     assert!(emailer["last_error"].as_str().unwrap().contains("injected"), "{emailer}");

@@ -21,7 +21,7 @@ async fn a_worker_panic_restarts_the_actor_and_loses_nothing(backend: Backend) {
     })
     .await;
     assert_eq!(app.restarts("projector").await, 2);
-    let actors = app.get_json("/actors").await;
+    let actors = app.get_authed("/actors").await;
     let projector = actors.as_array().unwrap().iter().find(|a| a["name"] == "projector").unwrap().clone();
     assert_eq!(projector["restarts"], 2, "{projector}");
     assert!(projector["last_error"].as_str().unwrap().contains("injected projector panic"), "{projector}");

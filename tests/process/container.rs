@@ -49,3 +49,28 @@ fn the_dockerfile_builds_in_stages_runs_as_non_root_and_checks_itself() {
     assert!(dockerfile.contains("HEALTHCHECK") && dockerfile.contains("\"healthcheck\"]"));
     assert!(dockerfile.contains("BLOG_HTTP_ADDR=0.0.0.0:8080"));
 }
+
+#[test]
+fn the_compose_file_refuses_to_start_without_a_key_and_publishes_on_loopback_only() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let compose = std::env::var("BLOG_TEST_COMPOSE").unwrap_or_else(|_| "docker-compose".into());
+    let config = |key: Option<&str>| {
+        let mut command = Command::new(&compose);
+        command.args(["-f", &format!("{root}/docker-compose.yml"), "config"]).env_remove("BLOG_API_KEY");
+        if let Some(key) = key {
+            command.env("BLOG_API_KEY", key);
+        }
+        command.output().expect("docker-compose runs")
+    };
+    let keyless = config(None);
+    assert!(!keyless.status.success(), "compose must refuse to start without BLOG_API_KEY");
+    assert!(String::from_utf8_lossy(&keyless.stderr).contains("BLOG_API_KEY"), "{}", String::from_utf8_lossy(&keyless.stderr));
+    let keyed = config(Some("k"));
+    assert!(keyed.status.success(), "{}", String::from_utf8_lossy(&keyed.stderr));
+    let text = String::from_utf8_lossy(&keyed.stdout);
+    assert!(!text.contains("change-me"), "no default key");
+    let published: Vec<&str> = text.lines().filter(|l| l.trim_start().starts_with("host_ip:")).collect();
+    let ports = text.lines().filter(|l| l.trim_start().starts_with("published:")).count();
+    assert!(ports > 0 && published.len() == ports, "every published port names a host ip:\n{text}");
+    assert!(published.iter().all(|l| l.contains("127.0.0.1")), "{published:?}");
+}

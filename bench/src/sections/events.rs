@@ -6,7 +6,7 @@
 //! each committing to the store; the run ends when both counted every event
 //! handled (`GET /actors`). On RabbitMQ the bench publishes to the service's
 //! exchange as another service would; the embedded queue has no such door, so
-//! there the events come in through `POST /events` (outbox → relay → queue).
+//! there the events come in through `POST /posts` (outbox → relay → queue).
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -28,7 +28,7 @@ use crate::{median, Options};
 
 /// How long one run may take before the bench calls it stuck.
 const RUN_LIMIT: Duration = Duration::from_secs(600);
-/// Concurrent `POST /events` clients for the embedded queue.
+/// Concurrent `POST /posts` clients for the embedded queue.
 const POSTERS: usize = 16;
 
 pub(crate) fn events(n: u64, seed: u64) -> Vec<Message> {
@@ -97,7 +97,7 @@ pub(crate) async fn run(options: &Options, report: &mut Report) -> anyhow::Resul
          Baseline: the bare amqprs loop on the same \
          broker in the same run — the same durable topic exchange and two durable queues, the same persistent \
          messages and prefetch, each delivery acked as it arrives, no work. Embedded: the events enter through \
-         `POST /events` ({POSTERS} keep-alive clients), so its figure includes the HTTP write and the outbox relay. \
+         `POST /posts` ({POSTERS} keep-alive clients), so its figure includes the HTTP write and the outbox relay. \
          CPU per event: the broker's (`beam.smp`, from /proc) in the bare run and in the service's run, and the \
          service process's — where the time goes.\n\n{}",
         thousands(options.events),
@@ -154,14 +154,14 @@ pub(crate) async fn on_rabbitmq(options: &Options, prefetch: u16, messages: &[Me
     Ok(Run { rate, peak_kb, broker_us, service_us })
 }
 
-/// The service on the embedded queue, fed `n` events through `POST /events`.
+/// The service on the embedded queue, fed `n` posts through `POST /posts` (each one `post.created`).
 pub(crate) async fn on_embedded(options: &Options, prefetch: u16, n: u64) -> anyhow::Result<Run> {
     let dir = fresh_dir(options, "events-embedded")?;
     let service = start(options, &dir, vec![("BLOG_PREFETCH", prefetch.to_string())]).await?;
     let sampler = service.sample_rss();
     let service_before = cpu_seconds(service.pid());
     let started = Instant::now();
-    post_events(service.addr, n).await?;
+    post_posts(service.addr, n).await?;
     wait_handled(service.addr, n, started, RUN_LIMIT).await?;
     let rate = n as f64 / started.elapsed().as_secs_f64();
     let service_us = (cpu_seconds(service.pid()) - service_before) * 1e6 / n as f64;
@@ -170,8 +170,9 @@ pub(crate) async fn on_embedded(options: &Options, prefetch: u16, n: u64) -> any
     Ok(Run { rate, peak_kb, broker_us: 0.0, service_us })
 }
 
-/// Exactly `n` accepted `POST /events`, from [`POSTERS`] keep-alive clients.
-pub(crate) async fn post_events(addr: SocketAddr, n: u64) -> anyhow::Result<()> {
+/// Exactly `n` created posts (`POST /posts`, each one `post.created` through the outbox),
+/// from [`POSTERS`] keep-alive clients.
+pub(crate) async fn post_posts(addr: SocketAddr, n: u64) -> anyhow::Result<()> {
     let left = Arc::new(AtomicU64::new(n));
     let tasks: Vec<_> = (0..POSTERS)
         .map(|i| {
@@ -181,10 +182,10 @@ pub(crate) async fn post_events(addr: SocketAddr, n: u64) -> anyhow::Result<()> 
                 let auth = format!("Bearer {API_KEY}");
                 let mut conn = Conn::connect(addr).await?;
                 while left.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |l| l.checked_sub(1)).is_ok() {
-                    let body = posts.created_event_input(&mut rng);
-                    let answer = conn.send(&request("POST", "/events", &[("Authorization", &auth)], Some(&body))).await?;
-                    if answer.status != 202 {
-                        bail!("POST /events answered {}: {}", answer.status, String::from_utf8_lossy(&answer.body));
+                    let body = posts.post_input(&mut rng);
+                    let answer = conn.send(&request("POST", "/posts", &[("Authorization", &auth)], Some(&body))).await?;
+                    if answer.status != 201 {
+                        bail!("POST /posts answered {}: {}", answer.status, String::from_utf8_lossy(&answer.body));
                     }
                 }
                 Ok::<_, anyhow::Error>(())

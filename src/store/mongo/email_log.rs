@@ -85,4 +85,12 @@ impl EmailLog for MongoStore {
         log.replace_one(doc! { "_id": order_id }, entry).upsert(true).await.map_err(|e| failed(op, e))?;
         Ok(())
     }
+
+    #[tracing::instrument(level = "debug", skip(self))]
+    async fn release_order_mail(&self, order_id: &str, holder: &str) -> Result<(), StoreError> {
+        // Only our own unsent claim: a sent entry, or a claim another holder took over, stays.
+        let mine = doc! { "_id": order_id, "status": "claimed", "claimed_by": holder };
+        self.db.main(EMAIL_LOG).delete_one(mine).await.map_err(|e| failed("release_order_mail", e))?;
+        Ok(())
+    }
 }

@@ -63,6 +63,19 @@ impl EmailLog for SqliteStore {
             })
             .await
     }
+
+    #[tracing::instrument(level = "debug", skip(self))]
+    async fn release_order_mail(&self, order_id: &str, holder: &str) -> Result<(), StoreError> {
+        let (order_id, holder) = (order_id.to_owned(), holder.to_owned());
+        self.main
+            .write("release_order_mail", move |tx| {
+                // Only our own unsent claim: a sent entry, or a claim another holder took over, stays.
+                tx.prepare_cached("DELETE FROM email_log WHERE order_id = ?1 AND status = 'claimed' AND claimed_by = ?2")?
+                    .execute(params![order_id, holder])?;
+                Ok(())
+            })
+            .await
+    }
 }
 
 #[cfg(test)]
@@ -92,6 +105,19 @@ mod tests {
         store.claim_order_mail("A-1", "me", STALE).await.unwrap();
         store.mark_order_mailed("A-1", "ada@example.com", "<a-1@blog>").await.unwrap();
         assert_eq!(store.claim_order_mail("A-2", "me", STALE).await.unwrap(), MailClaim::Send);
+    }
+
+    #[tokio::test]
+    async fn a_released_claim_lets_another_instance_send_at_once_but_a_sent_order_stays_sent() {
+        let (_dir, store) = store().await;
+        assert_eq!(store.claim_order_mail("A-1", "me", STALE).await.unwrap(), MailClaim::Send);
+        store.release_order_mail("A-1", "other").await.unwrap();
+        assert_eq!(store.claim_order_mail("A-1", "other", STALE).await.unwrap(), MailClaim::HeldElsewhere, "not theirs to release");
+        store.release_order_mail("A-1", "me").await.unwrap();
+        assert_eq!(store.claim_order_mail("A-1", "other", STALE).await.unwrap(), MailClaim::Send);
+        store.mark_order_mailed("A-1", "ada@example.com", "<a-1@blog>").await.unwrap();
+        store.release_order_mail("A-1", "other").await.unwrap();
+        assert_eq!(store.claim_order_mail("A-1", "me", STALE).await.unwrap(), MailClaim::AlreadySent);
     }
 
     #[tokio::test]

@@ -37,3 +37,16 @@ async fn marking_without_a_claim_still_records_the_mail() {
     store.mark_order_mailed("B-7", "bob@example.com", "<b-7@blog>").await.unwrap();
     assert_eq!(store.claim_order_mail("B-7", "me", STALE).await.unwrap(), MailClaim::AlreadySent);
 }
+
+#[tokio::test]
+async fn a_released_claim_lets_another_instance_send_at_once_but_a_sent_order_stays_sent() {
+    let store = store().await;
+    assert_eq!(store.claim_order_mail("A-1", "me", STALE).await.unwrap(), MailClaim::Send);
+    store.release_order_mail("A-1", "other").await.unwrap();
+    assert_eq!(store.claim_order_mail("A-1", "other", STALE).await.unwrap(), MailClaim::HeldElsewhere, "not theirs to release");
+    store.release_order_mail("A-1", "me").await.unwrap();
+    assert_eq!(store.claim_order_mail("A-1", "other", STALE).await.unwrap(), MailClaim::Send);
+    store.mark_order_mailed("A-1", "ada@example.com", "<a-1@blog>").await.unwrap();
+    store.release_order_mail("A-1", "other").await.unwrap();
+    assert_eq!(store.claim_order_mail("A-1", "me", STALE).await.unwrap(), MailClaim::AlreadySent);
+}
