@@ -124,6 +124,19 @@ pub fn check_canonical(tags: &[String]) -> Result<(), String> {
     Ok(())
 }
 
+/// Tags a store kept under older rules, in their canonical form and de-duplicated
+/// in order (spellings of one tag merge); one the rules now refuse is dropped.
+/// For the upgrade of a store at open.
+pub fn canonical_list(tags: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::with_capacity(tags.len());
+    for tag in tags.iter().map(|t| normalise(t)) {
+        if check_normalised(&tag).is_ok() && !out.contains(&tag) {
+            out.push(tag);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,7 +8,7 @@
 //! Same semantics as the embedded SQLite store, one concern per file: [`db`]
 //! client and transactions, [`schema`] collections and indexes, [`posts`]
 //! writes with their outbox events, [`outbox`], [`tag_cloud`], [`read_model`],
-//! [`queries`], [`email_log`], [`leases`].
+//! [`queries`], [`email_log`], [`leases`]; [`retag`] upgrades an old store's tags at connect.
 //!
 //! Needs a replica set (transactions); see [`db`]. The tests run against the
 //! `nx-27017` stand-in, which differs from MongoDB 7 in places: queries are
@@ -22,6 +22,7 @@ mod outbox;
 mod posts;
 mod queries;
 mod read_model;
+mod retag;
 mod schema;
 mod tag_cloud;
 #[cfg(test)]
@@ -50,7 +51,9 @@ impl MongoStore {
         let client = Client::with_uri_str(url).await.map_err(|e| failed("connect", e))?;
         let db = Db::new(client, db, queries_db);
         schema::ensure(&db).await?;
-        Ok(MongoStore { db })
+        let store = MongoStore { db };
+        retag::upgrade(&store).await?;
+        Ok(store)
     }
 }
 

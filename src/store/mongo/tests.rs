@@ -9,6 +9,7 @@ mod outbox;
 mod posts;
 mod queries;
 mod read_model;
+mod retag;
 mod tag_cloud;
 
 use blog_actors::event::{Envelope, Event};
@@ -21,12 +22,12 @@ use crate::store::{Outbox, PostRepository, Store};
 
 const DEFAULT_URL: &str = "mongodb://127.0.0.1:27018/?directConnection=true&serverSelectionTimeoutMS=5000";
 
-fn url() -> String {
+pub(super) fn url() -> String {
     std::env::var("BLOG_TEST_MONGO_URL").unwrap_or_else(|_| DEFAULT_URL.to_owned())
 }
 
 /// Fresh database names: `blog_t_<random>` and `blog_t_<random>_q`.
-fn names() -> (String, String) {
+pub(super) fn names() -> (String, String) {
     let main = format!("blog_t_{}", &Uuid::new_v4().simple().to_string()[..12]);
     let queries = format!("{main}_q");
     (main, queries)

@@ -7,7 +7,7 @@
 //!
 //! One concern per file: [`db`] connections, [`schema`] tables, [`posts`]
 //! writes with their outbox events, [`outbox`], [`tag_cloud`], [`read_model`],
-//! [`queries`], [`email_log`], [`leases`].
+//! [`queries`], [`email_log`], [`leases`]; [`retag`] upgrades an old store's tags at open.
 
 mod cloud_cache;
 mod codec;
@@ -18,6 +18,7 @@ mod outbox;
 mod posts;
 mod queries;
 mod read_model;
+mod retag;
 mod schema;
 mod tag_cloud;
 #[cfg(test)]
@@ -66,7 +67,9 @@ impl SqliteStore {
             Ok(SqliteStore { main, queries, cloud: Arc::default() })
         })
         .await;
-        opened.map_err(|e| StoreError(format!("sqlite open: the blocking task failed: {e}")))?
+        let store = opened.map_err(|e| StoreError(format!("sqlite open: the blocking task failed: {e}")))??;
+        retag::upgrade(&store).await?;
+        Ok(store)
     }
 }
 

@@ -117,6 +117,23 @@ fn upsert(tx: &Connection, view: &PostView) -> DbResult<Applied> {
     Ok(Applied::Changed)
 }
 
+/// Gives a view new tags in place, moving its tag rows and the counts (the tag upgrade at open).
+pub(super) fn retag(tx: &Connection, id: &str, tags: &[String]) -> DbResult<()> {
+    let Some(stored) = stored(tx, id)? else { return Ok(()) };
+    if !stored.live {
+        return Ok(());
+    }
+    drop_tags(tx, id, &stored)?;
+    tx.prepare_cached("UPDATE post_views SET tags = ?2 WHERE id = ?1")?.execute(params![id, tags_json(tags)?])?;
+    let mut insert = tx.prepare_cached("INSERT OR IGNORE INTO tagged_views (tag, created_at, post_id) VALUES (?1, ?2, ?3)")?;
+    for tag in tags {
+        if insert.execute(params![tag, stored.created_at, id])? > 0 {
+            count(tx, tag, 1)?;
+        }
+    }
+    count(tx, "", 1)
+}
+
 /// Removes a live view's tag rows and takes it out of the counts (a tombstone has neither).
 fn drop_tags(tx: &Connection, id: &str, stored: &Stored) -> DbResult<()> {
     if !stored.live {
