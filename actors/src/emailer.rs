@@ -50,7 +50,8 @@ impl Emailer {
     }
 }
 
-fn templates() -> Environment<'static> {
+/// The mail templates, parsed.
+pub fn templates() -> Environment<'static> {
     let mut env = Environment::new();
     env.add_template(TEXT_TEMPLATE, include_str!("../templates/order_fulfilled.txt.j2"))
         .expect("the text template parses");

@@ -257,6 +257,29 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #[test]
+        fn decoding_any_bytes_never_panics(body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512)) {
+            if let Ok(envelope) = Envelope::decode(&body) {
+                let _ = envelope.event();
+            }
+        }
+
+        #[test]
+        fn an_envelope_of_any_order_round_trips_or_is_refused(
+            order_id in "\\PC{0,80}", name in "\\PC{0,40}", email in "[a-z@.]{0,20}", quantity in proptest::prelude::any::<u32>()
+        ) {
+            let data = json!({"order_id": order_id, "customer": {"name": name, "email": email},
+                              "lines": [{"sku": "S", "name": "N", "quantity": quantity}]});
+            let envelope = Envelope::new(ORDER_FULFILLED, data, None);
+            let again = Envelope::decode(&envelope.to_bytes()).unwrap();
+            proptest::prop_assert_eq!(again.event(), envelope.event());
+            if let Ok(Event::OrderFulfilled(order)) = envelope.event() {
+                proptest::prop_assert!(order.lines[0].quantity >= 1 && order.lines[0].quantity <= crate::rules::order::QUANTITY_MAX);
+            }
+        }
+    }
+
     #[test]
     fn garbage_is_not_an_envelope() {
         assert!(matches!(Envelope::decode(b"{nope"), Err(InvalidEvent::Envelope(_))));

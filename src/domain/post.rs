@@ -85,6 +85,22 @@ mod tests {
         assert_eq!(err.0[0].0, "title");
     }
 
+    proptest::proptest! {
+        #[test]
+        fn validation_never_panics_and_what_it_accepts_is_canonical_and_bounded(
+            title in "\\PC{0,210}", description in "\\PC{0,50}", tags in proptest::collection::vec("\\PC{0,40}", 0..50)
+        ) {
+            let input = PostInput { title, description, tags };
+            if let Ok(post) = input.validate() {
+                proptest::prop_assert!(post.title.chars().count() <= TITLE_MAX_CHARS);
+                proptest::prop_assert!(post.tags.len() <= TAGS_MAX);
+                proptest::prop_assert!(blog_actors::rules::tag::check_canonical(&post.tags).is_ok());
+                let again = PostInput { title: post.title.clone(), description: post.description.clone(), tags: post.tags.clone() };
+                proptest::prop_assert_eq!(again.validate(), Ok(post));
+            }
+        }
+    }
+
     #[test]
     fn too_many_tags_are_refused() {
         let tags: Vec<String> = (0..11).map(|i| format!("t{i}")).collect();

@@ -2,6 +2,7 @@
 //! real queue. Only faults are injected, by wrapping one real adapter.
 
 mod broker_outage;
+mod corpus;
 mod emails;
 mod faults;
 mod helpers;

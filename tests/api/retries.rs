@@ -19,10 +19,10 @@ async fn a_handler_that_fails_twice_is_retried_after_growing_delays_and_succeeds
     assert_eq!(calls.len(), 3, "two failures and one success");
     let first_gap = calls[1] - calls[0];
     let second_gap = calls[2] - calls[1];
-    // base delay 50 ms, doubling: the waits are at least 50 ms then 100 ms.
+    // base delay 50 ms, doubling: the waits are at least 50 ms then 100 ms. Only the
+    // lower bounds are the policy's; how late a retry comes on a loaded machine is not.
     assert!(first_gap.as_millis() >= 50, "first retry came after {first_gap:?}");
     assert!(second_gap.as_millis() >= 100, "second retry came after {second_gap:?}");
-    assert!(second_gap > first_gap, "delays grow: {first_gap:?} then {second_gap:?}");
     let parked = app.dead_letters().await;
     assert_eq!(parked["total"], 0);
 }

@@ -17,7 +17,7 @@ async fn an_order_is_mailed_through_smtp_once_with_the_right_headers_and_body() 
     assert!(mail.contains("From: Blog <no-reply@blog.local>"), "{mail}");
     assert!(mail.contains("To: \"Ada Lovelace\" <ada@example.com>"), "{mail}");
     assert!(mail.contains("Subject: Your order S-1 is on its way"), "{mail}");
-    assert!(mail.contains("Message-ID: <order-S-1@blog.local>"), "{mail}");
+    assert!(mail.contains("Message-ID: <order-S-1-") && mail.contains("@blog.local>"), "{mail}");
     assert!(mail.contains("2 x Analytical Engines (BK-1)"), "{mail}");
     assert!(app.mail_files().is_empty(), "no .eml files when SMTP is configured");
 }

@@ -21,11 +21,15 @@ fn publish_order(data_dir: &std::path::Path, backend: &BackendEnv, order_id: &st
     id
 }
 
+/// The order's mail: its file is named after the order id plus a hash of it.
 fn wait_for_mail(data_dir: &std::path::Path, order_id: &str) -> String {
-    let path = data_dir.join("mail").join(format!("order-{order_id}_blog.local.eml"));
+    let prefix = format!("order-{order_id}-");
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        if let Ok(mail) = std::fs::read_to_string(&path) {
+        let found = std::fs::read_dir(data_dir.join("mail")).ok().and_then(|entries| {
+            entries.filter_map(Result::ok).find(|e| e.file_name().to_string_lossy().starts_with(&prefix) && e.file_name().to_string_lossy().ends_with(".eml"))
+        });
+        if let Some(mail) = found.and_then(|entry| std::fs::read_to_string(entry.path()).ok()) {
             return mail;
         }
         assert!(Instant::now() < deadline, "no mail for {order_id}");
@@ -64,4 +68,27 @@ fn publishing_to_an_unreachable_broker_fails_with_a_clear_error() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("BLOG_BROKER_URL"), "{stderr}");
     assert!(!stderr.contains("guest:guest"), "no credentials in the error: {stderr}");
+}
+
+#[test]
+fn the_command_line_refuses_post_events_and_orders_that_break_the_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    let post = r#"{"id":"01a22228-89fa-753b-8935-69f78e05b686","version":1,"tags":[]}"#;
+    let line = "BK-1:Book:1";
+    let refused: [&[&str]; 6] = [
+        &["publish", "event", "--type", "post.deleted", "--data", post],
+        &["publish", "raw", "--routing-key", "post.created", "--body", "{}"],
+        &["publish", "order-fulfilled", "--order-id", "E-1", "--customer-name", "Eve\r\nBcc: x", "--customer-email", "e@example.com", "--line", line],
+        &["publish", "order-fulfilled", "--order-id", "E-2", "--customer-name", "Eve\u{202e}", "--customer-email", "e@example.com", "--line", line],
+        &["publish", "order-fulfilled", "--order-id", "Q-1", "--customer-name", "Q", "--customer-email", "q@example.com", "--line", "A:B:4294967296"],
+        &["publish", "order-fulfilled", "--order-id", "Q-2", "--customer-name", "Q", "--customer-email", "q@example.com", "--line", "A:B:10001"],
+    ];
+    for args in refused {
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        let output = Command::new(env!("CARGO_BIN_EXE_blog")).args(&args).env("BLOG_DATA_DIR", dir.path()).output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{args:?}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{args:?}: one line, got {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
 }
