@@ -1,19 +1,6 @@
-use blog::store::OutboxEntry;
-
-
 use crate::helpers::{eventually, order_event, spawn_app_on, Backend};
+use crate::hostile::publish_raw;
 use crate::on_every_backend;
-
-async fn publish_raw(app: &crate::helpers::TestApp, routing_key: &str, body: &[u8]) {
-    let entry = OutboxEntry {
-        seq: 0,
-        message_id: uuid::Uuid::new_v4(),
-        routing_key: routing_key.into(),
-        body: body.to_vec(),
-        correlation_id: None,
-    };
-    app.handles.transport.publish(&[entry]).await.expect("published");
-}
 
 on_every_backend!(malformed_and_unknown_events_are_parked_with_the_reason_and_the_rest_flow_on);
 async fn malformed_and_unknown_events_are_parked_with_the_reason_and_the_rest_flow_on(backend: Backend) {
