@@ -2,6 +2,8 @@
 //! model (queries database) and the email log. One trait, two adapters: the
 //! embedded SQLite store and MongoDB.
 
+#[cfg(test)]
+mod contract;
 pub mod mongo;
 pub mod sqlite;
 

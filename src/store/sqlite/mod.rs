@@ -85,7 +85,8 @@ impl Store for SqliteStore {
 
 #[cfg(test)]
 mod tests {
-    use super::testing::{post, store};
+    use super::testing::store;
+    use crate::store::contract::post;
     use super::*;
     use crate::store::PostRepository;
 

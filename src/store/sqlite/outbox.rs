@@ -97,36 +97,3 @@ impl Outbox for SqliteStore {
             .await
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::super::testing::store;
-    use super::*;
-
-    #[tokio::test]
-    async fn pending_gives_the_oldest_unsent_entries_in_order() {
-        let (_dir, store) = store().await;
-        let ids: Vec<Uuid> = (0..3).map(|_| Uuid::new_v4()).collect();
-        for (i, id) in ids.iter().enumerate() {
-            store.enqueue("order.fulfilled", *id, format!("{i}").into_bytes(), Some(format!("c{i}"))).await.unwrap();
-        }
-        let first_two = store.pending(2).await.unwrap();
-        assert_eq!(first_two.iter().map(|e| e.message_id).collect::<Vec<_>>(), ids[..2]);
-        assert_eq!(first_two[1].body, b"1");
-        assert_eq!(first_two[1].correlation_id.as_deref(), Some("c1"));
-        assert!(first_two[0].seq < first_two[1].seq);
-    }
-
-    #[tokio::test]
-    async fn marked_entries_leave_the_backlog() {
-        let (_dir, store) = store().await;
-        for _ in 0..3 {
-            store.enqueue("order.fulfilled", Uuid::new_v4(), b"{}".to_vec(), None).await.unwrap();
-        }
-        let pending = store.pending(10).await.unwrap();
-        store.mark_sent(&[pending[0].seq, pending[1].seq]).await.unwrap();
-        assert_eq!(store.backlog().await.unwrap(), 1);
-        let left = store.pending(10).await.unwrap();
-        assert_eq!(left, vec![pending[2].clone()]);
-    }
-}

@@ -1,13 +1,10 @@
-//! The outbox the relay drains.
+//! The outbox the relay drains: oldest first, marked after the transport confirmed.
 
 use uuid::Uuid;
 
-use super::store;
-use crate::store::Outbox;
+use super::TestStore;
 
-#[tokio::test]
-async fn pending_gives_the_oldest_unsent_entries_in_order() {
-    let store = store().await;
+pub(crate) async fn pending_gives_the_oldest_unsent_entries_in_order(store: impl TestStore) {
     let ids: Vec<Uuid> = (0..3).map(|_| Uuid::new_v4()).collect();
     for (i, id) in ids.iter().enumerate() {
         store.enqueue("order.fulfilled", *id, format!("{i}").into_bytes(), Some(format!("c{i}"))).await.unwrap();
@@ -20,9 +17,7 @@ async fn pending_gives_the_oldest_unsent_entries_in_order() {
     assert!(first_two[0].seq < first_two[1].seq);
 }
 
-#[tokio::test]
-async fn marked_entries_leave_the_backlog() {
-    let store = store().await;
+pub(crate) async fn marked_entries_leave_the_backlog(store: impl TestStore) {
     for _ in 0..3 {
         store.enqueue("order.fulfilled", Uuid::new_v4(), b"{}".to_vec(), None).await.unwrap();
     }
@@ -38,17 +33,13 @@ async fn marked_entries_leave_the_backlog() {
     assert_eq!(store.pending(10).await.unwrap(), left);
 }
 
-#[tokio::test]
-async fn binary_bodies_round_trip_byte_for_byte() {
-    let store = store().await;
+pub(crate) async fn binary_bodies_round_trip_byte_for_byte(store: impl TestStore) {
     let body: Vec<u8> = (0..=255).collect();
     store.enqueue("order.fulfilled", Uuid::new_v4(), body.clone(), None).await.unwrap();
     assert_eq!(store.pending(1).await.unwrap()[0].body, body);
 }
 
-#[tokio::test]
-async fn pending_with_limit_zero_gives_nothing() {
-    let store = store().await;
+pub(crate) async fn pending_with_limit_zero_gives_nothing(store: impl TestStore) {
     store.enqueue("order.fulfilled", Uuid::new_v4(), b"{}".to_vec(), None).await.unwrap();
     assert!(store.pending(0).await.unwrap().is_empty());
 }
