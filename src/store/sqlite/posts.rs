@@ -2,7 +2,7 @@
 //! the same transaction, so the change and its event commit or vanish together.
 
 use async_trait::async_trait;
-use blog_actors::event::{Envelope, PostDeleted, PostSnapshot, PostUpdated, POST_CREATED, POST_DELETED, POST_UPDATED};
+use blog_actors::event::PostSnapshot;
 use blog_actors::ports::StoreError;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use uuid::Uuid;
@@ -12,6 +12,7 @@ use super::db::DbResult;
 use super::outbox::insert_event;
 use super::SqliteStore;
 use crate::domain::post::ValidPost;
+use crate::domain::post_write::{self, Deletion, PostChange, Update};
 use crate::store::{ImportedPost, PostRepository, PostWrite};
 
 const SELECT_POST: &str =
@@ -23,17 +24,7 @@ impl PostRepository for SqliteStore {
     async fn create_post(&self, post: ValidPost, correlation_id: Option<String>) -> Result<PostSnapshot, StoreError> {
         self.main
             .write("create_post", move |tx| {
-                let stamp = now();
-                let snapshot = PostSnapshot {
-                    // Time-ordered (v7): new keys land at the end of the id indexes instead of on random pages.
-                    id: Uuid::now_v7(),
-                    title: post.title.clone(),
-                    description: post.description.clone(),
-                    tags: post.tags.clone(),
-                    created_at: stamp,
-                    updated_at: stamp,
-                    version: 1,
-                };
+                let PostChange { post: snapshot, event } = post_write::create(post.clone(), now(), correlation_id.clone())?;
                 tx.prepare_cached(
                     "INSERT INTO posts (id, title, description, tags, created_at, updated_at, version)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -48,8 +39,7 @@ impl PostRepository for SqliteStore {
                     snapshot.version
                 ])?;
                 replace_tags(tx, snapshot.id, &snapshot.tags)?;
-                let data = serde_json::to_value(&snapshot)?;
-                insert_event(tx, &Envelope::new(POST_CREATED, data, correlation_id.clone()))?;
+                insert_event(tx, &event)?;
                 Ok(snapshot)
             })
             .await
@@ -66,19 +56,11 @@ impl PostRepository for SqliteStore {
         self.main
             .write("update_post", move |tx| {
                 let Some(before) = load(tx, id)? else { return Ok(PostWrite::NotFound) };
-                if expected_version.is_some_and(|v| v != before.version) {
-                    return Ok(PostWrite::VersionConflict { current: before.version });
-                }
-                let after = PostSnapshot {
-                    id,
-                    title: post.title.clone(),
-                    description: post.description.clone(),
-                    tags: post.tags.clone(),
-                    created_at: before.created_at,
-                    // Never earlier than the last stamp, even if the clock stepped back.
-                    updated_at: now().max(before.updated_at),
-                    version: before.version + 1,
-                };
+                let PostChange { post: after, event } =
+                    match post_write::update(before, post.clone(), expected_version, now(), correlation_id.clone())? {
+                        Update::Conflict { current } => return Ok(PostWrite::VersionConflict { current }),
+                        Update::Apply(change) => change,
+                    };
                 tx.prepare_cached(
                     "UPDATE posts SET title = ?2, description = ?3, tags = ?4, updated_at = ?5, version = ?6 WHERE id = ?1",
                 )?
@@ -91,8 +73,7 @@ impl PostRepository for SqliteStore {
                     after.version
                 ])?;
                 replace_tags(tx, id, &after.tags)?;
-                let data = serde_json::to_value(PostUpdated { post: after.clone(), previous_tags: before.tags })?;
-                insert_event(tx, &Envelope::new(POST_UPDATED, data, correlation_id.clone()))?;
+                insert_event(tx, &event)?;
                 Ok(PostWrite::Done(after))
             })
             .await
@@ -104,15 +85,14 @@ impl PostRepository for SqliteStore {
         self.main
             .write("delete_post", move |tx| {
                 let Some(last) = load(tx, id)? else { return Ok(PostWrite::NotFound) };
-                let version = last.version + 1;
+                let Deletion { version, event } = post_write::delete(&last, correlation_id.clone())?;
                 tx.prepare_cached("DELETE FROM post_tags WHERE post_id = ?1")?.execute([id_text(id)])?;
                 tx.prepare_cached("DELETE FROM posts WHERE id = ?1")?.execute([id_text(id)])?;
                 tx.prepare_cached(
                     "INSERT OR REPLACE INTO post_tombstones (id, version, deleted_at) VALUES (?1, ?2, ?3)",
                 )?
                 .execute(params![id_text(id), version, to_ms(now())])?;
-                let data = serde_json::to_value(PostDeleted { id, version, tags: last.tags.clone() })?;
-                insert_event(tx, &Envelope::new(POST_DELETED, data, correlation_id.clone()))?;
+                insert_event(tx, &event)?;
                 Ok(PostWrite::Done(last))
             })
             .await
