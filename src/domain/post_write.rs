@@ -21,7 +21,7 @@ pub struct PostChange {
 pub enum Update {
     /// `If-Match` named another version; nothing is written.
     Conflict { current: i64 },
-    Apply(PostChange),
+    Apply(Box<PostChange>),
 }
 
 /// A deletion: the tombstone's version and the event.
@@ -70,7 +70,7 @@ pub fn update(
         version: before.version + 1,
     };
     let data = serde_json::to_value(PostUpdated { post: after.clone(), previous_tags: before.tags })?;
-    Ok(Update::Apply(PostChange { post: after, event: Envelope::new(POST_UPDATED, data, correlation_id) }))
+    Ok(Update::Apply(Box::new(PostChange { post: after, event: Envelope::new(POST_UPDATED, data, correlation_id) })))
 }
 
 /// The deletion of `last`, the post as last stored.

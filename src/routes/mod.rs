@@ -16,12 +16,11 @@ mod tags;
 
 use std::sync::Arc;
 
-use actix::Addr;
 use blog_actors::metrics::ActorMetrics;
-use blog_actors::tag_aggregator::TagAggregator;
 use secrecy::SecretString;
 use tokio::sync::Notify;
 
+use crate::registry::RunningWorker;
 use crate::store::Store;
 use crate::transport::Transport;
 
@@ -37,8 +36,8 @@ pub const JSON_BODY_LIMIT: usize = 64 * 1024;
 pub struct AppState {
     pub store: Arc<dyn Store>,
     pub transport: Arc<dyn Transport>,
-    /// For on-demand rebuilds of the tag cloud.
-    pub tag_aggregator: Addr<TagAggregator>,
+    /// The registered workers, running: for on-demand rebuilds.
+    pub workers: Vec<RunningWorker>,
     pub actor_metrics: ActorMetrics,
     /// Every Prometheus series of the process.
     pub registry: prometheus::Registry,

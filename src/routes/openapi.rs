@@ -25,6 +25,7 @@ use super::{admin, dashboard, dead_letters, events, health, metrics, posts, tags
         events::publish_event,
         dead_letters::list, dead_letters::replay, dead_letters::delete,
         admin::rebuild_tag_cloud,
+        admin::rebuild_all,
         health::live, health::ready,
         metrics::metrics, metrics::actors,
         dashboard::page, dashboard::script, dashboard::style,

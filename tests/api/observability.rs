@@ -206,7 +206,8 @@ async fn the_dashboard_shows_the_tags_of_new_posts_and_every_actor_in_a_real_bro
         assert!(dom.contains(&format!(r#"data-tag="{tag}""#)), "tag {tag} is not in the cloud:\n{dom}");
     }
     assert!(dom.contains(r#"data-tag="observability" data-posts="8""#), "{dom}");
-    for name in blog_actors::metrics::ACTORS {
+    let workers = blog::startup::registered_workers();
+    for name in ["relay", "queue_reader"].into_iter().chain(workers.iter().map(|w| w.name())) {
         assert!(dom.contains(&format!(r#"<tr data-actor="{name}" data-state="running">"#)), "no running row for {name}:\n{dom}");
     }
     assert!(dom.contains("broker connected"), "{dom}");

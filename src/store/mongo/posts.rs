@@ -55,7 +55,7 @@ impl PostRepository for MongoStore {
                     let PostChange { post: after, event } =
                         match post_write::update(before, (*post).clone(), expected_version, now(), (*correlation_id).clone())? {
                             Update::Conflict { current } => return Ok(PostWrite::VersionConflict { current }),
-                            Update::Apply(change) => change,
+                            Update::Apply(change) => *change,
                         };
                     // A whole-document replace rather than `$set`: the nx-27017 stand-in
                     // stores dates written by `$set` as strings. The version in the filter

@@ -59,7 +59,7 @@ impl PostRepository for SqliteStore {
                 let PostChange { post: after, event } =
                     match post_write::update(before, post.clone(), expected_version, now(), correlation_id.clone())? {
                         Update::Conflict { current } => return Ok(PostWrite::VersionConflict { current }),
-                        Update::Apply(change) => change,
+                        Update::Apply(change) => *change,
                     };
                 tx.prepare_cached(
                     "UPDATE posts SET title = ?2, description = ?3, tags = ?4, updated_at = ?5, version = ?6 WHERE id = ?1",
