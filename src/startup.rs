@@ -10,6 +10,7 @@ use actix_web::{web, App, HttpServer};
 use anyhow::Context as _;
 use secrecy::ExposeSecret;
 use blog_actors::emailer::Emailer;
+use blog_actors::feed_writer::FeedWriter;
 use blog_actors::messages::Drain;
 use blog_actors::metrics::ActorMetrics;
 use blog_actors::ports::{EmailLog, Mailer, ReadModelStore, TagCloudStore};
@@ -39,6 +40,7 @@ pub fn registrations() -> Vec<Registration> {
         Registration::of(|p: &Ports<'_>| TagAggregator::new(p.adapters.tag_cloud.clone(), p.settings.rebuild_interval(), p.rebuild_lease())),
         Registration::of(|p: &Ports<'_>| Emailer::new(p.adapters.email_log.clone(), p.adapters.mailer.clone(), p.instance)),
         Registration::of(|p: &Ports<'_>| Projector::new(p.adapters.read_model.clone())),
+        Registration::of(|p: &Ports<'_>| FeedWriter::new(p.adapters.store.clone())),
     ]
 }
 

@@ -16,6 +16,7 @@
 pub mod delivery;
 pub mod emailer;
 pub mod event;
+pub mod feed_writer;
 pub mod messages;
 pub mod metrics;
 pub mod ports;

@@ -7,6 +7,7 @@ pub mod correlation;
 mod dashboard;
 mod dead_letters;
 mod events;
+mod feeds;
 mod health;
 mod metrics;
 mod openapi;
@@ -52,6 +53,7 @@ pub fn configure(cfg: &mut actix_web::web::ServiceConfig) {
     problem::configure_extractors(cfg);
     posts::configure(cfg);
     tags::configure(cfg);
+    feeds::configure(cfg);
     events::configure(cfg);
     dead_letters::configure(cfg);
     admin::configure(cfg);

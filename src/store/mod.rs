@@ -9,6 +9,7 @@ pub mod sqlite;
 
 use async_trait::async_trait;
 use blog_actors::event::PostSnapshot;
+use blog_actors::feed_writer::FeedStore;
 pub use blog_actors::ports::Leases;
 use blog_actors::ports::{EmailLog, PostView, ReadModelStore, StoreError, TagCloudStore, TagCount};
 use chrono::{DateTime, Utc};
@@ -149,6 +150,7 @@ pub trait Store:
     + ReadModelBulk
     + EmailLog
     + Leases
+    + FeedStore
     + Send
     + Sync
     + 'static

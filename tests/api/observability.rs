@@ -140,8 +140,9 @@ async fn metrics_pass_promtool_and_move_as_events_succeed_fail_park_and_restart_
     assert_eq!(projector["restarts"], 1);
     assert!(projector["last_error"].as_str().unwrap().contains("injected projector panic"), "{projector}");
     let reader = actor(&actors, "queue_reader");
-    // post.created to the aggregator, to the projector twice (the panic), the order four times.
-    assert_eq!(reader["reader"]["deliveries"], 7, "{reader}");
+    // post.created to each post worker, to the projector once more (the panic), the order four times.
+    let post_workers = blog::startup::registered_workers().subscribers("post.created").len();
+    assert_eq!(reader["reader"]["deliveries"], post_workers + 1 + 4, "{reader}");
     assert_eq!(reader["transport"]["parked_messages"], 1);
     assert_eq!(reader["transport"]["connected"], true);
     assert_eq!(actor(&actors, "relay")["backlog"], 0);

@@ -5,6 +5,7 @@
 //! Tests of one adapter's own workings (file upgrades, connections) stay with it.
 
 pub(crate) mod email_log;
+pub(crate) mod feeds;
 pub(crate) mod leases;
 pub(crate) mod outbox;
 pub(crate) mod posts;
@@ -50,6 +51,11 @@ macro_rules! store_contract_suite {
                 orders_are_logged_independently,
                 marking_without_a_claim_still_records_the_mail,
                 a_released_claim_lets_another_instance_send_at_once_but_a_sent_order_stays_sent,
+            ]
+            feeds: [
+                feed_entries_are_newest_first_by_tag_and_limited,
+                a_feed_entry_changes_only_for_a_newer_version_and_a_deletion_is_final,
+                a_rebuild_brings_the_feeds_to_the_posts_and_keeps_deletions,
             ]
             leases: [
                 a_lease_held_by_another_instance_is_refused_until_it_expires,

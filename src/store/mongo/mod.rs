@@ -18,6 +18,7 @@
 mod codec;
 mod db;
 mod email_log;
+mod feeds;
 mod leases;
 mod outbox;
 mod posts;

@@ -167,7 +167,7 @@ struct StoredPost {
     version: i64,
 }
 
-fn snapshot(doc: Document) -> DbResult<PostSnapshot> {
+pub(super) fn snapshot(doc: Document) -> DbResult<PostSnapshot> {
     let stored: StoredPost = decode(doc)?;
     Ok(PostSnapshot {
         id: parse_id(&stored.id)?,

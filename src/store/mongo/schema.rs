@@ -24,6 +24,7 @@ pub(super) const LEASES: &str = "leases";
 pub(super) const COUNTERS: &str = "counters";
 // The queries database.
 pub(super) const POST_VIEWS: &str = "post_views";
+pub(super) const FEED_ENTRIES: &str = "feed_entries";
 
 const MAIN_COLLECTIONS: [&str; 8] =
     [POSTS, OUTBOX, TAG_CLOUD, TAG_CLOUD_APPLIED, POST_TOMBSTONES, EMAIL_LOG, LEASES, COUNTERS];
@@ -40,6 +41,7 @@ pub(super) async fn ensure(db: &Db) -> Result<(), StoreError> {
         create_collection(&db.main, name).await?;
     }
     create_collection(&db.queries, POST_VIEWS).await?;
+    create_collection(&db.queries, FEED_ENTRIES).await?;
 
     let posts = db.main(POSTS);
     // Multikey: which posts carry a tag (the rebuild scans all, but lookups by tag stay cheap).
@@ -64,6 +66,16 @@ pub(super) async fn ensure(db: &Db) -> Result<(), StoreError> {
         ])
         .await
         .map_err(|e| failed("create post_views indexes", e))?;
+    db.queries
+        .collection::<Document>(FEED_ENTRIES)
+        .create_indexes([
+            // The feed of every post, newest first; `entry_id` copies `_id` (as `post_id` above).
+            index(doc! { "deleted": 1, "published": -1, "entry_id": -1 }, "newest"),
+            // A tag's feed.
+            index(doc! { "tags": 1, "published": -1, "entry_id": -1 }, "tag_newest"),
+        ])
+        .await
+        .map_err(|e| failed("create feed_entries indexes", e))?;
     Ok(())
 }
 

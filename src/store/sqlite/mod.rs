@@ -13,6 +13,7 @@ mod cloud_cache;
 mod codec;
 mod db;
 mod email_log;
+mod feeds;
 mod leases;
 mod outbox;
 mod posts;
