@@ -16,6 +16,7 @@
 //! written so that both agree, with a comment where it matters.
 
 mod codec;
+mod collections;
 mod db;
 mod email_log;
 mod feeds;

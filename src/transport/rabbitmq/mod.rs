@@ -21,6 +21,7 @@
 
 mod ack_window;
 mod confirm;
+mod confirms;
 mod connection;
 mod consumer;
 mod dead_letters;
