@@ -10,6 +10,8 @@
 //! - [`domain`]: what a valid post is.
 //! - [`routes`]: the HTTP API, one file per area, with its OpenAPI description.
 //! - [`http_metrics`]: the middleware counting and timing HTTP requests by route.
+//! - [`live_figures`]: backlogs and broker state read from the store and transport, sampled on a timer.
+//! - [`registry`]: how the registered workers are started.
 //! - [`store`]: the store traits and their adapters (embedded SQLite, MongoDB).
 //! - [`transport`]: the transport traits, the embedded durable queue, RabbitMQ and the outbox relay.
 //! - [`mail`]: mail adapters (.eml files, SMTP).
@@ -20,6 +22,7 @@ pub mod domain;
 mod groups;
 pub mod healthcheck;
 pub mod http_metrics;
+pub mod live_figures;
 pub mod load;
 pub mod mail;
 pub mod registry;

@@ -1,13 +1,13 @@
 //! `GET /metrics` (Prometheus text) and `GET /actors` (the per-actor figures as JSON).
 //!
 //! Backlog, parked count and broker state live in the store and the transport,
-//! not in counters, so they are read at scrape time. They are built per scrape
+//! not in counters, so they are read at scrape time ([`LiveFigures`]). They are built per scrape
 //! and appended to the registry's output instead of being registered: the
 //! registry stays owned by startup, and several apps (tests) can share a process.
 
 use actix_web::http::header::ContentType;
 use actix_web::{web, HttpRequest, HttpResponse};
-use blog_actors::metrics::ActorSnapshot;
+use blog_actors::metrics::{ActorSnapshot, QUEUE_READER};
 use prometheus::core::Collector;
 use prometheus::proto::MetricFamily;
 use prometheus::{Encoder, IntGauge, TextEncoder};
@@ -16,50 +16,14 @@ use utoipa::ToSchema;
 
 use super::problem::allow;
 use super::{AppState, Problem};
+use crate::live_figures::LiveFigures;
 
-const RELAY: &str = "relay";
-const QUEUE_READER: &str = "queue_reader";
 /// What `/actors` shows for a last error to a request without the API key.
 const HIDDEN_ERROR: &str = "an error occurred (send the API key to see it)";
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/metrics").route(web::get().to(metrics)).default_service(allow("GET")))
         .service(web::resource("/actors").route(web::get().to(actors)).default_service(allow("GET")));
-}
-
-/// What the store and the transport say now; `None` where they could not say.
-struct LiveFigures {
-    backlog: Option<u64>,
-    parked: Option<u64>,
-    pending: Option<u64>,
-    connected: bool,
-    consuming: bool,
-}
-
-impl LiveFigures {
-    /// Reads them, and remembers the backlogs in the actors' histories for the dashboard.
-    async fn read(state: &AppState) -> Self {
-        // A figure that cannot be read now is left out (a gap, not a false zero).
-        let backlog = state.store.backlog().await.map_err(|e| tracing::warn!(error = %e, "outbox backlog unavailable")).ok();
-        let parked = state.transport.parked_count().await.map_err(|e| tracing::warn!(error = %e, "parked count unavailable")).ok();
-        let pending = state.transport.pending_deliveries().await.map_err(|e| tracing::warn!(error = %e, "queue depth unavailable")).ok();
-        let live = Self { backlog, parked, pending, connected: state.transport.is_connected(), consuming: state.transport.is_consuming() };
-        for actor in state.actor_metrics.actor_names() {
-            if let Some(backlog) = live.backlog_of(actor, Some(state.actor_metrics.mailbox_depth(actor))) {
-                state.actor_metrics.observe_backlog(actor, backlog);
-            }
-        }
-        live
-    }
-
-    /// Work waiting for `actor`: the outbox for the relay, the worker queues for the reader, else its mailbox.
-    fn backlog_of(&self, actor: &str, mailbox_depth: Option<i64>) -> Option<u64> {
-        match actor {
-            RELAY => self.backlog,
-            QUEUE_READER => self.pending,
-            _ => mailbox_depth.map(|d| u64::try_from(d).unwrap_or(0)),
-        }
-    }
 }
 
 /// Every series in the Prometheus text format.
@@ -72,7 +36,7 @@ impl LiveFigures {
 )]
 #[tracing::instrument(skip_all)]
 async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, Problem> {
-    let live = LiveFigures::read(&state).await;
+    let live = LiveFigures::read(&*state.store, &*state.transport).await;
     let mut families = state.registry.gather();
     let gauges = [
         ("blog_outbox_backlog", "Outbox entries not yet published", live.backlog),
@@ -133,7 +97,7 @@ pub struct TransportView {
 )]
 #[tracing::instrument(skip_all)]
 async fn actors(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    let live = LiveFigures::read(&state).await;
+    let live = LiveFigures::read(&*state.store, &*state.transport).await;
     // An error text may quote what a message carried: shown to the key's holder only.
     let show_errors = super::auth::is_authorized(&req);
     let views: Vec<ActorView> = state
@@ -165,13 +129,5 @@ mod tests {
         let families = gauge("blog_outbox_backlog", "help", 7).unwrap();
         let text = TextEncoder::new().encode_to_string(&families).unwrap();
         assert!(text.contains("# TYPE blog_outbox_backlog gauge\nblog_outbox_backlog 7\n"), "{text}");
-    }
-
-    #[test]
-    fn each_actor_has_its_own_backlog() {
-        let live = LiveFigures { backlog: Some(3), parked: None, pending: Some(5), connected: true, consuming: true };
-        assert_eq!(live.backlog_of("relay", Some(0)), Some(3));
-        assert_eq!(live.backlog_of("queue_reader", Some(0)), Some(5));
-        assert_eq!(live.backlog_of("emailer", Some(2)), Some(2));
     }
 }
