@@ -3,6 +3,7 @@
 mod container;
 mod crash;
 mod observability;
+mod power_cut;
 mod publish;
 mod instances;
 mod service;
