@@ -27,7 +27,7 @@ const CONCURRENCY: usize = 8;
 const WRITES_BETWEEN_CUTS: std::ops::RangeInclusive<usize> = 5..=60;
 
 /// What the clients sent and what the service acknowledged.
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct Ledger {
     /// Titles of every post sent.
     posts_sent: HashSet<String>,
@@ -69,7 +69,8 @@ async fn power_cuts(backend: BackendEnv) {
     let mut cut_reports = Vec::new();
     for round in 0..=cuts {
         let service = start(&data_dir, &backend.as_env());
-        check_after_restart(&service, &data_dir, &ledger.lock().unwrap(), round).await;
+        let acknowledged = ledger.lock().unwrap().clone();
+        check_after_restart(&service, &data_dir, &acknowledged, round).await;
         if round == cuts {
             break;
         }
@@ -111,7 +112,7 @@ async fn write_until(address: String, stop: Arc<AtomicBool>, ledger: Arc<Mutex<L
             let (client, address, ledger) = (client.clone(), address.clone(), ledger.clone());
             let n = next.fetch_add(1, Ordering::SeqCst);
             async move {
-                let is_post = n % 2 == 0;
+                let is_post = n.is_multiple_of(2);
                 let (path, body) = if is_post { ("posts", post(n)) } else { ("events", order(n)) };
                 match is_post {
                     true => ledger.lock().unwrap().posts_sent.insert(format!("Post {n}")),
