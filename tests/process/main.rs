@@ -1,4 +1,4 @@
-//! Tests of the real binary as a process: crashes, signals, configuration errors.
+//! Tests of the real binary as a process: crashes, signals, power cuts, configuration errors.
 
 mod container;
 mod crash;
