@@ -12,8 +12,10 @@
 //! synced come back only as they are (a cut does not resurrect a removed file).
 //!
 //! - `journal.rs`: what a cut takes away, and the rollback
-//! - `passthrough.rs`: the FUSE calls, each noted in the journal
+//! - `backing.rs`: each operation on the backing directory, noted in the journal first
+//! - `passthrough.rs`: the FUSE calls, each running its operation and replying
 
+mod backing;
 mod journal;
 mod passthrough;
 
@@ -25,7 +27,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub use journal::CutReport;
-use passthrough::{lock, Passthrough, State};
+use backing::{lock, State};
+use passthrough::Passthrough;
 
 /// How long a cut waits for the kernel to let go of the old mount.
 const UNMOUNT_DEADLINE: Duration = Duration::from_secs(20);
