@@ -8,6 +8,7 @@
 //! - [`load`]: `blog load`, the bulk import of posts (a JSON-lines file or synthetic).
 //! - [`healthcheck`]: the container health check, without curl.
 //! - [`domain`]: what a valid post is.
+//! - [`durable_dir`]: making new directories survive a power cut.
 //! - [`routes`]: the HTTP API, one file per area, with its OpenAPI description.
 //! - [`http_metrics`]: the middleware counting and timing HTTP requests by route.
 //! - [`live_figures`]: backlogs and broker state read from the store and transport, sampled on a timer.
@@ -19,6 +20,7 @@
 pub mod cli;
 pub mod configuration;
 pub mod domain;
+pub mod durable_dir;
 mod groups;
 pub mod healthcheck;
 pub mod http_metrics;

@@ -18,7 +18,7 @@ pub struct FileMailer {
 
 impl FileMailer {
     pub fn new(dir: PathBuf, from: &str) -> anyhow::Result<Self> {
-        std::fs::create_dir_all(&dir).map_err(|e| anyhow::anyhow!("creating mail dir {}: {e}", dir.display()))?;
+        crate::durable_dir::create_durable_dir(&dir).map_err(|e| anyhow::anyhow!("creating mail dir {}: {e}", dir.display()))?;
         let from = from.parse().map_err(|e| anyhow::anyhow!("BLOG_MAIL_FROM {from:?}: {e}"))?;
         Ok(Self { dir, from })
     }

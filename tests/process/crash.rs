@@ -10,12 +10,12 @@ use crate::service::{start, Service, API_KEY};
 
 const TAGS: [&str; 6] = ["rust", "actix", "tokio", "serde", "sqlite", "queues"];
 
-fn post(i: usize) -> Value {
+pub fn post(i: usize) -> Value {
     let tags: Vec<&str> = TAGS.iter().enumerate().filter(|(t, _)| i % (t + 1) == 0).map(|(_, tag)| *tag).collect();
     json!({ "title": format!("Post {i}"), "description": "Words for the read model.", "tags": tags })
 }
 
-fn order(i: usize) -> Value {
+pub fn order(i: usize) -> Value {
     json!({ "type": "order.fulfilled", "data": {
         "order_id": format!("K-{i}"), "customer": { "name": "Ada", "email": "ada@example.com" },
         "lines": [ { "sku": "BK-1", "name": "Book", "quantity": 1 } ] } })

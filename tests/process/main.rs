@@ -1,8 +1,9 @@
-//! Tests of the real binary as a process: crashes, signals, configuration errors.
+//! Tests of the real binary as a process: crashes, signals, power cuts, configuration errors.
 
 mod container;
 mod crash;
 mod observability;
+mod power_cut;
 mod publish;
 mod instances;
 mod service;

@@ -34,6 +34,7 @@ mod tests;
 
 use async_trait::async_trait;
 use blog_actors::ports::StoreError;
+use mongodb::options::{Acknowledgment, ClientOptions, WriteConcern};
 use mongodb::Client;
 
 use self::db::{failed, Db};
@@ -52,7 +53,13 @@ impl MongoStore {
     /// `serverSelectionTimeoutMS` (30 s by default).
     #[tracing::instrument(level = "debug", skip(url))]
     pub async fn connect(url: &str, db: &str, queries_db: &str) -> Result<MongoStore, StoreError> {
-        let client = Client::with_uri_str(url).await.map_err(|e| failed("connect", e))?;
+        let mut options = ClientOptions::parse(url).await.map_err(|e| failed("connect", e))?;
+        // Every write, in a transaction or not (the email log's "sent", the read
+        // model, the tag cloud), is acknowledged only once a majority journaled
+        // it: what a worker acks after survives a power cut or a failover,
+        // whatever the server's default or the URL says.
+        options.write_concern = Some(WriteConcern::builder().w(Acknowledgment::Majority).journal(true).build());
+        let client = Client::with_options(options).map_err(|e| failed("connect", e))?;
         let db = Db::new(client, db, queries_db);
         schema::ensure(&db).await?;
         let store = MongoStore { db };

@@ -54,6 +54,18 @@ async fn connecting_creates_the_databases_and_both_answer_ping() {
 }
 
 #[tokio::test]
+async fn every_write_waits_for_a_majority_to_journal_it_even_when_the_url_asks_for_less() {
+    let (main, queries) = names();
+    let url = url();
+    let weak = format!("{url}{}w=1&journal=false", if url.contains('?') { '&' } else { '?' });
+    let store = MongoStore::connect(&weak, &main, &queries).await.unwrap();
+    let concern = store.db.main.write_concern().cloned().unwrap_or_default();
+    assert_eq!((concern.w, concern.journal), (Some(mongodb::options::Acknowledgment::Majority), Some(true)));
+    // The server takes writes with that concern (the stand-in included).
+    store.db.main("leases").insert_one(mongodb::bson::doc! { "_id": "majority-check", "holder": "t", "until": 0_i64 }).await.unwrap();
+}
+
+#[tokio::test]
 async fn connecting_again_keeps_the_data_and_the_indexes_setup_is_idempotent() {
     let (main, queries) = names();
     let store = MongoStore::connect(&url(), &main, &queries).await.unwrap();

@@ -78,8 +78,11 @@ impl Db {
         if !mode.eq_ignore_ascii_case("wal") {
             return Err(DbError::Data(format!("{label}: journal_mode is {mode}, WAL expected")));
         }
-        // NORMAL in WAL mode is crash-safe; only the last commits may be lost on power loss.
-        writer.pragma_update(None, "synchronous", "NORMAL")?;
+        // FULL: every commit is fsynced before its writers hear of it, so nothing
+        // acted upon (a 201, an event the relay publishes, an ack after a worker's
+        // effect) can vanish in a power cut. NORMAL would survive a killed process
+        // only. The group commit pays one fsync per group, not per write.
+        writer.pragma_update(None, "synchronous", "FULL")?;
         writer.pragma_update(None, "foreign_keys", "ON")?;
         // Each write of a group runs in a savepoint, whose undo pages go to a
         // statement journal: a temp file by default, opened and written per

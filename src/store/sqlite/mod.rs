@@ -57,7 +57,7 @@ impl SqliteStore {
     pub async fn open(data_dir: &Path) -> Result<SqliteStore, StoreError> {
         let dir = data_dir.to_path_buf();
         let opened = tokio::task::spawn_blocking(move || {
-            std::fs::create_dir_all(&dir)
+            crate::durable_dir::create_durable_dir(&dir)
                 .map_err(|e| StoreError(format!("sqlite open: cannot create data dir {}: {e}", dir.display())))?;
             let open = |file: &str, label: &'static str, schema: &schema::Schema| {
                 let path = dir.join(file);

@@ -53,7 +53,7 @@ impl Db {
     /// Opens (creating it and its folder when missing) the queue file.
     pub(super) fn open(path: &Path) -> Result<Self, TransportError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
+            crate::durable_dir::create_durable_dir(dir)
                 .map_err(|e| TransportError(format!("embedded queue: cannot create {}: {e}", dir.display())))?;
         }
         let conn = Connection::open(path).map_err(db_err)?;
