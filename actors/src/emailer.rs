@@ -151,7 +151,7 @@ impl Handler<HandleEvent> for Emailer {
     type Result = ResponseActFuture<Self, Result<(), HandlerError>>;
 
     fn handle(&mut self, msg: HandleEvent, _: &mut Context<Self>) -> Self::Result {
-        let (envelope, deadline) = (msg.envelope.clone(), msg.deadline);
+        let (envelope, deadline, parent) = (msg.envelope.clone(), msg.deadline, msg.span.clone());
         let Event::OrderFulfilled(order) = msg.event else {
             self.metrics.mailbox(NAME, -1);
             return Box::pin(actix::fut::ready(Err(HandlerError::Permanent("not an order event".into()))));
@@ -170,7 +170,7 @@ impl Handler<HandleEvent> for Emailer {
             }
             result
         };
-        Box::pin(guard(NAME, self.metrics.clone(), envelope, deadline, work).into_actor(self).map(|guarded, _, ctx| {
+        Box::pin(guard(NAME, self.metrics.clone(), envelope, deadline, parent, work).into_actor(self).map(|guarded, _, ctx| {
             if guarded.panicked {
                 ctx.stop();
             }

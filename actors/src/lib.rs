@@ -3,6 +3,7 @@
 //! - [`event`]: the event envelope and the typed events inside it.
 //! - [`rules`]: the domain rules (posts, tags, orders) the API and every worker apply.
 //! - [`worker`]: which workers exist and which event types each takes.
+//! - [`trace_context`]: the W3C trace context a message carries, and its bridge to spans.
 //! - [`delivery`]: what a transport hands the queue reader, and how a delivery is settled.
 //! - [`ports`]: the store and mail traits the workers use; adapters live in the service.
 //! - [`messages`]: the messages actors exchange.
@@ -26,4 +27,5 @@ pub mod retry;
 pub mod rules;
 pub mod supervision;
 pub mod tag_aggregator;
+pub mod trace_context;
 pub mod worker;

@@ -36,7 +36,7 @@ impl Handler<HandleEvent> for Projector {
 
     fn handle(&mut self, msg: HandleEvent, _: &mut Context<Self>) -> Self::Result {
         let store = self.store.clone();
-        let (envelope, deadline) = (msg.envelope.clone(), msg.deadline);
+        let (envelope, deadline, parent) = (msg.envelope.clone(), msg.deadline, msg.span.clone());
         let work = async move {
             let applied = match &msg.event {
                 Event::PostCreated(p) => store.upsert_post_view(&view_of(p)).await,
@@ -46,7 +46,7 @@ impl Handler<HandleEvent> for Projector {
             };
             applied.map(drop).map_err(|e| HandlerError::Retryable(e.to_string()))
         };
-        Box::pin(guard(NAME, self.metrics.clone(), envelope, deadline, work).into_actor(self).map(|guarded, _, ctx| {
+        Box::pin(guard(NAME, self.metrics.clone(), envelope, deadline, parent, work).into_actor(self).map(|guarded, _, ctx| {
             if guarded.panicked {
                 ctx.stop();
             }

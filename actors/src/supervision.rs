@@ -21,18 +21,21 @@ pub struct Guarded {
 }
 
 /// Runs a handler's future under its deadline, catching a panic and recording time
-/// and in-flight count. Its log lines carry the event's id and correlation id.
+/// and in-flight count. Its log lines carry the event's id and correlation id, and
+/// its span is a child of `parent`, the reader's span of the delivery.
 pub async fn guard<F>(
     actor: &'static str,
     metrics: ActorMetrics,
     envelope: std::sync::Arc<Envelope>,
     deadline: Duration,
+    parent: tracing::Span,
     work: F,
 ) -> Guarded
 where
     F: Future<Output = Result<(), HandlerError>>,
 {
     let span = tracing::info_span!(
+        parent: &parent,
         "handle",
         actor,
         event_id = %envelope.id,

@@ -65,7 +65,7 @@ impl Handler<HandleEvent> for TagAggregator {
 
     fn handle(&mut self, msg: HandleEvent, _: &mut Context<Self>) -> Self::Result {
         let store = self.store.clone();
-        let (envelope, deadline) = (msg.envelope.clone(), msg.deadline);
+        let (envelope, deadline, parent) = (msg.envelope.clone(), msg.deadline, msg.span.clone());
         let work = async move {
             let applied = match &msg.event {
                 Event::PostCreated(p) => store.apply_post_tags(p.id, p.version, Some(&p.tags)).await,
@@ -75,7 +75,7 @@ impl Handler<HandleEvent> for TagAggregator {
             };
             applied.map(drop).map_err(|e| HandlerError::Retryable(e.to_string()))
         };
-        Box::pin(guard(NAME, self.metrics.clone(), envelope, deadline, work).into_actor(self).map(|guarded, _, ctx| {
+        Box::pin(guard(NAME, self.metrics.clone(), envelope, deadline, parent, work).into_actor(self).map(|guarded, _, ctx| {
             if guarded.panicked {
                 ctx.stop();
             }

@@ -4,6 +4,7 @@
 use async_trait::async_trait;
 use blog_actors::event::{Envelope, PostDeleted, PostSnapshot, PostUpdated, POST_CREATED, POST_DELETED, POST_UPDATED};
 use blog_actors::ports::StoreError;
+use blog_actors::trace_context::TraceContext;
 use futures::{FutureExt, TryStreamExt};
 use mongodb::bson::{self, doc, Document};
 use mongodb::ClientSession;
@@ -40,11 +41,12 @@ impl PostRepository for MongoStore {
             serde_json::to_value(&snapshot).map_err(|e| failed("create_post", e))?,
             correlation_id,
         );
+        let trace = TraceContext::current();
         self.db
-            .transaction("create_post", (&snapshot, &envelope), |s, db, (snapshot, envelope)| {
+            .transaction("create_post", (&snapshot, &envelope, &trace), |s, db, (snapshot, envelope, trace)| {
                 async move {
                     db.main(POSTS).insert_one(post_doc(snapshot)).session(&mut *s).await?;
-                    insert_event(s, db, envelope).await
+                    insert_event(s, db, envelope, trace.as_ref()).await
                 }
                 .boxed()
             })
@@ -60,8 +62,9 @@ impl PostRepository for MongoStore {
         expected_version: Option<i64>,
         correlation_id: Option<String>,
     ) -> Result<PostWrite, StoreError> {
+        let trace = TraceContext::current();
         self.db
-            .transaction("update_post", (&post, &correlation_id), |s, db, (post, correlation_id)| {
+            .transaction("update_post", (&post, &correlation_id, &trace), |s, db, (post, correlation_id, trace)| {
                 async move {
                     let Some(before) = load(s, db, id).await? else { return Ok(PostWrite::NotFound) };
                     if expected_version.is_some_and(|v| v != before.version) {
@@ -86,7 +89,7 @@ impl PostRepository for MongoStore {
                         .session(&mut *s)
                         .await?;
                     let data = serde_json::to_value(PostUpdated { post: after.clone(), previous_tags: before.tags })?;
-                    insert_event(s, db, &Envelope::new(POST_UPDATED, data, (*correlation_id).clone())).await?;
+                    insert_event(s, db, &Envelope::new(POST_UPDATED, data, (*correlation_id).clone()), trace.as_ref()).await?;
                     Ok(PostWrite::Done(after))
                 }
                 .boxed()
@@ -97,8 +100,9 @@ impl PostRepository for MongoStore {
     /// Answers `Done` with the post as it was last stored.
     #[tracing::instrument(level = "debug", skip(self, correlation_id))]
     async fn delete_post(&self, id: Uuid, correlation_id: Option<String>) -> Result<PostWrite, StoreError> {
+        let trace = TraceContext::current();
         self.db
-            .transaction("delete_post", correlation_id, |s, db, correlation_id| {
+            .transaction("delete_post", (correlation_id, trace), |s, db, (correlation_id, trace)| {
                 async move {
                     let Some(last) = load(s, db, id).await? else { return Ok(PostWrite::NotFound) };
                     let version = last.version + 1;
@@ -113,7 +117,7 @@ impl PostRepository for MongoStore {
                         .session(&mut *s)
                         .await?;
                     let data = serde_json::to_value(PostDeleted { id, version, tags: last.tags.clone() })?;
-                    insert_event(s, db, &Envelope::new(POST_DELETED, data, correlation_id.clone())).await?;
+                    insert_event(s, db, &Envelope::new(POST_DELETED, data, correlation_id.clone()), trace.as_ref()).await?;
                     Ok(PostWrite::Done(last))
                 }
                 .boxed()

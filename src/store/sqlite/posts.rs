@@ -4,6 +4,7 @@
 use async_trait::async_trait;
 use blog_actors::event::{Envelope, PostDeleted, PostSnapshot, PostUpdated, POST_CREATED, POST_DELETED, POST_UPDATED};
 use blog_actors::ports::StoreError;
+use blog_actors::trace_context::TraceContext;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use uuid::Uuid;
 
@@ -21,6 +22,7 @@ const SELECT_POST: &str =
 impl PostRepository for SqliteStore {
     #[tracing::instrument(level = "debug", skip_all)]
     async fn create_post(&self, post: ValidPost, correlation_id: Option<String>) -> Result<PostSnapshot, StoreError> {
+        let trace = TraceContext::current();
         self.main
             .write("create_post", move |tx| {
                 let stamp = now();
@@ -49,7 +51,7 @@ impl PostRepository for SqliteStore {
                 ])?;
                 replace_tags(tx, snapshot.id, &snapshot.tags)?;
                 let data = serde_json::to_value(&snapshot)?;
-                insert_event(tx, &Envelope::new(POST_CREATED, data, correlation_id.clone()))?;
+                insert_event(tx, &Envelope::new(POST_CREATED, data, correlation_id.clone()), trace.as_ref())?;
                 Ok(snapshot)
             })
             .await
@@ -63,6 +65,7 @@ impl PostRepository for SqliteStore {
         expected_version: Option<i64>,
         correlation_id: Option<String>,
     ) -> Result<PostWrite, StoreError> {
+        let trace = TraceContext::current();
         self.main
             .write("update_post", move |tx| {
                 let Some(before) = load(tx, id)? else { return Ok(PostWrite::NotFound) };
@@ -92,7 +95,7 @@ impl PostRepository for SqliteStore {
                 ])?;
                 replace_tags(tx, id, &after.tags)?;
                 let data = serde_json::to_value(PostUpdated { post: after.clone(), previous_tags: before.tags })?;
-                insert_event(tx, &Envelope::new(POST_UPDATED, data, correlation_id.clone()))?;
+                insert_event(tx, &Envelope::new(POST_UPDATED, data, correlation_id.clone()), trace.as_ref())?;
                 Ok(PostWrite::Done(after))
             })
             .await
@@ -101,6 +104,7 @@ impl PostRepository for SqliteStore {
     /// Answers `Done` with the post as it was last stored.
     #[tracing::instrument(level = "debug", skip(self, correlation_id))]
     async fn delete_post(&self, id: Uuid, correlation_id: Option<String>) -> Result<PostWrite, StoreError> {
+        let trace = TraceContext::current();
         self.main
             .write("delete_post", move |tx| {
                 let Some(last) = load(tx, id)? else { return Ok(PostWrite::NotFound) };
@@ -112,7 +116,7 @@ impl PostRepository for SqliteStore {
                 )?
                 .execute(params![id_text(id), version, to_ms(now())])?;
                 let data = serde_json::to_value(PostDeleted { id, version, tags: last.tags.clone() })?;
-                insert_event(tx, &Envelope::new(POST_DELETED, data, correlation_id.clone()))?;
+                insert_event(tx, &Envelope::new(POST_DELETED, data, correlation_id.clone()), trace.as_ref())?;
                 Ok(PostWrite::Done(last))
             })
             .await
