@@ -130,7 +130,8 @@ async fn follow(backend: BackendEnv, flush_on_shutdown: bool) {
     publish_with_traceparent(dir.path(), &backend, &cli_caller, "TR-2");
 
     if flush_on_shutdown {
-        wait_for_handled(&service, 4);
+        // Three orders (the malformed one's too) and a post for two workers.
+        wait_for_handled(&service, 5);
         service.signal(libc::SIGTERM);
         assert!(service.wait_exit(Duration::from_secs(30)).success());
     }
