@@ -8,9 +8,6 @@
   const TAGS_EVERY_MS = 5000;
   const CLOUD = { width: 760, height: 320, minFont: 15, maxFont: 62, limit: 80, margin: 6 };
   const SPARK = { width: 300, height: 46, pad: 3 };
-  // The order work flows in, so the table reads like the pipeline.
-  const ORDER = ['relay', 'queue_reader', 'tag_aggregator', 'projector', 'emailer'];
-  const WORKERS = ['tag_aggregator', 'projector', 'emailer'];
   const PALETTE = ['#2dd4bf', '#60a5fa', '#a78bfa', '#f472b6', '#fbbf24', '#34d399', '#fb923c', '#38bdf8', '#e879f9'];
   const FONT = 'system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif';
   // An XML namespace name, not an address: nothing is fetched from it.
@@ -163,15 +160,11 @@
 
   function renderActors(actors) {
     const now = performance.now();
-    const ordered = [...actors].sort((a, b) => rank(a.name) - rank(b.name));
-    const rates = new Map(ordered.map((a) => [a.name, rateOf(a, now)]));
-    document.getElementById('actor-rows').replaceChildren(...ordered.map((a) => actorRow(a, rates.get(a.name))));
+    // The server lists the actors in the order work flows (relay, reader, then
+    // the workers as registered), so the table reads like the pipeline.
+    const rates = new Map(actors.map((a) => [a.name, rateOf(a, now)]));
+    document.getElementById('actor-rows').replaceChildren(...actors.map((a) => actorRow(a, rates.get(a.name))));
     renderPipeline(actors, rates);
-  }
-
-  function rank(name) {
-    const i = ORDER.indexOf(name);
-    return i < 0 ? ORDER.length : i;
   }
 
   function renderPipeline(actors, rates) {
@@ -187,7 +180,8 @@
     setText('p-parked', count(transport.parked_messages), transport.parked_messages > 0 ? 'bad' : '');
     setText('p-deliveries', count(figures.deliveries));
     setText('p-redeliveries', count(figures.redeliveries), figures.redeliveries > 0 ? 'warn' : '');
-    setText('p-rate', rate(WORKERS.reduce((sum, w) => sum + (rates.get(w) || 0), 0)));
+    const workers = actors.filter((a) => a.role === 'worker');
+    setText('p-rate', rate(workers.reduce((sum, w) => sum + (rates.get(w.name) || 0), 0)));
     const restarts = actors.reduce((sum, a) => sum + a.restarts, 0);
     setText('p-restarts', count(restarts), restarts > 0 ? 'warn' : '');
     pill('broker', transport.connected ? 'broker connected' : 'broker disconnected', transport.connected ? 'good' : 'bad');

@@ -22,6 +22,7 @@ pub mod healthcheck;
 pub mod http_metrics;
 pub mod load;
 pub mod mail;
+pub mod registry;
 pub mod routes;
 pub mod startup;
 pub mod store;

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use blog::cli::{Cli, Command, LoadArgs, PublishCommand, TraceArgs};
 use blog::configuration::Settings;
-use blog::startup::{open_transport, Application};
+use blog::startup::{open_transport, registered_workers, Application};
 use blog::store::OutboxEntry;
 use blog::telemetry::{self, SpanExport};
 use clap::Parser;
@@ -68,7 +68,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
 async fn publish(settings: Settings, event: PublishCommand, trace: TraceArgs) -> anyhow::Result<()> {
     let (routing_key, body) = event.message()?;
     let trace = trace.context()?;
-    let transport = open_transport(&settings).await?;
+    let transport = open_transport(&settings, registered_workers()).await?;
     let message_id = serde_json::from_slice::<serde_json::Value>(&body)
         .ok()
         .and_then(|v| v.get("id").and_then(|id| id.as_str()).and_then(|id| id.parse().ok()))

@@ -1,30 +1,31 @@
 //! Builds the whole service — store, transport, supervised workers, queue
 //! reader, outbox relay, HTTP server — and runs it until it is told to stop.
 
-use std::collections::HashMap;
 use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix::{Actor, Addr, Supervisor};
+use actix::{Actor, Addr};
 use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpServer};
 use anyhow::Context as _;
 use secrecy::ExposeSecret;
 use blog_actors::emailer::Emailer;
+use blog_actors::feed_writer::FeedWriter;
 use blog_actors::messages::Drain;
 use blog_actors::metrics::ActorMetrics;
 use blog_actors::ports::{EmailLog, Mailer, ReadModelStore, TagCloudStore};
 use blog_actors::projector::Projector;
 use blog_actors::queue_reader::QueueReader;
 use blog_actors::tag_aggregator::{RebuildLease, TagAggregator};
-use blog_actors::worker::WorkerKind;
+use blog_actors::worker::Workers;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::configuration::{BrokerChoice, Settings, StoreChoice};
 use crate::mail::{FileMailer, SmtpMailer};
+use crate::registry::{Ports, Registration};
 use crate::routes::{self, AppState};
 use crate::store::mongo::MongoStore;
 use crate::store::sqlite::SqliteStore;
@@ -32,6 +33,29 @@ use crate::store::Store;
 use crate::transport::embedded::EmbeddedQueue;
 use crate::transport::rabbitmq::RabbitTransport;
 use crate::transport::{relay, Transport};
+
+/// Every worker this service runs, one line each. The queues and their bindings,
+/// the embedded fan-out, the metrics, `/actors` and the dashboard follow from it.
+pub fn registrations() -> Vec<Registration> {
+    vec![
+        Registration::of(|p: &Ports<'_>| TagAggregator::new(p.adapters.tag_cloud.clone(), p.settings.rebuild_interval(), p.rebuild_lease())),
+        Registration::of(|p: &Ports<'_>| Emailer::new(p.adapters.email_log.clone(), p.adapters.mailer.clone(), p.instance)),
+        Registration::of(|p: &Ports<'_>| Projector::new(p.adapters.read_model.clone())),
+        Registration::of(|p: &Ports<'_>| FeedWriter::new(p.adapters.store.clone())),
+    ]
+}
+
+/// The workers [`registrations`] names, for the transports, the CLI and tests.
+pub fn registered_workers() -> Workers {
+    Registration::kinds(&registrations()).expect("the registration list names each worker once")
+}
+
+impl Ports<'_> {
+    /// The lease that keeps the scheduled tag-cloud rebuild to one instance at a time.
+    fn rebuild_lease(&self) -> RebuildLease {
+        RebuildLease { leases: self.adapters.store.clone(), holder: self.instance.to_owned() }
+    }
+}
 
 /// The parts the settings choose. Each worker port is its own field so a test can
 /// wrap one (to inject a fault) while the rest stay real.
@@ -48,7 +72,7 @@ impl Adapters {
     /// Opens what the settings name.
     pub async fn from_settings(settings: &Settings) -> anyhow::Result<Self> {
         let store = open_store(settings).await?;
-        let transport = open_transport(settings).await?;
+        let transport = open_transport(settings, registered_workers()).await?;
         let mailer: Arc<dyn Mailer> = match &settings.smtp_url {
             Some(url) => Arc::new(SmtpMailer::new(url.expose_secret(), &settings.mail_from)?),
             None => Arc::new(FileMailer::new(settings.mail_dir(), &settings.mail_from)?),
@@ -77,14 +101,15 @@ pub async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
     Ok(store)
 }
 
-/// Opens the transport the settings name (also used by `blog publish`).
-pub async fn open_transport(settings: &Settings) -> anyhow::Result<Arc<dyn Transport>> {
+/// Opens the transport the settings name, with a queue for each of `workers`
+/// (also used by `blog publish`).
+pub async fn open_transport(settings: &Settings, workers: Workers) -> anyhow::Result<Arc<dyn Transport>> {
     let transport: Arc<dyn Transport> = match settings.broker()? {
         BrokerChoice::Embedded(path) => Arc::new(
-            EmbeddedQueue::open(&path).with_context(|| format!("opening the queue {}", path.display()))?,
+            EmbeddedQueue::open(&path, workers).with_context(|| format!("opening the queue {}", path.display()))?,
         ),
         BrokerChoice::Rabbit { url, prefix } => Arc::new(
-            RabbitTransport::connect(&url, &prefix, settings.retry_policy().delay_levels())
+            RabbitTransport::connect(&url, &prefix, settings.retry_policy().delay_levels(), workers)
                 .await
                 .context("BLOG_BROKER_URL: connecting to RabbitMQ")?,
         ),
@@ -126,24 +151,15 @@ impl Application {
         let listener = TcpListener::bind(settings.http_addr)
             .with_context(|| format!("BLOG_HTTP_ADDR: cannot listen on {}", settings.http_addr))?;
         let registry = prometheus::Registry::new();
-        let metrics = ActorMetrics::new(&registry).context("registering actor metrics")?;
+        let list = registrations();
+        let workers = Registration::kinds(&list)?;
+        let metrics = ActorMetrics::new(&registry, &workers).context("registering actor metrics")?;
         let http_metrics = crate::http_metrics::HttpMetrics::new(&registry).context("registering HTTP metrics")?;
         let retry = settings.retry_policy();
         let instance = instance_id();
-        let instance_name = instance.clone();
-        let (interval, m) = (settings.rebuild_interval(), metrics.clone());
-        let tag_cloud = adapters.tag_cloud.clone();
-        let lease = RebuildLease { leases: adapters.store.clone(), holder: instance.clone() };
-        let aggregator = Supervisor::start(move |_| TagAggregator::new(tag_cloud, interval, lease, m));
-        let (log, mailer, m) = (adapters.email_log.clone(), adapters.mailer.clone(), metrics.clone());
-        let emailer = Supervisor::start(move |_| Emailer::new(log, mailer, &instance, m));
-        let (read_model, m) = (adapters.read_model.clone(), metrics.clone());
-        let projector = Supervisor::start(move |_| Projector::new(read_model, m));
-        let routes = HashMap::from([
-            (WorkerKind::TagAggregator, aggregator.clone().recipient()),
-            (WorkerKind::Emailer, emailer.recipient()),
-            (WorkerKind::Projector, projector.recipient()),
-        ]);
+        let ports = Ports { settings: &settings, adapters: &adapters, instance: &instance };
+        let running: Vec<_> = list.into_iter().map(|r| r.start(&ports, metrics.clone())).collect();
+        let routes = running.iter().map(|w| (w.kind, w.events.clone())).collect();
         let source = adapters.transport.clone() as Arc<dyn blog_actors::delivery::DeliverySource>;
         let reader = QueueReader::new(source, routes, retry, settings.handler_timeout, settings.prefetch, metrics.clone()).start();
 
@@ -163,7 +179,7 @@ impl Application {
         let state = web::Data::new(AppState {
             store: adapters.store.clone(),
             transport: adapters.transport.clone(),
-            tag_aggregator: aggregator,
+            workers: running,
             actor_metrics: metrics.clone(),
             registry,
             api_key: settings.api_key.clone(),
@@ -183,7 +199,7 @@ impl Application {
         .shutdown_timeout(settings.shutdown_timeout.as_secs().max(1))
         .listen(listener)?
         .run();
-        tracing::info!(port, instance = %instance_name, "listening");
+        tracing::info!(port, %instance, "listening");
         let handles = AppHandles {
             store: adapters.store,
             transport: adapters.transport,

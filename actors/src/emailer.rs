@@ -4,18 +4,14 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use actix::prelude::*;
 use minijinja::{context, Environment};
 use sha2::{Digest, Sha256};
 
-use crate::event::{Event, OrderFulfilled};
-use crate::messages::{HandleEvent, HandlerError};
-use crate::metrics::ActorMetrics;
+use crate::event::{Envelope, Event, OrderFulfilled, ORDER_FULFILLED};
+use crate::messages::HandlerError;
 use crate::ports::{EmailLog, MailClaim, MailError, Mailer, OutgoingMail};
-use crate::supervision::guard;
+use crate::worker::{Worker, WorkerSpec};
 
-const NAME: &str = "emailer";
-const MAILBOX_CAPACITY: usize = 1024;
 const TEXT_TEMPLATE: &str = "order_fulfilled.txt";
 const HTML_TEMPLATE: &str = "order_fulfilled.html";
 /// A claim older than this is taken to be abandoned by a dead instance. Longer
@@ -40,13 +36,12 @@ pub struct Emailer {
     /// instead of racing the first to the mail server. Entries are removed by
     /// [`OrderClaim`]'s drop, so a restart or a cancelled handler leaves none behind.
     in_progress: Arc<Mutex<HashSet<String>>>,
-    metrics: ActorMetrics,
 }
 
 impl Emailer {
-    pub fn new(log: Arc<dyn EmailLog>, mailer: Arc<dyn Mailer>, instance: &str, metrics: ActorMetrics) -> Self {
+    pub fn new(log: Arc<dyn EmailLog>, mailer: Arc<dyn Mailer>, instance: &str) -> Self {
         let in_progress = Arc::default();
-        Self { log, mailer, templates: Arc::new(templates()), instance: instance.into(), in_progress, metrics }
+        Self { log, mailer, templates: Arc::new(templates()), instance: instance.into(), in_progress }
     }
 }
 
@@ -144,38 +139,26 @@ async fn release_stored(log: Arc<dyn EmailLog>, order_id: &str, holder: &str) {
     }
 }
 
-crate::supervised_worker!(Emailer, NAME);
+impl Worker for Emailer {
+    const SPEC: &'static WorkerSpec = &WorkerSpec { name: "emailer", event_types: &[ORDER_FULFILLED], mailbox: 1024 };
 
-/// Mail one fulfilled order.
-impl Handler<HandleEvent> for Emailer {
-    type Result = ResponseActFuture<Self, Result<(), HandlerError>>;
-
-    fn handle(&mut self, msg: HandleEvent, _: &mut Context<Self>) -> Self::Result {
-        let (envelope, deadline, parent) = (msg.envelope.clone(), msg.deadline, msg.span.clone());
-        let Event::OrderFulfilled(order) = msg.event else {
-            self.metrics.mailbox(NAME, -1);
-            return Box::pin(actix::fut::ready(Err(HandlerError::Permanent("not an order event".into()))));
-        };
-        let Some(mut claim) = OrderClaim::take(&self.in_progress, &order.order_id) else {
-            self.metrics.mailbox(NAME, -1);
-            let busy = "the order is being mailed by another delivery".to_owned();
-            return Box::pin(actix::fut::ready(Err(HandlerError::Deferred(busy))));
-        };
+    /// Mail one fulfilled order.
+    fn handle(&self, _: Arc<Envelope>, event: Event) -> impl std::future::Future<Output = Result<(), HandlerError>> + 'static {
         let (log, mailer, templates) = (self.log.clone(), self.mailer.clone(), self.templates.clone());
-        let instance = self.instance.clone();
-        let work = async move {
+        let (instance, in_progress) = (self.instance.clone(), self.in_progress.clone());
+        async move {
+            let Event::OrderFulfilled(order) = event else {
+                return Err(HandlerError::Permanent("not an order event".into()));
+            };
+            let Some(mut claim) = OrderClaim::take(&in_progress, &order.order_id) else {
+                return Err(HandlerError::Deferred("the order is being mailed by another delivery".into()));
+            };
             let result = mail_once(&mut claim, &log, &*mailer, &templates, &order, &instance).await;
             if result.is_err() {
                 claim.release().await;
             }
             result
-        };
-        Box::pin(guard(NAME, self.metrics.clone(), envelope, deadline, parent, work).into_actor(self).map(|guarded, _, ctx| {
-            if guarded.panicked {
-                ctx.stop();
-            }
-            guarded.result
-        }))
+        }
     }
 }
 

@@ -37,10 +37,10 @@ pub enum HandlerError {
     Deferred(String),
 }
 
-/// Recompute the tag cloud from scratch.
+/// Recompute a worker's state from the store; `None` from a worker with nothing to rebuild.
 #[derive(Message)]
-#[rtype(result = "Result<RebuildReport, StoreError>")]
-pub struct RebuildTagCloud;
+#[rtype(result = "Option<Result<RebuildReport, StoreError>>")]
+pub struct Rebuild;
 
 /// Stop taking deliveries, wait for those in flight (up to the deadline), then answer.
 #[derive(Message)]

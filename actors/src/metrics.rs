@@ -19,11 +19,12 @@ pub use unacked::UnackedGuard;
 use history::History;
 use unacked::{OldestUnacked, SharedUnacked};
 
-use crate::worker::WorkerKind;
+use crate::worker::{WorkerKind, Workers};
 
-/// The actors that report figures.
-pub const ACTORS: [&str; 5] = ["queue_reader", "tag_aggregator", "emailer", "projector", "relay"];
-const QUEUE_READER: &str = "queue_reader";
+/// The queue reader's name in the figures.
+pub const QUEUE_READER: &str = "queue_reader";
+/// The outbox relay's name in the figures.
+pub const RELAY: &str = "relay";
 const STATES: [ActorState; 4] = [ActorState::Starting, ActorState::Running, ActorState::Restarting, ActorState::Stopped];
 
 /// How a message ended, as counted in `blog_actor_messages_total`.
@@ -66,11 +67,25 @@ impl ActorState {
     }
 }
 
+/// What part an actor plays in the pipeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum ActorRole {
+    /// Publishes the outbox to the transport.
+    Relay,
+    /// Takes deliveries and settles them by the workers' answers.
+    Reader,
+    /// A registered worker.
+    Worker,
+}
+
 /// One actor's figures, as `/actors` shows them.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ActorSnapshot {
     pub name: String,
+    pub role: ActorRole,
     pub state: ActorState,
     /// Messages handled successfully (for the relay: entries published).
     pub handled_ok: u64,
@@ -123,14 +138,18 @@ pub struct ActorMetrics {
     deliveries: IntCounterVec,
     redeliveries: IntCounterVec,
     unacked: SharedUnacked,
+    /// Every actor in the order work flows: the relay, the reader, then the workers as registered.
+    actors: Arc<[(&'static str, ActorRole)]>,
+    /// The registered workers, whose queues the reader's figures cover.
+    workers: Workers,
     status: Arc<Mutex<BTreeMap<&'static str, Status>>>,
     /// Slot 0 of every history.
     started: Instant,
 }
 
 impl ActorMetrics {
-    /// Creates the series and registers them in `registry`.
-    pub fn new(registry: &Registry) -> prometheus::Result<Self> {
+    /// Creates the series of the reader, the relay and every worker, and registers them in `registry`.
+    pub fn new(registry: &Registry, workers: &Workers) -> prometheus::Result<Self> {
         let actor = &["actor"];
         let worker = &["worker"];
         let messages = IntCounterVec::new(
@@ -166,11 +185,15 @@ impl ActorMetrics {
         registry.register(Box::new(state.clone()))?;
         registry.register(Box::new(deliveries.clone()))?;
         registry.register(Box::new(redeliveries.clone()))?;
-        registry.register(Box::new(OldestUnacked::new(unacked.clone())?))?;
+        registry.register(Box::new(OldestUnacked::new(unacked.clone(), workers.clone())?))?;
         let started = Instant::now();
-        let status = ACTORS
+        let actors: Arc<[(&'static str, ActorRole)]> = [(RELAY, ActorRole::Relay), (QUEUE_READER, ActorRole::Reader)]
+            .into_iter()
+            .chain(workers.iter().map(|w| (w.name(), ActorRole::Worker)))
+            .collect();
+        let status = actors
             .iter()
-            .map(|a| (*a, Status { state: ActorState::Starting, last_error: None, history: History::new(started) }))
+            .map(|(a, _)| (*a, Status { state: ActorState::Starting, last_error: None, history: History::new(started) }))
             .collect();
         let metrics = Self {
             messages,
@@ -182,11 +205,13 @@ impl ActorMetrics {
             deliveries,
             redeliveries,
             unacked,
+            actors: actors.clone(),
+            workers: workers.clone(),
             status: Arc::new(Mutex::new(status)),
             started,
         };
         // Every series exists from the start, so a dashboard sees zeros rather than gaps.
-        for actor in ACTORS {
+        for &(actor, _) in actors.iter() {
             for outcome in [Outcome::Ok, Outcome::Retried, Outcome::Parked] {
                 metrics.messages.with_label_values(&[actor, outcome.label()]);
             }
@@ -196,7 +221,7 @@ impl ActorMetrics {
             metrics.mailbox.with_label_values(&[actor]);
             metrics.show_state(actor, ActorState::Starting);
         }
-        for worker in WorkerKind::ALL {
+        for worker in workers.iter() {
             metrics.deliveries.with_label_values(&[worker.name()]);
             metrics.redeliveries.with_label_values(&[worker.name()]);
         }
@@ -250,6 +275,11 @@ impl ActorMetrics {
         self.mailbox.with_label_values(&[actor]).add(delta);
     }
 
+    /// Every actor's name, in the order work flows through them.
+    pub fn actor_names(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.actors.iter().map(|(name, _)| *name)
+    }
+
     /// A delivery reached the queue reader. Counted, and held as unacked until the guard drops.
     pub fn delivery_arrived(&self, worker: WorkerKind, redelivered: bool) -> UnackedGuard {
         self.deliveries.with_label_values(&[worker.name()]).inc();
@@ -281,31 +311,27 @@ impl ActorMetrics {
     }
 
     fn reader_figures(&self) -> ReaderFigures {
-        let sum = |series: &IntCounterVec| WorkerKind::ALL.iter().map(|w| series.with_label_values(&[w.name()]).get()).sum();
+        let sum = |series: &IntCounterVec| self.workers.iter().map(|w| series.with_label_values(&[w.name()]).get()).sum();
         let now = Instant::now();
         let held = self.unacked.lock().expect("unacked lock");
-        let oldest = WorkerKind::ALL.iter().map(|w| held.oldest_age_seconds(w.name(), now)).fold(0.0, f64::max);
+        let oldest = self.workers.iter().map(|w| held.oldest_age_seconds(w.name(), now)).fold(0.0, f64::max);
         ReaderFigures { deliveries: sum(&self.deliveries), redeliveries: sum(&self.redeliveries), oldest_unacked_seconds: oldest }
     }
 
-    /// Every actor's figures now.
+    /// Every actor's figures now, in the order work flows through them.
     pub fn snapshot(&self) -> Vec<ActorSnapshot> {
         let now = Instant::now();
-        let status: Vec<_> = self
-            .status
-            .lock()
-            .expect("metrics lock")
+        let status = self.status.lock().expect("metrics lock");
+        self.actors
             .iter()
-            .map(|(name, s)| (*name, s.state, s.last_error.clone(), s.history.series(now)))
-            .collect();
-        status
-            .into_iter()
-            .map(|(name, state, last_error, history)| {
+            .filter_map(|&(name, role)| {
+                let s = status.get(name)?;
                 let count = |o: Outcome| self.messages.with_label_values(&[name, o.label()]).get();
                 let hist = self.handling.with_label_values(&[name]);
-                ActorSnapshot {
+                Some(ActorSnapshot {
                     name: name.to_owned(),
-                    state,
+                    role,
+                    state: s.state,
                     handled_ok: count(Outcome::Ok),
                     retried: count(Outcome::Retried),
                     parked: count(Outcome::Parked),
@@ -314,10 +340,10 @@ impl ActorMetrics {
                     mailbox_depth: self.mailbox.with_label_values(&[name]).get(),
                     handling_seconds_sum: hist.get_sample_sum(),
                     handling_count: hist.get_sample_count(),
-                    last_error,
-                    reader: (name == QUEUE_READER).then(|| self.reader_figures()),
-                    history,
-                }
+                    last_error: s.last_error.clone(),
+                    reader: (role == ActorRole::Reader).then(|| self.reader_figures()),
+                    history: s.history.series(now),
+                })
             })
             .collect()
     }
@@ -326,17 +352,32 @@ impl ActorMetrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::worker::WorkerSpec;
 
     fn text(registry: &Registry) -> String {
         prometheus::TextEncoder::new().encode_to_string(&registry.gather()).unwrap()
     }
 
+    static EMAILER: WorkerSpec = WorkerSpec { name: "emailer", event_types: &["order.fulfilled"], mailbox: 8 };
+    static PROJECTOR: WorkerSpec = WorkerSpec { name: "projector", event_types: &["post.created"], mailbox: 8 };
+
+    fn metrics(registry: &Registry) -> ActorMetrics {
+        let workers = Workers::new([WorkerKind::of(&EMAILER), WorkerKind::of(&PROJECTOR)]).unwrap();
+        ActorMetrics::new(registry, &workers).unwrap()
+    }
+
+    #[test]
+    fn every_registered_worker_is_shown_after_the_relay_and_the_reader() {
+        let names: Vec<String> = metrics(&Registry::new()).snapshot().into_iter().map(|a| a.name).collect();
+        assert_eq!(names, ["relay", "queue_reader", "emailer", "projector"]);
+    }
+
     #[test]
     fn deliveries_redeliveries_and_unacked_age_are_exported() {
         let registry = Registry::new();
-        let m = ActorMetrics::new(&registry).unwrap();
-        let held = m.delivery_arrived(WorkerKind::Emailer, false);
-        drop(m.delivery_arrived(WorkerKind::Emailer, true));
+        let m = metrics(&registry);
+        let held = m.delivery_arrived(WorkerKind::of(&EMAILER), false);
+        drop(m.delivery_arrived(WorkerKind::of(&EMAILER), true));
         let out = text(&registry);
         assert!(out.contains("blog_queue_reader_deliveries_total{worker=\"emailer\"} 2"), "{out}");
         assert!(out.contains("blog_queue_reader_redeliveries_total{worker=\"emailer\"} 1"), "{out}");
@@ -345,12 +386,13 @@ mod tests {
         assert_eq!((reader.deliveries, reader.redeliveries), (2, 1));
         drop(held);
         assert_eq!(m.snapshot()[0].reader, None, "only the queue reader has reader figures");
+        assert_eq!(m.snapshot()[2].reader, None, "only the queue reader has reader figures");
     }
 
     #[test]
     fn the_state_gauge_marks_exactly_the_current_state() {
         let registry = Registry::new();
-        let m = ActorMetrics::new(&registry).unwrap();
+        let m = metrics(&registry);
         m.record_restart("projector");
         let out = text(&registry);
         assert!(out.contains("blog_actor_state{actor=\"projector\",state=\"restarting\"} 1"), "{out}");

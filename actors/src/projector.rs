@@ -2,16 +2,11 @@
 
 use std::sync::Arc;
 
-use actix::prelude::*;
-
-use crate::event::{Event, PostSnapshot};
-use crate::messages::{HandleEvent, HandlerError};
-use crate::metrics::ActorMetrics;
+use crate::event::{Envelope, Event, PostSnapshot, POST_CREATED, POST_DELETED, POST_UPDATED};
+use crate::messages::HandlerError;
 use crate::ports::{PostView, ReadModelStore};
-use crate::supervision::guard;
+use crate::worker::{Worker, WorkerSpec};
 
-const NAME: &str = "projector";
-const MAILBOX_CAPACITY: usize = 1024;
 const EXCERPT_CHARS: usize = 200;
 const WORDS_PER_MINUTE: u32 = 200;
 
@@ -19,39 +14,30 @@ const WORDS_PER_MINUTE: u32 = 200;
 pub struct Projector {
     /// The read model; it refuses versions older than what it holds.
     store: Arc<dyn ReadModelStore>,
-    metrics: ActorMetrics,
 }
 
 impl Projector {
-    pub fn new(store: Arc<dyn ReadModelStore>, metrics: ActorMetrics) -> Self {
-        Self { store, metrics }
+    pub fn new(store: Arc<dyn ReadModelStore>) -> Self {
+        Self { store }
     }
 }
 
-crate::supervised_worker!(Projector, NAME);
+impl Worker for Projector {
+    const SPEC: &'static WorkerSpec =
+        &WorkerSpec { name: "projector", event_types: &[POST_CREATED, POST_UPDATED, POST_DELETED], mailbox: 1024 };
 
-/// Project one post change.
-impl Handler<HandleEvent> for Projector {
-    type Result = ResponseActFuture<Self, Result<(), HandlerError>>;
-
-    fn handle(&mut self, msg: HandleEvent, _: &mut Context<Self>) -> Self::Result {
+    /// Project one post change.
+    fn handle(&self, _: Arc<Envelope>, event: Event) -> impl std::future::Future<Output = Result<(), HandlerError>> + 'static {
         let store = self.store.clone();
-        let (envelope, deadline, parent) = (msg.envelope.clone(), msg.deadline, msg.span.clone());
-        let work = async move {
-            let applied = match &msg.event {
+        async move {
+            let applied = match &event {
                 Event::PostCreated(p) => store.upsert_post_view(&view_of(p)).await,
                 Event::PostUpdated(u) => store.upsert_post_view(&view_of(&u.post)).await,
                 Event::PostDeleted(d) => store.remove_post_view(d.id, d.version).await,
                 Event::OrderFulfilled(_) => return Err(HandlerError::Permanent("not a post event".into())),
             };
             applied.map(drop).map_err(|e| HandlerError::Retryable(e.to_string()))
-        };
-        Box::pin(guard(NAME, self.metrics.clone(), envelope, deadline, parent, work).into_actor(self).map(|guarded, _, ctx| {
-            if guarded.panicked {
-                ctx.stop();
-            }
-            guarded.result
-        }))
+        }
     }
 }
 

@@ -182,6 +182,10 @@ async fn judge(
     if let (None, Some(correlation_id)) = (&delivery.correlation_id, &envelope.correlation_id) {
         span.record("correlation_id", correlation_id.as_str());
     }
+    // Checked here once for every worker: a handler only sees the types it subscribed to.
+    if !delivery.worker.takes(&envelope.event_type) {
+        return park_now(format!("{} does not take {:?} events", delivery.worker, envelope.event_type));
+    }
     let event = match envelope.event() {
         Ok(event) => event,
         Err(e) => return park_now(e.to_string()),

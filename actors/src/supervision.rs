@@ -1,17 +1,21 @@
-//! What every supervised worker does around its handler: count, time, and turn a
-//! panic into a failed attempt plus a restart by the actix `Supervisor`.
+//! The one supervised actor every worker runs in ([`WorkerActor`]), and the
+//! guard around each event: count, time, deadline, and a panic turned into a
+//! failed attempt plus a restart by the actix `Supervisor`.
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use actix::prelude::*;
 use futures::FutureExt;
 use tracing::Instrument;
 
 use crate::event::Envelope;
-
-use crate::messages::HandlerError;
-use crate::metrics::ActorMetrics;
+use crate::messages::{HandleEvent, HandlerError, Rebuild};
+use crate::metrics::{ActorMetrics, ActorState};
+use crate::ports::{RebuildReport, StoreError};
+use crate::worker::Worker;
 
 /// How a guarded handler ended.
 pub struct Guarded {
@@ -26,7 +30,7 @@ pub struct Guarded {
 pub async fn guard<F>(
     actor: &'static str,
     metrics: ActorMetrics,
-    envelope: std::sync::Arc<Envelope>,
+    envelope: Arc<Envelope>,
     deadline: Duration,
     parent: tracing::Span,
     work: F,
@@ -79,13 +83,15 @@ where
             }
             Guarded { result, panicked: false }
         }
-        Err(panic) => {
-            let reason = format!("{actor} panicked: {}", panic_message(&*panic));
-            tracing::error!(actor, %reason, "worker panicked; its supervisor restarts it");
-            metrics.record_error(actor, &reason);
-            Guarded { result: Err(HandlerError::Retryable(reason)), panicked: true }
-        }
+        Err(panic) => panicked(actor, &metrics, &*panic),
     }
+}
+
+fn panicked(actor: &'static str, metrics: &ActorMetrics, panic: &(dyn std::any::Any + Send)) -> Guarded {
+    let reason = format!("{actor} panicked: {}", panic_message(panic));
+    tracing::error!(actor, %reason, "worker panicked; its supervisor restarts it");
+    metrics.record_error(actor, &reason);
+    Guarded { result: Err(HandlerError::Retryable(reason)), panicked: true }
 }
 
 fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
@@ -96,34 +102,97 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "unknown panic".into())
 }
 
-/// Implements the `Supervised` and `Actor` plumbing every worker shares: state
-/// reporting on start, and counting each restart.
-#[macro_export]
-macro_rules! supervised_worker {
-    ($worker:ty, $name:expr) => {
-        $crate::supervised_worker!($worker, $name, |_actor, _ctx| {});
-    };
-    ($worker:ty, $name:expr, |$actor:ident, $ctx:ident| $on_start:block) => {
-        impl actix::Actor for $worker {
-            type Context = actix::Context<Self>;
+/// The actor every worker runs in: it sizes the mailbox, reports the state, runs
+/// each event under [`guard`] and stops on a panic, so that its actix
+/// `Supervisor` restarts it; the worker keeps its fields across restarts.
+pub struct WorkerActor<W: Worker> {
+    /// The worker's own state and handler.
+    worker: W,
+    metrics: ActorMetrics,
+}
 
-            fn started(&mut self, ctx: &mut Self::Context) {
-                ctx.set_mailbox_capacity(MAILBOX_CAPACITY);
-                self.metrics.set_state($name, $crate::metrics::ActorState::Running);
-                let ($actor, $ctx) = (self, ctx);
-                $on_start
-            }
+impl<W: Worker> WorkerActor<W> {
+    pub fn new(worker: W, metrics: ActorMetrics) -> Self {
+        Self { worker, metrics }
+    }
 
-            fn stopped(&mut self, _: &mut Self::Context) {
-                self.metrics.set_state($name, $crate::metrics::ActorState::Stopped);
-            }
-        }
+    /// The worker inside, for the extra messages a worker handles itself (e.g. a timer).
+    pub fn worker(&self) -> &W {
+        &self.worker
+    }
+}
 
-        impl actix::Supervised for $worker {
-            fn restarting(&mut self, _: &mut Self::Context) {
-                tracing::warn!(actor = $name, "restarting after a failure");
-                self.metrics.record_restart($name);
+impl<W: Worker> Actor for WorkerActor<W> {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.set_mailbox_capacity(W::SPEC.mailbox);
+        self.metrics.set_state(W::SPEC.name, ActorState::Running);
+        self.worker.started(ctx);
+    }
+
+    fn stopped(&mut self, _: &mut Self::Context) {
+        self.metrics.set_state(W::SPEC.name, ActorState::Stopped);
+    }
+}
+
+impl<W: Worker> Supervised for WorkerActor<W> {
+    fn restarting(&mut self, _: &mut Self::Context) {
+        tracing::warn!(actor = W::SPEC.name, "restarting after a failure");
+        self.metrics.record_restart(W::SPEC.name);
+    }
+}
+
+/// Handle one event under the guard; a panic stops the actor for its supervisor to restart.
+impl<W: Worker> Handler<HandleEvent> for WorkerActor<W> {
+    type Result = ResponseActFuture<Self, Result<(), HandlerError>>;
+
+    fn handle(&mut self, msg: HandleEvent, _: &mut Context<Self>) -> Self::Result {
+        let (name, metrics, envelope, deadline) = (W::SPEC.name, self.metrics.clone(), msg.envelope.clone(), msg.deadline);
+        // The reader's span of the delivery: the handler's span is its child.
+        let parent = msg.span;
+        // Building the future runs worker code too: a panic there counts like one inside it.
+        let work = std::panic::catch_unwind(AssertUnwindSafe(|| self.worker.handle(msg.envelope, msg.event)));
+        let guarded = async move {
+            match work {
+                Ok(work) => guard(name, metrics, envelope, deadline, parent, work).await,
+                Err(panic) => {
+                    metrics.mailbox(name, -1);
+                    panicked(name, &metrics, &*panic)
+                }
             }
-        }
-    };
+        };
+        Box::pin(guarded.into_actor(self).map(|guarded, _, ctx| {
+            if guarded.panicked {
+                ctx.stop();
+            }
+            guarded.result
+        }))
+    }
+}
+
+/// Rebuild the worker's state from the store; no event starts while it runs.
+impl<W: Worker> Handler<Rebuild> for WorkerActor<W> {
+    type Result = AtomicResponse<Self, Option<Result<RebuildReport, StoreError>>>;
+
+    fn handle(&mut self, _: Rebuild, _: &mut Context<Self>) -> Self::Result {
+        let name = W::SPEC.name;
+        let rebuild = self.worker.rebuild().map(|rebuild| async move {
+            let report = rebuild.await;
+            match &report {
+                Ok(r) => tracing::info!(actor = name, posts = r.posts, tags = r.tags, took_ms = r.took_ms, "rebuilt"),
+                Err(e) => tracing::error!(actor = name, error = %e, "rebuild failed"),
+            }
+            report
+        });
+        AtomicResponse::new(Box::pin(
+            async move {
+                match rebuild {
+                    Some(rebuild) => Some(rebuild.await),
+                    None => None,
+                }
+            }
+            .into_actor(self),
+        ))
+    }
 }

@@ -1,21 +1,18 @@
 //! The tag aggregator: keeps the tag cloud exact on every post change, and
 //! rebuilds it from scratch on a timer and on demand.
 
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
 use chrono::Utc;
 
-use crate::event::Event;
-use crate::messages::{HandleEvent, HandlerError, RebuildTagCloud};
-use crate::metrics::ActorMetrics;
+use crate::event::{Envelope, Event, POST_CREATED, POST_DELETED, POST_UPDATED};
+use crate::messages::{HandlerError, Rebuild};
 use crate::ports::{Leases, RebuildReport, StoreError, TagCloudStore};
-use crate::supervision::guard;
+use crate::supervision::WorkerActor;
+use crate::worker::{Worker, WorkerSpec};
 
-const NAME: &str = "tag_aggregator";
-const MAILBOX_CAPACITY: usize = 1024;
 /// The lease that lets one instance at a time run the scheduled rebuild.
 pub const REBUILD_LEASE: &str = "tag-cloud-rebuild";
 
@@ -39,72 +36,41 @@ pub struct TagAggregator {
     rebuild_interval: Option<Duration>,
     /// Taken before each scheduled rebuild, so instances do not all rebuild at once.
     lease: RebuildLease,
-    metrics: ActorMetrics,
 }
 
 impl TagAggregator {
-    pub fn new(
-        store: Arc<dyn TagCloudStore>,
-        rebuild_interval: Option<Duration>,
-        lease: RebuildLease,
-        metrics: ActorMetrics,
-    ) -> Self {
-        Self { store, rebuild_interval, lease, metrics }
+    pub fn new(store: Arc<dyn TagCloudStore>, rebuild_interval: Option<Duration>, lease: RebuildLease) -> Self {
+        Self { store, rebuild_interval, lease }
     }
 }
 
-crate::supervised_worker!(TagAggregator, NAME, |actor, ctx| {
-    if let Some(every) = actor.rebuild_interval {
-        ctx.run_interval(every, |_, ctx| ctx.notify(RebuildOnTimer));
-    }
-});
+impl Worker for TagAggregator {
+    const SPEC: &'static WorkerSpec =
+        &WorkerSpec { name: "tag_aggregator", event_types: &[POST_CREATED, POST_UPDATED, POST_DELETED], mailbox: 1024 };
 
-/// Apply one post change to the tag cloud.
-impl Handler<HandleEvent> for TagAggregator {
-    type Result = ResponseActFuture<Self, Result<(), HandlerError>>;
-
-    fn handle(&mut self, msg: HandleEvent, _: &mut Context<Self>) -> Self::Result {
+    fn handle(&self, _: Arc<Envelope>, event: Event) -> impl std::future::Future<Output = Result<(), HandlerError>> + 'static {
         let store = self.store.clone();
-        let (envelope, deadline, parent) = (msg.envelope.clone(), msg.deadline, msg.span.clone());
-        let work = async move {
-            let applied = match &msg.event {
+        async move {
+            let applied = match &event {
                 Event::PostCreated(p) => store.apply_post_tags(p.id, p.version, Some(&p.tags)).await,
                 Event::PostUpdated(u) => store.apply_post_tags(u.post.id, u.post.version, Some(&u.post.tags)).await,
                 Event::PostDeleted(d) => store.apply_post_tags(d.id, d.version, None).await,
                 Event::OrderFulfilled(_) => return Err(HandlerError::Permanent("not a post event".into())),
             };
             applied.map(drop).map_err(|e| HandlerError::Retryable(e.to_string()))
-        };
-        Box::pin(guard(NAME, self.metrics.clone(), envelope, deadline, parent, work).into_actor(self).map(|guarded, _, ctx| {
-            if guarded.panicked {
-                ctx.stop();
-            }
-            guarded.result
-        }))
-    }
-}
-
-impl TagAggregator {
-    /// A full rebuild, logged; the store does the aggregation.
-    fn rebuild(&self) -> impl Future<Output = Result<RebuildReport, StoreError>> + 'static {
-        let store = self.store.clone();
-        async move {
-            let report = store.rebuild_tag_cloud().await;
-            match &report {
-                Ok(r) => tracing::info!(posts = r.posts, tags = r.tags, took_ms = r.took_ms, "tag cloud rebuilt"),
-                Err(e) => tracing::error!(error = %e, "tag cloud rebuild failed"),
-            }
-            report
         }
     }
-}
 
-/// Recompute the cloud from the posts, on demand.
-impl Handler<RebuildTagCloud> for TagAggregator {
-    type Result = AtomicResponse<Self, Result<RebuildReport, StoreError>>;
+    /// A full rebuild; the store does the aggregation.
+    fn rebuild(&self) -> Option<impl std::future::Future<Output = Result<RebuildReport, StoreError>> + 'static> {
+        let store = self.store.clone();
+        Some(async move { store.rebuild_tag_cloud().await })
+    }
 
-    fn handle(&mut self, _: RebuildTagCloud, _: &mut Context<Self>) -> Self::Result {
-        AtomicResponse::new(Box::pin(self.rebuild().into_actor(self)))
+    fn started(&mut self, ctx: &mut Context<WorkerActor<Self>>) {
+        if let Some(every) = self.rebuild_interval {
+            ctx.run_interval(every, |_, ctx| ctx.notify(RebuildOnTimer));
+        }
     }
 }
 
@@ -114,26 +80,27 @@ impl Handler<RebuildTagCloud> for TagAggregator {
 #[rtype(result = "()")]
 struct RebuildOnTimer;
 
-impl Handler<RebuildOnTimer> for TagAggregator {
-    type Result = AtomicResponse<Self, ()>;
+impl Handler<RebuildOnTimer> for WorkerActor<TagAggregator> {
+    type Result = ResponseActFuture<Self, ()>;
 
-    fn handle(&mut self, _: RebuildOnTimer, _: &mut Context<Self>) -> Self::Result {
-        let Some(interval) = self.rebuild_interval else {
-            return AtomicResponse::new(Box::pin(actix::fut::ready(())));
+    fn handle(&mut self, _: RebuildOnTimer, ctx: &mut Context<Self>) -> Self::Result {
+        let Some(interval) = self.worker().rebuild_interval else {
+            return Box::pin(actix::fut::ready(()));
         };
         // The holder renews at every tick; a dead holder's lease runs out half an
         // interval after its last tick would have renewed it, then another takes over.
         let until = Utc::now() + chrono::Duration::from_std(interval.mul_f64(1.5)).unwrap_or(chrono::Duration::MAX);
-        let (lease, rebuild) = (self.lease.clone(), self.rebuild());
-        AtomicResponse::new(Box::pin(
+        let (lease, me) = (self.worker().lease.clone(), ctx.address());
+        Box::pin(
             async move {
                 match lease.leases.try_lease(REBUILD_LEASE, &lease.holder, until).await {
-                    Ok(true) => drop(rebuild.await),
+                    // Through the mailbox, so the rebuild runs alone as an admin rebuild does.
+                    Ok(true) => drop(me.send(Rebuild).await),
                     Ok(false) => tracing::debug!("another instance holds the rebuild lease"),
                     Err(e) => tracing::warn!(error = %e, "cannot take the rebuild lease; skipping this rebuild"),
                 }
             }
             .into_actor(self),
-        ))
+        )
     }
 }

@@ -1,55 +1,163 @@
-//! The workers that consume events, and the event types each one subscribes to.
+//! What a worker is: a name, the event types it takes, a mailbox size and an
+//! idempotent handler. A worker is one file that implements [`Worker`]; the
+//! service's registration list ([`Workers`]) names every worker it runs, and the
+//! queues, the fan-out, the metrics, `/actors` and the dashboard follow from it.
 
-use serde::Serialize;
+use std::future::Future;
+use std::sync::Arc;
 
-use crate::event::{ORDER_FULFILLED, POST_CREATED, POST_DELETED, POST_UPDATED};
+use serde::{Serialize, Serializer};
 
-/// A worker that consumes events from its own queue.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum WorkerKind {
-    TagAggregator,
-    Emailer,
-    Projector,
+use crate::event::{Envelope, Event};
+use crate::messages::HandlerError;
+use crate::ports::{RebuildReport, StoreError};
+
+/// Who a worker is, declared once in its file as a `static`.
+#[derive(Debug)]
+pub struct WorkerSpec {
+    /// The worker's name in queue names, metrics labels and the dead-letter API.
+    pub name: &'static str,
+    /// The event types (routing keys) its queue is bound to.
+    pub event_types: &'static [&'static str],
+    /// Deliveries that may wait in its mailbox; the reader's prefetch bounds it too.
+    pub mailbox: usize,
 }
 
+/// A worker as the queues, metrics and routes name it: a handle on its spec.
+/// Two handles are the same worker when their names are the same.
+#[derive(Debug, Clone, Copy)]
+pub struct WorkerKind(&'static WorkerSpec);
+
 impl WorkerKind {
-    /// Every worker, in a stable order.
-    pub const ALL: [WorkerKind; 3] = [Self::TagAggregator, Self::Emailer, Self::Projector];
+    pub const fn of(spec: &'static WorkerSpec) -> Self {
+        Self(spec)
+    }
 
-    /// The worker's name in queue names, metrics labels and the dead-letter API.
     pub fn name(self) -> &'static str {
-        match self {
-            Self::TagAggregator => "tag_aggregator",
-            Self::Emailer => "emailer",
-            Self::Projector => "projector",
-        }
+        self.0.name
     }
 
-    /// Parses a name given by [`WorkerKind::name`].
-    pub fn from_name(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|w| w.name() == name)
-    }
-
-    /// The event types (routing keys) this worker consumes.
     pub fn event_types(self) -> &'static [&'static str] {
-        match self {
-            Self::TagAggregator | Self::Projector => &[POST_CREATED, POST_UPDATED, POST_DELETED],
-            Self::Emailer => &[ORDER_FULFILLED],
-        }
+        self.0.event_types
     }
 
-    /// The workers that receive an event of this type; empty for an unknown type.
-    pub fn subscribers(event_type: &str) -> Vec<WorkerKind> {
-        Self::ALL
-            .into_iter()
-            .filter(|w| w.event_types().contains(&event_type))
-            .collect()
+    pub fn takes(self, event_type: &str) -> bool {
+        self.0.event_types.contains(&event_type)
+    }
+
+    pub fn mailbox(self) -> usize {
+        self.0.mailbox
+    }
+}
+
+impl PartialEq for WorkerKind {
+    fn eq(&self, other: &Self) -> bool {
+        self.name() == other.name()
+    }
+}
+
+impl Eq for WorkerKind {}
+
+impl std::hash::Hash for WorkerKind {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.name().hash(state);
     }
 }
 
 impl std::fmt::Display for WorkerKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.name())
+    }
+}
+
+impl Serialize for WorkerKind {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.name())
+    }
+}
+
+/// The workers one service runs, in registration order; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Workers(Arc<[WorkerKind]>);
+
+impl Workers {
+    /// A list of distinct workers; a name given twice is a programming error caught at start.
+    pub fn new(workers: impl IntoIterator<Item = WorkerKind>) -> Result<Self, String> {
+        let list: Vec<WorkerKind> = workers.into_iter().collect();
+        for (i, w) in list.iter().enumerate() {
+            if list[..i].contains(w) {
+                return Err(format!("the worker {w} is registered twice"));
+            }
+        }
+        Ok(Self(list.into()))
+    }
+
+    pub fn all(&self) -> &[WorkerKind] {
+        &self.0
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = WorkerKind> + '_ {
+        self.0.iter().copied()
+    }
+
+    /// The worker with this name, if registered.
+    pub fn find(&self, name: &str) -> Option<WorkerKind> {
+        self.iter().find(|w| w.name() == name)
+    }
+
+    /// The workers that receive an event of this type; empty for a type none takes.
+    pub fn subscribers(&self, event_type: &str) -> Vec<WorkerKind> {
+        self.iter().filter(|w| w.takes(event_type)).collect()
+    }
+}
+
+/// A worker's behaviour. The generic supervised actor
+/// ([`crate::supervision::WorkerActor`]) gives every worker the same guard,
+/// panic → restart, deadline, claim release (by drop) and metrics.
+pub trait Worker: Unpin + Sized + 'static {
+    /// Who the worker is.
+    const SPEC: &'static WorkerSpec;
+
+    /// Handles one event of a type it subscribes to. Must be idempotent: a
+    /// redelivery changes nothing. Whatever the future holds (a claim) must
+    /// release itself when dropped, as the deadline or a panic may drop it.
+    fn handle(&self, envelope: Arc<Envelope>, event: Event) -> impl Future<Output = Result<(), HandlerError>> + 'static;
+
+    /// Recomputes the worker's state from the store, for `POST /admin/rebuild`;
+    /// `None` for a worker with nothing to rebuild.
+    fn rebuild(&self) -> Option<impl Future<Output = Result<RebuildReport, StoreError>> + 'static> {
+        None::<std::future::Ready<Result<RebuildReport, StoreError>>>
+    }
+
+    /// Called each time the actor starts (and restarts), e.g. to set timers.
+    fn started(&mut self, _ctx: &mut actix::Context<crate::supervision::WorkerActor<Self>>) {}
+
+    /// This worker as the registry names it.
+    fn kind() -> WorkerKind {
+        WorkerKind::of(Self::SPEC)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    static A: WorkerSpec = WorkerSpec { name: "a", event_types: &["x", "y"], mailbox: 8 };
+    static B: WorkerSpec = WorkerSpec { name: "b", event_types: &["y"], mailbox: 8 };
+
+    #[test]
+    fn subscribers_follow_the_registered_event_types() {
+        let workers = Workers::new([WorkerKind::of(&A), WorkerKind::of(&B)]).unwrap();
+        assert_eq!(workers.subscribers("y"), vec![WorkerKind::of(&A), WorkerKind::of(&B)]);
+        assert_eq!(workers.subscribers("x"), vec![WorkerKind::of(&A)]);
+        assert!(workers.subscribers("z").is_empty());
+        assert_eq!(workers.find("b"), Some(WorkerKind::of(&B)));
+        assert_eq!(workers.find("c"), None);
+    }
+
+    #[test]
+    fn a_worker_registered_twice_is_refused() {
+        let err = Workers::new([WorkerKind::of(&A), WorkerKind::of(&A)]).unwrap_err();
+        assert!(err.contains("registered twice"), "{err}");
     }
 }

@@ -68,10 +68,15 @@ pub async fn publish(channel: &Channel, exchange: &str, queues: &[String], messa
     Ok(())
 }
 
+/// The names of the registered workers that take post events.
+pub fn post_workers() -> Vec<&'static str> {
+    blog::startup::registered_workers().subscribers("post.created").into_iter().map(|w| w.name()).collect()
+}
+
 /// The service's queues that take post events under `prefix` (the bare loop
-/// declares the same two).
+/// declares the same ones).
 pub fn post_queues(prefix: &str) -> Vec<String> {
-    ["tag_aggregator", "projector"].iter().map(|w| format!("{prefix}.{w}")).collect()
+    post_workers().iter().map(|w| format!("{prefix}.{w}")).collect()
 }
 
 /// The most ready messages in any of `queues` (a passive declare of each).

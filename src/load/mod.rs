@@ -71,6 +71,8 @@ pub struct LoadReport {
     pub views_changed: u64,
     pub write_time: Duration,
     pub rebuild_time: Duration,
+    /// How long bringing the feed writer's entries up to the posts took.
+    pub feeds_time: Duration,
     /// The malformed line that stopped the load (`--on-error stop`).
     pub stopped_at: Option<BadLine>,
 }
@@ -106,6 +108,9 @@ pub async fn run(settings: &Settings, args: LoadArgs) -> anyhow::Result<LoadRepo
 
     let rebuilt = Instant::now();
     let cloud = store.rebuild_tag_cloud().await.context("rebuilding the tag cloud")?;
+    let rebuild_time = rebuilt.elapsed();
+    let feeds = Instant::now();
+    store.rebuild_feed_entries().await.context("rebuilding the feeds")?;
     Ok(LoadReport {
         read: read.posts,
         stored,
@@ -113,7 +118,8 @@ pub async fn run(settings: &Settings, args: LoadArgs) -> anyhow::Result<LoadRepo
         tags: cloud.tags,
         views_changed,
         write_time,
-        rebuild_time: rebuilt.elapsed(),
+        rebuild_time,
+        feeds_time: feeds.elapsed(),
         stopped_at: read.stopped_at,
     })
 }
@@ -123,7 +129,7 @@ impl LoadReport {
     pub fn summary(&self) -> String {
         format!(
             "loaded {} posts ({} stored, {} already there, {} malformed lines skipped) in {:.1} s; \
-             read model: {} views written; tag cloud: {} tags, rebuilt in {:.1} s",
+             read model: {} views written; tag cloud: {} tags, rebuilt in {:.1} s; feeds rebuilt in {:.1} s",
             self.read,
             self.stored,
             self.read - self.stored,
@@ -132,6 +138,7 @@ impl LoadReport {
             self.views_changed,
             self.tags,
             self.rebuild_time.as_secs_f64(),
+            self.feeds_time.as_secs_f64(),
         )
     }
 }

@@ -1,19 +1,24 @@
-//! Operator actions. `POST /admin/tag-cloud/rebuild` recomputes the tag cloud
-//! from the posts now, through the tag aggregator (so it never races the
-//! aggregator's own incremental updates), and answers what it found.
+//! Operator actions. `POST /admin/rebuild` recomputes, from the posts, the state
+//! of every worker that keeps one (the tag cloud, ...); `POST
+//! /admin/tag-cloud/rebuild` the tag cloud alone. Each goes through its worker
+//! (so it never races the worker's own incremental updates) and answers what it found.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use actix::MailboxError;
 use actix_web::middleware::from_fn;
 use actix_web::{web, HttpResponse};
-use blog_actors::messages::RebuildTagCloud;
+use blog_actors::messages::Rebuild;
 use blog_actors::ports::RebuildReport;
+use blog_actors::tag_aggregator::TagAggregator;
+use blog_actors::worker::Worker;
 
 use super::auth::RequireApiKey;
 use super::correlation::{echo_request_id, CorrelationId};
 use super::problem::allow;
 use super::{AppState, Problem};
+use crate::registry::RunningWorker;
 
 /// A rebuild scans every post; past this the caller gets 503 (the rebuild itself still finishes).
 const REBUILD_TIMEOUT: Duration = Duration::from_secs(120);
@@ -23,6 +28,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         web::resource("/admin/tag-cloud/rebuild")
             .wrap(from_fn(echo_request_id))
             .route(web::post().to(rebuild_tag_cloud))
+            .default_service(allow("POST")),
+    )
+    .service(
+        web::resource("/admin/rebuild")
+            .wrap(from_fn(echo_request_id))
+            .route(web::post().to(rebuild_all))
             .default_service(allow("POST")),
     );
 }
@@ -41,13 +52,52 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 )]
 #[tracing::instrument(skip_all, fields(correlation_id = %cid))]
 async fn rebuild_tag_cloud(_: RequireApiKey, state: web::Data<AppState>, cid: CorrelationId) -> Result<HttpResponse, Problem> {
-    let report = state.tag_aggregator.send(RebuildTagCloud).timeout(REBUILD_TIMEOUT).await.map_err(mailbox)??;
-    tracing::info!(posts = report.posts, tags = report.tags, took_ms = report.took_ms, "tag cloud rebuilt");
+    let aggregator = state.workers.iter().find(|w| w.kind == TagAggregator::kind());
+    let report = match aggregator {
+        Some(worker) => rebuild(worker).await?,
+        None => None,
+    };
+    let report = report.ok_or_else(|| Problem::service_unavailable("this service runs no tag aggregator"))?;
     Ok(HttpResponse::Ok().json(report))
 }
 
-/// The aggregator is restarting, stopped or too slow: a passing condition.
-fn mailbox(err: MailboxError) -> Problem {
-    tracing::error!(error = %err, "tag aggregator did not answer");
-    Problem::service_unavailable("the tag aggregator is not available; try again")
+/// Rebuild, from all posts, every worker that keeps state of its own; one report per worker.
+#[utoipa::path(
+    post, path = "/admin/rebuild", tag = "admin",
+    params(CorrelationId),
+    security(("bearer" = []), ("api_key" = [])),
+    responses(
+        (status = 200, description = "Rebuilt; per worker, what was found and how long it took",
+            body = BTreeMap<String, RebuildReport>,
+            headers(("X-Request-Id" = String, description = "The correlation id of the request"))),
+        (status = 401, description = "No valid API key", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The store or a worker is unavailable", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[tracing::instrument(skip_all, fields(correlation_id = %cid))]
+async fn rebuild_all(_: RequireApiKey, state: web::Data<AppState>, cid: CorrelationId) -> Result<HttpResponse, Problem> {
+    let mut reports = BTreeMap::new();
+    for worker in &state.workers {
+        if let Some(report) = rebuild(worker).await? {
+            reports.insert(worker.kind.name(), report);
+        }
+    }
+    Ok(HttpResponse::Ok().json(reports))
+}
+
+/// Asks one worker to rebuild; `None` when it keeps nothing to rebuild.
+async fn rebuild(worker: &RunningWorker) -> Result<Option<RebuildReport>, Problem> {
+    let name = worker.kind.name();
+    let answer = worker.rebuild.send(Rebuild).timeout(REBUILD_TIMEOUT).await.map_err(|e| mailbox(name, e))?;
+    let report = answer.transpose()?;
+    if let Some(r) = &report {
+        tracing::info!(worker = name, posts = r.posts, tags = r.tags, took_ms = r.took_ms, "rebuilt");
+    }
+    Ok(report)
+}
+
+/// The worker is restarting, stopped or too slow: a passing condition.
+fn mailbox(worker: &str, err: MailboxError) -> Problem {
+    tracing::error!(worker, error = %err, "worker did not answer a rebuild");
+    Problem::service_unavailable(format!("the {} is not available; try again", worker.replace('_', " ")))
 }

@@ -44,7 +44,7 @@ impl LiveFigures {
         let parked = state.transport.parked_count().await.map_err(|e| tracing::warn!(error = %e, "parked count unavailable")).ok();
         let pending = state.transport.pending_deliveries().await.map_err(|e| tracing::warn!(error = %e, "queue depth unavailable")).ok();
         let live = Self { backlog, parked, pending, connected: state.transport.is_connected(), consuming: state.transport.is_consuming() };
-        for actor in blog_actors::metrics::ACTORS {
+        for actor in state.actor_metrics.actor_names() {
             if let Some(backlog) = live.backlog_of(actor, Some(state.actor_metrics.mailbox_depth(actor))) {
                 state.actor_metrics.observe_backlog(actor, backlog);
             }

@@ -7,6 +7,7 @@ pub mod correlation;
 mod dashboard;
 mod dead_letters;
 mod events;
+mod feeds;
 mod health;
 mod metrics;
 mod openapi;
@@ -17,12 +18,11 @@ mod tags;
 
 use std::sync::Arc;
 
-use actix::Addr;
 use blog_actors::metrics::ActorMetrics;
-use blog_actors::tag_aggregator::TagAggregator;
 use secrecy::SecretString;
 use tokio::sync::Notify;
 
+use crate::registry::RunningWorker;
 use crate::store::Store;
 use crate::transport::Transport;
 
@@ -39,8 +39,8 @@ pub const JSON_BODY_LIMIT: usize = 64 * 1024;
 pub struct AppState {
     pub store: Arc<dyn Store>,
     pub transport: Arc<dyn Transport>,
-    /// For on-demand rebuilds of the tag cloud.
-    pub tag_aggregator: Addr<TagAggregator>,
+    /// The registered workers, running: for on-demand rebuilds.
+    pub workers: Vec<RunningWorker>,
     pub actor_metrics: ActorMetrics,
     /// Every Prometheus series of the process.
     pub registry: prometheus::Registry,
@@ -55,6 +55,7 @@ pub fn configure(cfg: &mut actix_web::web::ServiceConfig) {
     problem::configure_extractors(cfg);
     posts::configure(cfg);
     tags::configure(cfg);
+    feeds::configure(cfg);
     events::configure(cfg);
     dead_letters::configure(cfg);
     admin::configure(cfg);

@@ -10,7 +10,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::{Modify, OpenApi};
 
 use super::problem::allow;
-use super::{admin, dashboard, dead_letters, events, health, metrics, posts, tags};
+use super::{admin, dashboard, dead_letters, events, feeds, health, metrics, posts, tags};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -22,9 +22,12 @@ use super::{admin, dashboard, dead_letters, events, health, metrics, posts, tags
     paths(
         posts::list_posts, posts::create_post, posts::get_post, posts::update_post, posts::delete_post,
         tags::tag_cloud,
+        feeds::site_feed,
+        feeds::tag_feed,
         events::publish_event,
         dead_letters::list, dead_letters::replay, dead_letters::delete,
         admin::rebuild_tag_cloud,
+        admin::rebuild_all,
         health::live, health::ready,
         metrics::metrics, metrics::actors,
         dashboard::page, dashboard::script, dashboard::style,
@@ -34,6 +37,7 @@ use super::{admin, dashboard, dead_letters, events, health, metrics, posts, tags
     tags(
         (name = "posts", description = "Posts: written to the write model, read from the read model"),
         (name = "tags", description = "The tag cloud"),
+        (name = "feeds", description = "Atom feeds of the newest posts"),
         (name = "events", description = "Events from other services"),
         (name = "dead-letters", description = "The parking lot of messages a worker gave up on"),
         (name = "admin", description = "Operator actions"),

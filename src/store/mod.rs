@@ -2,11 +2,14 @@
 //! model (queries database) and the email log. One trait, two adapters: the
 //! embedded SQLite store and MongoDB.
 
+#[cfg(test)]
+mod contract;
 pub mod mongo;
 pub mod sqlite;
 
 use async_trait::async_trait;
 use blog_actors::event::PostSnapshot;
+use blog_actors::feed_writer::FeedStore;
 pub use blog_actors::ports::Leases;
 use blog_actors::trace_context::TraceContext;
 use blog_actors::ports::{EmailLog, PostView, ReadModelStore, StoreError, TagCloudStore, TagCount};
@@ -151,6 +154,7 @@ pub trait Store:
     + ReadModelBulk
     + EmailLog
     + Leases
+    + FeedStore
     + Send
     + Sync
     + 'static

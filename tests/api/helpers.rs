@@ -146,7 +146,7 @@ impl Drop for TestApp {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
             runtime.block_on(async move {
                 transport.close().await;
-                let delete = blog::transport::rabbitmq::RabbitTransport::delete_topology(&url, &prefix, &delays);
+                let delete = blog::transport::rabbitmq::RabbitTransport::delete_topology(&url, &prefix, &delays, blog::startup::registered_workers());
                 tokio::time::timeout(Duration::from_secs(10), delete).await.map_err(|_| ()).and_then(|r| r.map_err(drop))
             })
         })

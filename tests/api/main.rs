@@ -5,6 +5,7 @@ mod broker_outage;
 mod corpus;
 mod emails;
 mod faults;
+mod feeds;
 mod helpers;
 mod hostile;
 mod http_contract;

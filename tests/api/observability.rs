@@ -140,8 +140,9 @@ async fn metrics_pass_promtool_and_move_as_events_succeed_fail_park_and_restart_
     assert_eq!(projector["restarts"], 1);
     assert!(projector["last_error"].as_str().unwrap().contains("injected projector panic"), "{projector}");
     let reader = actor(&actors, "queue_reader");
-    // post.created to the aggregator, to the projector twice (the panic), the order four times.
-    assert_eq!(reader["reader"]["deliveries"], 7, "{reader}");
+    // post.created to each post worker, to the projector once more (the panic), the order four times.
+    let post_workers = blog::startup::registered_workers().subscribers("post.created").len();
+    assert_eq!(reader["reader"]["deliveries"], post_workers + 1 + 4, "{reader}");
     assert_eq!(reader["transport"]["parked_messages"], 1);
     assert_eq!(reader["transport"]["connected"], true);
     assert_eq!(actor(&actors, "relay")["backlog"], 0);
@@ -206,7 +207,8 @@ async fn the_dashboard_shows_the_tags_of_new_posts_and_every_actor_in_a_real_bro
         assert!(dom.contains(&format!(r#"data-tag="{tag}""#)), "tag {tag} is not in the cloud:\n{dom}");
     }
     assert!(dom.contains(r#"data-tag="observability" data-posts="8""#), "{dom}");
-    for name in blog_actors::metrics::ACTORS {
+    let workers = blog::startup::registered_workers();
+    for name in ["relay", "queue_reader"].into_iter().chain(workers.iter().map(|w| w.name())) {
         assert!(dom.contains(&format!(r#"<tr data-actor="{name}" data-state="running">"#)), "no running row for {name}:\n{dom}");
     }
     assert!(dom.contains("broker connected"), "{dom}");

@@ -29,3 +29,22 @@ async fn malformed_and_unknown_events_are_parked_with_the_reason_and_the_rest_fl
     assert!(reasons.iter().any(|r| r.contains("user.signed_up")), "{reasons:?}");
     assert!(parked["items"].as_array().unwrap().iter().all(|i| i["attempts"].as_u64().unwrap() <= 1), "{parked}");
 }
+
+on_every_backend!(an_event_whose_type_its_worker_does_not_take_is_parked_by_the_reader);
+async fn an_event_whose_type_its_worker_does_not_take_is_parked_by_the_reader(backend: Backend) {
+    let app = spawn_app_on(backend).await;
+    // Routed by its key to the emailer, but the envelope says it is a post event.
+    let mislabelled = serde_json::json!({
+        "id": uuid::Uuid::new_v4(), "type": "post.created", "occurred_at": "2026-11-28T10:00:00Z", "data": {}
+    });
+    publish_raw(&app, "order.fulfilled", mislabelled.to_string().as_bytes()).await;
+    let parked = eventually("the mislabelled event parked", || async {
+        let parked = app.dead_letters().await;
+        (parked["items"].as_array().is_some_and(|i| i.len() == 1)).then_some(parked)
+    })
+    .await;
+    let item = &parked["items"][0];
+    assert_eq!(item["worker"], "emailer", "{parked}");
+    assert!(item["reason"].as_str().unwrap().contains(r#"emailer does not take "post.created" events"#), "{parked}");
+    assert_eq!(app.restarts("emailer").await, 0);
+}

@@ -90,7 +90,16 @@ async fn a_rebuild_gives_the_same_cloud_as_the_incremental_updates(backend: Back
     let response = app.post_authed("/admin/tag-cloud/rebuild", &json!({})).await;
     assert_eq!(response.status(), 200);
     let report: serde_json::Value = response.json().await.unwrap();
-    assert_eq!(report["posts"], 30 - ids.iter().skip(1).step_by(5).count());
+    let live = 30 - ids.iter().skip(1).step_by(5).count();
+    assert_eq!(report["posts"], live);
+    assert_eq!(app.tag_cloud().await, incremental);
+
+    // The rebuild of every worker that keeps state answers one report per worker.
+    let response = app.post_authed("/admin/rebuild", &json!({})).await;
+    assert_eq!(response.status(), 200);
+    let reports: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(reports["tag_aggregator"]["posts"], live, "{reports}");
+    assert!(reports.get("emailer").is_none(), "the emailer keeps nothing to rebuild: {reports}");
     assert_eq!(app.tag_cloud().await, incremental);
 }
 

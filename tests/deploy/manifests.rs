@@ -10,7 +10,6 @@ use std::time::Duration;
 use amqprs::channel::QueueDeclareArguments;
 use amqprs::connection::{Connection, OpenConnectionArguments};
 use blog::configuration::SETTING_KEYS;
-use blog_actors::worker::WorkerKind;
 use serde_json::Value;
 
 use crate::kubernetes::manifest_files;
@@ -186,7 +185,7 @@ async fn keda_watches_one_queue_per_worker_named_as_the_service_declares_them() 
         .map(|t| t["metadata"]["queueName"].as_str().expect("a queue name").to_owned())
         .collect();
     watched.sort();
-    let mut workers: Vec<String> = WorkerKind::ALL.iter().map(|w| format!("{prefix}.{}", w.name())).collect();
+    let mut workers: Vec<String> = blog::startup::registered_workers().iter().map(|w| format!("{prefix}.{}", w.name())).collect();
     workers.sort();
     assert_eq!(watched, workers, "one trigger per worker queue");
 

@@ -173,7 +173,7 @@ impl Drop for BackendEnv {
             let delays = blog_actors::retry::RetryPolicy { base_delay: Duration::from_millis(50), ..Default::default() }.delay_levels();
             let cleaned = std::thread::spawn(move || {
                 let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-                runtime.block_on(blog::transport::rabbitmq::RabbitTransport::delete_topology(AMQP_URL, &prefix, &delays))
+                runtime.block_on(blog::transport::rabbitmq::RabbitTransport::delete_topology(AMQP_URL, &prefix, &delays, blog::startup::registered_workers()))
             })
             .join();
             if !matches!(cleaned, Ok(Ok(()))) {

@@ -29,6 +29,11 @@ impl Caller {
     }
 }
 
+/// The names of the registered workers that take `event_type`: one consumer and one handler span each.
+fn subscribers(event_type: &str) -> Vec<&'static str> {
+    blog::startup::registered_workers().subscribers(event_type).into_iter().map(|w| w.name()).collect()
+}
+
 fn find<'a>(spans: &'a [ReceivedSpan], kind: i32, attribute: (&str, &str)) -> Option<&'a ReceivedSpan> {
     spans.iter().find(|s| s.kind == kind && s.attributes.get(attribute.0).map(String::as_str) == Some(attribute.1))
 }
@@ -129,20 +134,23 @@ async fn follow(backend: BackendEnv, flush_on_shutdown: bool) {
     assert_eq!(post(&service, "/events", order("TR-1"), &order_caller.traceparent).await, 202);
     publish_with_traceparent(dir.path(), &backend, &cli_caller, "TR-2");
 
+    let (post_workers, order_workers) = (subscribers("post.created"), subscribers("order.fulfilled"));
     if flush_on_shutdown {
-        // Three orders (the malformed one's too) and a post for two workers.
-        wait_for_handled(&service, 5);
+        // Three orders (the malformed one's too) and a post, each once per worker that takes it.
+        wait_for_handled(&service, 3 * order_workers.len() + post_workers.len());
         service.signal(libc::SIGTERM);
         assert!(service.wait_exit(Duration::from_secs(30)).success());
     }
-    let trace = receiver.wait_for_trace(&post_caller.trace_id, "the post's spans", |t| complete(t, 2));
-    assert_request_trace(&trace, &post_caller, "POST /posts", "post.created", &["tag_aggregator", "projector"]);
-    let trace = receiver.wait_for_trace(&order_caller.trace_id, "the order's spans", |t| complete(t, 1));
-    assert_request_trace(&trace, &order_caller, "POST /events", "order.fulfilled", &["emailer"]);
-    let trace = receiver.wait_for_trace(&cli_caller.trace_id, "the emailer's span", |t| {
-        t.iter().any(|s| s.name == "handle")
+    let trace = receiver.wait_for_trace(&post_caller.trace_id, "the post's spans", |t| complete(t, post_workers.len()));
+    assert_request_trace(&trace, &post_caller, "POST /posts", "post.created", &post_workers);
+    let trace = receiver.wait_for_trace(&order_caller.trace_id, "the order's spans", |t| complete(t, order_workers.len()));
+    assert_request_trace(&trace, &order_caller, "POST /events", "order.fulfilled", &order_workers);
+    let trace = receiver.wait_for_trace(&cli_caller.trace_id, "the order workers' spans", |t| {
+        t.iter().filter(|s| s.name == "handle").count() == order_workers.len()
     });
-    assert_worker_span(&trace, "emailer", &cli_caller.span_id);
+    for worker in &order_workers {
+        assert_worker_span(&trace, worker, &cli_caller.span_id);
+    }
     // Sent first, so exported with or before the others: its spans are in, under a new trace.
     assert!(receiver.spans().iter().all(|s| s.trace_id != hostile.trace_id), "a malformed traceparent was used");
     let roots = receiver.spans().into_iter().filter(|s| s.name == "POST /events" && s.parent_span_id.is_empty()).count();

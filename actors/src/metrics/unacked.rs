@@ -12,7 +12,7 @@ use prometheus::core::{Collector, Desc};
 use prometheus::proto::MetricFamily;
 use prometheus::{GaugeVec, Opts};
 
-use crate::worker::WorkerKind;
+use crate::worker::Workers;
 
 /// Arrival times of unsettled deliveries, by ticket number.
 #[derive(Default)]
@@ -60,10 +60,12 @@ impl Drop for UnackedGuard {
 pub(super) struct OldestUnacked {
     gauge: GaugeVec,
     unacked: SharedUnacked,
+    /// One series per registered worker, 0 when it holds nothing.
+    workers: Workers,
 }
 
 impl OldestUnacked {
-    pub(super) fn new(unacked: SharedUnacked) -> prometheus::Result<Self> {
+    pub(super) fn new(unacked: SharedUnacked, workers: Workers) -> prometheus::Result<Self> {
         let gauge = GaugeVec::new(
             Opts::new(
                 "blog_queue_reader_oldest_unacked_seconds",
@@ -71,7 +73,7 @@ impl OldestUnacked {
             ),
             &["worker"],
         )?;
-        Ok(Self { gauge, unacked })
+        Ok(Self { gauge, unacked, workers })
     }
 }
 
@@ -83,7 +85,7 @@ impl Collector for OldestUnacked {
     fn collect(&self) -> Vec<MetricFamily> {
         let now = Instant::now();
         if let Ok(held) = self.unacked.lock() {
-            for worker in WorkerKind::ALL {
+            for worker in self.workers.iter() {
                 self.gauge.with_label_values(&[worker.name()]).set(held.oldest_age_seconds(worker.name(), now));
             }
         }

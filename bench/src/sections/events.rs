@@ -200,9 +200,9 @@ pub(crate) async fn post_posts(addr: SocketAddr, n: u64) -> anyhow::Result<()> {
 
 /// Deletes what the service declared under `prefix` (durable queues outlive it).
 pub(crate) async fn delete_topology(connection: &amqprs::connection::Connection, prefix: &str) {
-    let workers = ["tag_aggregator", "emailer", "projector"];
+    let workers = blog::startup::registered_workers();
     let mut queues: Vec<String> = vec![format!("{prefix}.unrouted"), format!("{prefix}.unrouted.parked")];
-    for w in workers {
+    for w in workers.iter().map(|w| w.name()) {
         queues.push(format!("{prefix}.{w}"));
         queues.push(format!("{prefix}.{w}.parked"));
         // The default retry policy's levels (1 s doubling, 5 attempts).

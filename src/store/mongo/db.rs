@@ -17,7 +17,7 @@ use mongodb::error::{ErrorKind, WriteFailure, TRANSIENT_TRANSACTION_ERROR, UNKNO
 use mongodb::options::{Acknowledgment, TransactionOptions, WriteConcern};
 use mongodb::{Client, ClientSession, Collection, Database};
 
-use super::schema;
+use super::collections::POST_VIEWS;
 
 /// Attempts of one transaction when the server says it may succeed if retried
 /// (a write conflict with another instance's transaction, a primary stepping
@@ -119,7 +119,7 @@ impl Db {
     }
 
     pub(super) fn post_views(&self) -> Collection<Document> {
-        self.queries.collection(schema::POST_VIEWS)
+        self.queries.collection(POST_VIEWS)
     }
 
     /// Runs `body` in a transaction and commits it; retries the whole of it on

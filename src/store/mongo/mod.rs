@@ -8,15 +8,18 @@
 //! Same semantics as the embedded SQLite store, one concern per file: [`db`]
 //! client and transactions, [`schema`] collections and indexes, [`posts`]
 //! writes with their outbox events, [`outbox`], [`tag_cloud`], [`read_model`],
-//! [`queries`], [`email_log`], [`leases`]; [`retag`] upgrades an old store's tags at connect.
+//! [`queries`], [`email_log`], [`leases`]; [`versioned`] writes guarded by a version;
+//! [`retag`] upgrades an old store's tags at connect.
 //!
 //! Needs a replica set (transactions); see [`db`]. The tests run against the
 //! `nx-27017` stand-in, which differs from MongoDB 7 in places: queries are
 //! written so that both agree, with a comment where it matters.
 
 mod codec;
+mod collections;
 mod db;
 mod email_log;
+mod feeds;
 mod leases;
 mod outbox;
 mod posts;
@@ -25,6 +28,7 @@ mod read_model;
 mod retag;
 mod schema;
 mod tag_cloud;
+mod versioned;
 #[cfg(test)]
 mod tests;
 

@@ -2,7 +2,7 @@
 //! the same transaction, so the change and its event commit or vanish together.
 
 use async_trait::async_trait;
-use blog_actors::event::{Envelope, PostDeleted, PostSnapshot, PostUpdated, POST_CREATED, POST_DELETED, POST_UPDATED};
+use blog_actors::event::PostSnapshot;
 use blog_actors::ports::StoreError;
 use blog_actors::trace_context::TraceContext;
 use futures::{FutureExt, TryStreamExt};
@@ -17,30 +17,17 @@ use super::outbox::insert_event;
 use super::schema::{POSTS, POST_TOMBSTONES};
 use super::MongoStore;
 use crate::domain::post::ValidPost;
+use crate::domain::post_write::{self, Deletion, PostChange, Update};
 use crate::store::{ImportedPost, PostRepository, PostWrite};
 
 #[async_trait]
 impl PostRepository for MongoStore {
     #[tracing::instrument(level = "debug", skip_all)]
     async fn create_post(&self, post: ValidPost, correlation_id: Option<String>) -> Result<PostSnapshot, StoreError> {
-        let stamp = now();
-        let snapshot = PostSnapshot {
-            // Time-ordered (v7): new keys land at the end of the id indexes instead of on random pages.
-            id: Uuid::now_v7(),
-            title: post.title,
-            description: post.description,
-            tags: post.tags,
-            created_at: stamp,
-            updated_at: stamp,
-            version: 1,
-        };
         // Built outside the body, so a retried attempt enqueues the same event id
         // (update and delete build theirs inside: their data depends on what they read).
-        let envelope = Envelope::new(
-            POST_CREATED,
-            serde_json::to_value(&snapshot).map_err(|e| failed("create_post", e))?,
-            correlation_id,
-        );
+        let PostChange { post: snapshot, event: envelope } =
+            post_write::create(post, now(), correlation_id).map_err(|e| failed("create_post", e))?;
         let trace = TraceContext::current();
         self.db
             .transaction("create_post", (&snapshot, &envelope, &trace), |s, db, (snapshot, envelope, trace)| {
@@ -67,29 +54,21 @@ impl PostRepository for MongoStore {
             .transaction("update_post", (&post, &correlation_id, &trace), |s, db, (post, correlation_id, trace)| {
                 async move {
                     let Some(before) = load(s, db, id).await? else { return Ok(PostWrite::NotFound) };
-                    if expected_version.is_some_and(|v| v != before.version) {
-                        return Ok(PostWrite::VersionConflict { current: before.version });
-                    }
-                    let after = PostSnapshot {
-                        id,
-                        title: post.title.clone(),
-                        description: post.description.clone(),
-                        tags: post.tags.clone(),
-                        created_at: before.created_at,
-                        // Never earlier than the last stamp, even if the clock stepped back.
-                        updated_at: now().max(before.updated_at),
-                        version: before.version + 1,
-                    };
+                    let previous_version = before.version;
+                    let PostChange { post: after, event } =
+                        match post_write::update(before, (*post).clone(), expected_version, now(), (*correlation_id).clone())? {
+                            Update::Conflict { current } => return Ok(PostWrite::VersionConflict { current }),
+                            Update::Apply(change) => *change,
+                        };
                     // A whole-document replace rather than `$set`: the nx-27017 stand-in
                     // stores dates written by `$set` as strings. The version in the filter
                     // is belt and braces: the transaction's write conflict already stops
                     // a concurrent update.
                     db.main(POSTS)
-                        .replace_one(doc! { "_id": id_text(id), "version": before.version }, post_doc(&after))
+                        .replace_one(doc! { "_id": id_text(id), "version": previous_version }, post_doc(&after))
                         .session(&mut *s)
                         .await?;
-                    let data = serde_json::to_value(PostUpdated { post: after.clone(), previous_tags: before.tags })?;
-                    insert_event(s, db, &Envelope::new(POST_UPDATED, data, (*correlation_id).clone()), trace.as_ref()).await?;
+                    insert_event(s, db, &event, trace.as_ref()).await?;
                     Ok(PostWrite::Done(after))
                 }
                 .boxed()
@@ -105,7 +84,7 @@ impl PostRepository for MongoStore {
             .transaction("delete_post", (correlation_id, trace), |s, db, (correlation_id, trace)| {
                 async move {
                     let Some(last) = load(s, db, id).await? else { return Ok(PostWrite::NotFound) };
-                    let version = last.version + 1;
+                    let Deletion { version, event } = post_write::delete(&last, correlation_id.clone())?;
                     db.main(POSTS).delete_one(doc! { "_id": id_text(id) }).session(&mut *s).await?;
                     // Remembered so a rebuild can mark the post deleted in the tag cloud's bookkeeping.
                     db.main(POST_TOMBSTONES)
@@ -116,8 +95,7 @@ impl PostRepository for MongoStore {
                         .upsert(true)
                         .session(&mut *s)
                         .await?;
-                    let data = serde_json::to_value(PostDeleted { id, version, tags: last.tags.clone() })?;
-                    insert_event(s, db, &Envelope::new(POST_DELETED, data, correlation_id.clone()), trace.as_ref()).await?;
+                    insert_event(s, db, &event, trace.as_ref()).await?;
                     Ok(PostWrite::Done(last))
                 }
                 .boxed()
@@ -193,7 +171,7 @@ struct StoredPost {
     version: i64,
 }
 
-fn snapshot(doc: Document) -> DbResult<PostSnapshot> {
+pub(super) fn snapshot(doc: Document) -> DbResult<PostSnapshot> {
     let stored: StoredPost = decode(doc)?;
     Ok(PostSnapshot {
         id: parse_id(&stored.id)?,

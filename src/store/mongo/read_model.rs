@@ -4,12 +4,8 @@
 //! A deleted post stays as a tombstone (`deleted: true`, no tags) carrying the
 //! deletion's version, so a late, older event cannot bring it back.
 //!
-//! Each write is one conditional upsert on `_id`, no transaction needed: the
-//! filter `{_id, version: {$lt: v}}` matches only an older view; when a same or
-//! newer one (or a tombstone) is there, the upsert tries to insert a second
-//! document with that `_id` and the server refuses it with a duplicate key.
-//! It replaces the whole document rather than `$set`ting fields: the nx-27017
-//! stand-in stores dates written by `$set` as strings.
+//! Each write is one conditional upsert on `_id` ([`super::versioned`]): only
+//! an older view (or none) is replaced.
 //!
 //! `post_id` repeats `_id` as the listing's tie-breaker: the stand-in cannot
 //! index `_id` inside a compound index (inserts then fail), so the sort and its
@@ -23,7 +19,8 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use super::codec::{decode, from_bson_time, id_text, parse_id, tag_array, to_bson_time, to_u32};
-use super::db::{failed, insert_new, is_duplicate_key, Db, DbResult};
+use super::db::{failed, insert_new, DbResult};
+use super::versioned::upsert_if_newer;
 use super::MongoStore;
 use crate::store::ReadModelBulk;
 
@@ -31,14 +28,14 @@ use crate::store::ReadModelBulk;
 impl ReadModelStore for MongoStore {
     #[tracing::instrument(level = "debug", skip_all, fields(id = %view.id, version = view.version))]
     async fn upsert_post_view(&self, view: &PostView) -> Result<Applied, StoreError> {
-        upsert_if_newer(&self.db, "upsert_post_view", view.id, view.version, view_fields(view)).await
+        upsert_if_newer(&self.db.post_views(), "upsert_post_view", view.id, view.version, view_fields(view)).await
     }
 
     #[tracing::instrument(level = "debug", skip(self))]
     async fn remove_post_view(&self, post_id: Uuid, version: i64) -> Result<Applied, StoreError> {
         // Without tags the tombstone drops out of tag queries; `deleted` keeps it out of the rest.
         let fields = doc! { "post_id": id_text(post_id), "version": version, "deleted": true, "tags": [] };
-        upsert_if_newer(&self.db, "remove_post_view", post_id, version, fields).await
+        upsert_if_newer(&self.db.post_views(), "remove_post_view", post_id, version, fields).await
     }
 }
 
@@ -82,7 +79,7 @@ impl ReadModelBulk for MongoStore {
             if stored.get(&id_text(view.id)).is_some_and(|v| *v >= view.version) {
                 continue;
             }
-            if upsert_if_newer(&self.db, op, view.id, view.version, view_fields(view)).await? == Applied::Changed {
+            if upsert_if_newer(&self.db.post_views(), op, view.id, view.version, view_fields(view)).await? == Applied::Changed {
                 changed += 1;
             }
         }
@@ -105,28 +102,6 @@ fn view_fields(view: &PostView) -> Document {
         "created_at": to_bson_time(view.created_at),
         "updated_at": to_bson_time(view.updated_at),
         "deleted": false,
-    }
-}
-
-/// Stores `fields` as the view of `id` if what is stored is older than `version`.
-async fn upsert_if_newer(db: &Db, op: &str, id: Uuid, version: i64, fields: Document) -> Result<Applied, StoreError> {
-    let filter = doc! { "_id": id_text(id), "version": { "$lt": version } };
-    let mut replacement = doc! { "_id": id_text(id) };
-    replacement.extend(fields);
-    // A duplicate key has two causes: a same or newer version is stored (final), or a
-    // concurrent first write inserted the document between our match and our insert.
-    // Trying again tells them apart: the document now exists, so the second answer is final.
-    let mut attempts = 0;
-    loop {
-        attempts += 1;
-        match db.post_views().replace_one(filter.clone(), &replacement).upsert(true).await {
-            Ok(r) if r.matched_count > 0 || r.upserted_id.is_some() => return Ok(Applied::Changed),
-            // Not reached on MongoDB (a failed match upserts); kept so no answer is misread.
-            Ok(_) => return Ok(Applied::Unchanged),
-            Err(e) if is_duplicate_key(&e) && attempts < 2 => continue,
-            Err(e) if is_duplicate_key(&e) => return Ok(Applied::Unchanged),
-            Err(e) => return Err(failed(op, e)),
-        }
     }
 }
 

@@ -1,4 +1,5 @@
-//! Collection names, and the collections and indexes created at connect.
+//! The collections and indexes created at connect (their names are in
+//! `collections.rs`, re-exported here for the files that use both).
 //!
 //! Everything here is idempotent, so every instance runs it at start. Keys
 //! that must be unique are `_id`s (order id in the email log, lease name,
@@ -13,17 +14,7 @@ use mongodb::IndexModel;
 use super::db::{failed, Db};
 use blog_actors::ports::StoreError;
 
-// The write database.
-pub(super) const POSTS: &str = "posts";
-pub(super) const OUTBOX: &str = "outbox";
-pub(super) const TAG_CLOUD: &str = "tag_cloud";
-pub(super) const TAG_CLOUD_APPLIED: &str = "tag_cloud_applied";
-pub(super) const POST_TOMBSTONES: &str = "post_tombstones";
-pub(super) const EMAIL_LOG: &str = "email_log";
-pub(super) const LEASES: &str = "leases";
-pub(super) const COUNTERS: &str = "counters";
-// The queries database.
-pub(super) const POST_VIEWS: &str = "post_views";
+pub(super) use super::collections::*;
 
 const MAIN_COLLECTIONS: [&str; 8] =
     [POSTS, OUTBOX, TAG_CLOUD, TAG_CLOUD_APPLIED, POST_TOMBSTONES, EMAIL_LOG, LEASES, COUNTERS];
@@ -40,6 +31,7 @@ pub(super) async fn ensure(db: &Db) -> Result<(), StoreError> {
         create_collection(&db.main, name).await?;
     }
     create_collection(&db.queries, POST_VIEWS).await?;
+    create_collection(&db.queries, FEED_ENTRIES).await?;
 
     let posts = db.main(POSTS);
     // Multikey: which posts carry a tag (the rebuild scans all, but lookups by tag stay cheap).
@@ -64,6 +56,16 @@ pub(super) async fn ensure(db: &Db) -> Result<(), StoreError> {
         ])
         .await
         .map_err(|e| failed("create post_views indexes", e))?;
+    db.queries
+        .collection::<Document>(FEED_ENTRIES)
+        .create_indexes([
+            // The feed of every post, newest first; `entry_id` copies `_id` (as `post_id` above).
+            index(doc! { "deleted": 1, "published": -1, "entry_id": -1 }, "newest"),
+            // A tag's feed.
+            index(doc! { "tags": 1, "published": -1, "entry_id": -1 }, "tag_newest"),
+        ])
+        .await
+        .map_err(|e| failed("create feed_entries indexes", e))?;
     Ok(())
 }
 

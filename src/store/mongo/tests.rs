@@ -2,22 +2,16 @@
 //! (see shared/MONGO_STANDIN.md), or real MongoDB via `BLOG_TEST_MONGO_URL`.
 //! Each test uses its own pair of databases, so tests run in parallel. An
 //! unreachable server fails the tests: a skipped store is not a tested one.
+//! The behaviours both stores share are the contract suite (`store::contract`);
+//! what is here is MongoDB's own.
 
-mod email_log;
-mod leases;
-mod outbox;
-mod posts;
-mod queries;
-mod read_model;
 mod retag;
 mod tag_cloud;
 
-use blog_actors::event::{Envelope, Event};
-use blog_actors::ports::PostView;
 use uuid::Uuid;
 
 use super::MongoStore;
-use crate::domain::post::ValidPost;
+use crate::store::contract::post;
 use crate::store::{Outbox, PostRepository, Store};
 
 const DEFAULT_URL: &str = "mongodb://127.0.0.1:27018/?directConnection=true&serverSelectionTimeoutMS=5000";
@@ -41,47 +35,12 @@ pub(super) async fn store() -> MongoStore {
         .unwrap_or_else(|e| panic!("MongoDB test server at {} (BLOG_TEST_MONGO_URL): {e}", url()))
 }
 
-pub(super) fn tags(tags: &[&str]) -> Vec<String> {
-    tags.iter().map(|t| t.to_string()).collect()
+/// The contract suite's fixture: nothing to keep alive beside the store.
+async fn fresh() -> ((), MongoStore) {
+    ((), store().await)
 }
 
-pub(super) fn post(title: &str, tag_list: &[&str]) -> ValidPost {
-    ValidPost { title: title.into(), description: format!("About {title}."), tags: tags(tag_list) }
-}
-
-/// Every event in the outbox, oldest first, decoded and validated.
-pub(super) async fn outbox_events(store: &MongoStore) -> Vec<(Envelope, Event)> {
-    let entries = store.pending(100_000).await.unwrap();
-    entries
-        .iter()
-        .map(|entry| {
-            let envelope = Envelope::decode(&entry.body).unwrap();
-            assert_eq!(envelope.id, entry.message_id);
-            assert_eq!(envelope.event_type, entry.routing_key);
-            assert_eq!(envelope.correlation_id, entry.correlation_id);
-            let event = envelope.event().unwrap();
-            (envelope, event)
-        })
-        .collect()
-}
-
-/// A view of post `id` at `version`, created `minute` minutes into 2024.
-pub(super) fn view(id: Uuid, version: i64, minute: i64, tag_list: &[&str]) -> PostView {
-    let created_at = chrono::DateTime::from_timestamp_millis(1_704_067_200_000 + minute * 60_000 + 123).unwrap();
-    PostView {
-        id,
-        slug: format!("post-{minute}"),
-        title: format!("Post {minute}"),
-        description: "Some words here.".into(),
-        excerpt: "Some words".into(),
-        tags: tags(tag_list),
-        word_count: 3,
-        reading_time_minutes: 1,
-        version,
-        created_at,
-        updated_at: created_at + chrono::Duration::seconds(version),
-    }
-}
+crate::store::contract::store_contract_suite!(fresh);
 
 #[tokio::test]
 async fn connecting_creates_the_databases_and_both_answer_ping() {

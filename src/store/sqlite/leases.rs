@@ -36,36 +36,3 @@ impl Leases for SqliteStore {
             .await
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use chrono::Duration;
-
-    use super::super::testing::store;
-    use super::*;
-
-    #[tokio::test]
-    async fn a_lease_held_by_another_instance_is_refused_until_it_expires() {
-        let (_dir, store) = store().await;
-        let soon = Utc::now() + Duration::minutes(5);
-        assert!(store.try_lease("rebuild", "a", soon).await.unwrap());
-        assert!(!store.try_lease("rebuild", "b", soon).await.unwrap());
-        assert!(store.try_lease("rebuild", "a", soon + Duration::minutes(5)).await.unwrap(), "the holder renews");
-    }
-
-    #[tokio::test]
-    async fn an_expired_lease_is_taken_over() {
-        let (_dir, store) = store().await;
-        assert!(store.try_lease("rebuild", "a", Utc::now() - Duration::seconds(1)).await.unwrap());
-        assert!(store.try_lease("rebuild", "b", Utc::now() + Duration::minutes(5)).await.unwrap());
-        assert!(!store.try_lease("rebuild", "a", Utc::now() + Duration::minutes(5)).await.unwrap());
-    }
-
-    #[tokio::test]
-    async fn leases_with_different_names_do_not_interfere() {
-        let (_dir, store) = store().await;
-        let soon = Utc::now() + Duration::minutes(5);
-        assert!(store.try_lease("rebuild", "a", soon).await.unwrap());
-        assert!(store.try_lease("cleanup", "b", soon).await.unwrap());
-    }
-}

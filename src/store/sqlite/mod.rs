@@ -13,6 +13,7 @@ mod cloud_cache;
 mod codec;
 mod db;
 mod email_log;
+mod feeds;
 mod leases;
 mod outbox;
 mod posts;
@@ -86,7 +87,8 @@ impl Store for SqliteStore {
 
 #[cfg(test)]
 mod tests {
-    use super::testing::{post, store};
+    use super::testing::store;
+    use crate::store::contract::post;
     use super::*;
     use crate::store::PostRepository;
 

@@ -129,35 +129,7 @@ impl Outbox for SqliteStore {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::store;
     use super::*;
-
-    #[tokio::test]
-    async fn pending_gives_the_oldest_unsent_entries_in_order() {
-        let (_dir, store) = store().await;
-        let ids: Vec<Uuid> = (0..3).map(|_| Uuid::new_v4()).collect();
-        for (i, id) in ids.iter().enumerate() {
-            store.enqueue("order.fulfilled", *id, format!("{i}").into_bytes(), Some(format!("c{i}"))).await.unwrap();
-        }
-        let first_two = store.pending(2).await.unwrap();
-        assert_eq!(first_two.iter().map(|e| e.message_id).collect::<Vec<_>>(), ids[..2]);
-        assert_eq!(first_two[1].body, b"1");
-        assert_eq!(first_two[1].correlation_id.as_deref(), Some("c1"));
-        assert!(first_two[0].seq < first_two[1].seq);
-    }
-
-    #[tokio::test]
-    async fn an_event_keeps_the_trace_context_of_its_write() {
-        let (_dir, store) = store().await;
-        let trace = TraceContext::parse("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", Some("k=v"));
-        let envelope = Envelope::new("order.fulfilled", serde_json::json!({}), None);
-        store.main.write("test", move |tx| insert_event(tx, &envelope, trace.as_ref())).await.unwrap();
-        store.enqueue("order.fulfilled", Uuid::new_v4(), b"{}".to_vec(), None).await.unwrap();
-        let pending = store.pending(10).await.unwrap();
-        assert_eq!(pending[0].trace.as_ref().map(|t| t.trace_id()), Some("4bf92f3577b34da6a3ce929d0e0e4736"));
-        assert_eq!(pending[0].trace.as_ref().and_then(|t| t.tracestate.as_deref()), Some("k=v"));
-        assert_eq!(pending[1].trace, None, "no span records a context without the OpenTelemetry layer");
-    }
 
     #[test]
     fn an_outbox_made_before_trace_contexts_gets_their_columns() {
@@ -173,18 +145,5 @@ mod tests {
         let kept: (String, Option<String>) =
             conn.query_row("SELECT message_id, traceparent FROM outbox", [], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
         assert_eq!(kept, ("m".to_owned(), None));
-    }
-
-    #[tokio::test]
-    async fn marked_entries_leave_the_backlog() {
-        let (_dir, store) = store().await;
-        for _ in 0..3 {
-            store.enqueue("order.fulfilled", Uuid::new_v4(), b"{}".to_vec(), None).await.unwrap();
-        }
-        let pending = store.pending(10).await.unwrap();
-        store.mark_sent(&[pending[0].seq, pending[1].seq]).await.unwrap();
-        assert_eq!(store.backlog().await.unwrap(), 1);
-        let left = store.pending(10).await.unwrap();
-        assert_eq!(left, vec![pending[2].clone()]);
     }
 }

@@ -199,56 +199,9 @@ pub(super) fn view_from_row(r: &Row<'_>) -> DbResult<PostView> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::{store, view};
     use super::*;
+    use crate::store::contract::view;
     use crate::store::QueryStore;
-
-    #[tokio::test]
-    async fn a_view_is_stored_only_when_newer_than_what_is_there() {
-        let (_dir, store) = store().await;
-        let id = Uuid::new_v4();
-        assert_eq!(store.upsert_post_view(&view(id, 1, 0, &["a"])).await.unwrap(), Applied::Changed);
-        assert_eq!(store.upsert_post_view(&view(id, 1, 0, &["a"])).await.unwrap(), Applied::Unchanged);
-        assert_eq!(store.upsert_post_view(&view(id, 3, 0, &["b"])).await.unwrap(), Applied::Changed);
-        assert_eq!(store.upsert_post_view(&view(id, 2, 0, &["c"])).await.unwrap(), Applied::Unchanged);
-        assert_eq!(store.get_post_view(id).await.unwrap(), Some(view(id, 3, 0, &["b"])));
-        assert_eq!(store.list_posts(Some("c"), 1, 10).await.unwrap().total, 0);
-    }
-
-    #[tokio::test]
-    async fn a_removed_view_cannot_come_back_with_an_older_or_equal_version() {
-        let (_dir, store) = store().await;
-        let id = Uuid::new_v4();
-        store.upsert_post_view(&view(id, 2, 0, &["a"])).await.unwrap();
-        assert_eq!(store.remove_post_view(id, 3).await.unwrap(), Applied::Changed);
-        assert_eq!(store.remove_post_view(id, 3).await.unwrap(), Applied::Unchanged);
-        assert_eq!(store.upsert_post_view(&view(id, 2, 0, &["a"])).await.unwrap(), Applied::Unchanged);
-        assert_eq!(store.upsert_post_view(&view(id, 3, 0, &["a"])).await.unwrap(), Applied::Unchanged);
-        assert_eq!(store.get_post_view(id).await.unwrap(), None);
-        let page = store.list_posts(None, 1, 10).await.unwrap();
-        assert_eq!((page.items.len(), page.total), (0, 0));
-        assert_eq!(store.list_posts(Some("a"), 1, 10).await.unwrap().total, 0);
-    }
-
-    #[tokio::test]
-    async fn a_deletion_arriving_before_the_creation_leaves_a_tombstone() {
-        let (_dir, store) = store().await;
-        let id = Uuid::new_v4();
-        assert_eq!(store.remove_post_view(id, 2).await.unwrap(), Applied::Changed);
-        assert_eq!(store.upsert_post_view(&view(id, 1, 0, &["a"])).await.unwrap(), Applied::Unchanged);
-        assert_eq!(store.get_post_view(id).await.unwrap(), None);
-    }
-
-    #[tokio::test]
-    async fn a_view_whose_time_changes_moves_under_its_tags() {
-        let (_dir, store) = store().await;
-        let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
-        store.upsert_post_view(&view(a, 1, 1, &["t"])).await.unwrap();
-        store.upsert_post_view(&view(b, 1, 2, &["t"])).await.unwrap();
-        store.upsert_post_view(&view(a, 2, 3, &["t"])).await.unwrap();
-        let page = store.list_posts(Some("t"), 1, 10).await.unwrap();
-        assert_eq!((page.items.iter().map(|v| v.id).collect::<Vec<_>>(), page.total), (vec![a, b], 2));
-    }
 
     #[tokio::test]
     async fn a_file_made_with_post_view_tags_moves_its_rows_and_counts_at_open() {
@@ -304,14 +257,5 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(old_tables, 0);
-    }
-
-    #[tokio::test]
-    async fn removing_an_older_version_than_the_view_changes_nothing() {
-        let (_dir, store) = store().await;
-        let id = Uuid::new_v4();
-        store.upsert_post_view(&view(id, 4, 0, &[])).await.unwrap();
-        assert_eq!(store.remove_post_view(id, 4).await.unwrap(), Applied::Unchanged);
-        assert_eq!(store.get_post_view(id).await.unwrap(), Some(view(id, 4, 0, &[])));
     }
 }

@@ -92,7 +92,8 @@ fn mark(tx: &Transaction<'_>) -> DbResult<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::{post, store};
+    use super::super::testing::store;
+    use crate::store::contract::post;
     use super::*;
     use crate::store::{PostRepository, QueryStore};
     use blog_actors::ports::{PostView, ReadModelStore};

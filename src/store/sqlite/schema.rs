@@ -134,6 +134,27 @@ CREATE TABLE IF NOT EXISTS tagged_views (
 INSERT INTO tagged_views (tag, created_at, post_id, n)
     SELECT '', 9223372036854775807, '', (SELECT COUNT(*) FROM post_views WHERE deleted = 0)
     WHERE NOT EXISTS (SELECT 1 FROM tagged_views WHERE tag = '' AND created_at = 9223372036854775807 AND post_id = '');
+
+-- The feed writer's entries (see feeds.rs): a deleted post stays as a tombstone
+-- (deleted = 1) with its deletion's version; a live entry has a row per tag in
+-- feed_entry_tags, newest first, for the tag feeds.
+CREATE TABLE IF NOT EXISTS feed_entries (
+    id        TEXT PRIMARY KEY,
+    version   INTEGER NOT NULL,
+    deleted   INTEGER NOT NULL DEFAULT 0,
+    title     TEXT NOT NULL DEFAULT '',
+    summary   TEXT NOT NULL DEFAULT '',
+    tags      TEXT NOT NULL DEFAULT '[]',
+    published INTEGER NOT NULL DEFAULT 0,
+    updated   INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS feed_entries_newest ON feed_entries(deleted, published DESC, id DESC);
+CREATE TABLE IF NOT EXISTS feed_entry_tags (
+    tag       TEXT NOT NULL,
+    published INTEGER NOT NULL,
+    id        TEXT NOT NULL,
+    PRIMARY KEY (tag, published DESC, id DESC)
+) WITHOUT ROWID;
 "#;
 
 /// Files made before `tagged_views` (until 2026-12) kept a view's tags in

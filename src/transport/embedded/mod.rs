@@ -31,7 +31,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use blog_actors::delivery::{Delivery, DeliverySource, TransportError};
-use blog_actors::worker::WorkerKind;
+use blog_actors::worker::{WorkerKind, Workers};
 use tokio::sync::{mpsc, Notify, OnceCell};
 use tokio_util::sync::CancellationToken;
 
@@ -48,6 +48,8 @@ pub struct EmbeddedQueue {
 /// What the queue, its consumer tasks and its settlers share.
 struct Shared {
     db: Db,
+    /// The registered workers: who receives a message of each type.
+    workers: Workers,
     /// Woken after every commit that makes rows due now, so consumers in this
     /// process answer at once instead of at their next poll.
     wake: Notify,
@@ -61,12 +63,12 @@ struct Shared {
 
 impl EmbeddedQueue {
     /// Opens the queue file, creating it and its folder when missing.
-    pub fn open(path: &Path) -> Result<EmbeddedQueue, TransportError> {
+    pub fn open(path: &Path, workers: Workers) -> Result<EmbeddedQueue, TransportError> {
         let db = Db::open(path)?;
         tracing::info!(path = %path.display(), "embedded queue open");
         let acks = settle::AckGroups::start(db.clone())?;
         let shared =
-            Shared { db, wake: Notify::new(), consumers: AtomicUsize::new(0), recovered: OnceCell::new(), acks };
+            Shared { db, workers, wake: Notify::new(), consumers: AtomicUsize::new(0), recovered: OnceCell::new(), acks };
         Ok(Self { shared: Arc::new(shared) })
     }
 
@@ -101,7 +103,8 @@ impl DeadLetters for EmbeddedQueue {
 
     async fn replay_parked(&self, id: &str) -> Result<bool, TransportError> {
         let id = id.to_owned();
-        let replay = self.shared.db.call(move |conn| parked::replay(conn, &id, now_ms())).await?;
+        let workers = self.shared.workers.clone();
+        let replay = self.shared.db.call(move |conn| parked::replay(conn, &workers, &id, now_ms())).await?;
         match replay {
             Replay::NotFound => Ok(false),
             Replay::Requeued => {

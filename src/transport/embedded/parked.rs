@@ -2,7 +2,7 @@
 //! kept with the reason until an admin replays or deletes them.
 
 use blog_actors::trace_context::TraceContext;
-use blog_actors::worker::WorkerKind;
+use blog_actors::worker::Workers;
 use chrono::DateTime;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use uuid::Uuid;
@@ -141,14 +141,13 @@ pub(super) enum Replay {
 /// Sends a parked message back as a first attempt, atomically: to the worker that
 /// parked it, or, for an unrouted message (or a worker that no longer exists), to
 /// whoever subscribes to its type now.
-pub(super) fn replay(conn: &mut Connection, id: &str, now: i64) -> rusqlite::Result<Replay> {
+pub(super) fn replay(conn: &mut Connection, registered: &Workers, id: &str, now: i64) -> rusqlite::Result<Replay> {
     let tx = immediate(conn)?;
     let sql = format!("SELECT {COLUMNS} FROM parked WHERE id = ?1");
     let Some(p) = tx.query_row(&sql, [id], Parked::from_row).optional()? else {
         return Ok(Replay::NotFound);
     };
-    let workers = WorkerKind::from_name(&p.worker)
-        .map_or_else(|| WorkerKind::subscribers(&p.routing_key), |worker| vec![worker]);
+    let workers = registered.find(&p.worker).map_or_else(|| registered.subscribers(&p.routing_key), |worker| vec![worker]);
     if workers.is_empty() {
         return Ok(Replay::StillUnrouted);
     }

@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use blog_actors::delivery::TransportError;
 use blog_actors::trace_context::TraceContext;
-use blog_actors::worker::WorkerKind;
+use blog_actors::worker::{WorkerKind, Workers};
 use rusqlite::{params, Connection};
 use uuid::Uuid;
 
@@ -60,8 +60,8 @@ pub(super) fn insert_delivery(
 
 /// Queues `message` for every subscriber of its type; parks it when there is none,
 /// so an unknown type shows up in the dead letters instead of vanishing.
-fn fan_out(conn: &Connection, message: &Message<'_>, now: i64) -> rusqlite::Result<()> {
-    let workers = WorkerKind::subscribers(message.routing_key);
+fn fan_out(conn: &Connection, workers: &Workers, message: &Message<'_>, now: i64) -> rusqlite::Result<()> {
+    let workers = workers.subscribers(message.routing_key);
     if workers.is_empty() {
         let reason = parked::unrouted_reason(message.routing_key);
         tracing::warn!(routing_key = message.routing_key, "parking a message no worker subscribes to");
@@ -70,7 +70,7 @@ fn fan_out(conn: &Connection, message: &Message<'_>, now: i64) -> rusqlite::Resu
     workers.into_iter().try_for_each(|worker| insert_delivery(conn, worker, message, now))
 }
 
-fn publish_all(conn: &mut Connection, entries: &[OutboxEntry], now: i64) -> rusqlite::Result<()> {
+fn publish_all(conn: &mut Connection, workers: &Workers, entries: &[OutboxEntry], now: i64) -> rusqlite::Result<()> {
     let tx = immediate(conn)?;
     for entry in entries {
         let message_id = entry.message_id.to_string();
@@ -81,7 +81,7 @@ fn publish_all(conn: &mut Connection, entries: &[OutboxEntry], now: i64) -> rusq
             trace: entry.trace.as_ref(),
             body: &entry.body,
         };
-        fan_out(&tx, &message, now)?;
+        fan_out(&tx, workers, &message, now)?;
     }
     tx.commit()
 }
@@ -93,8 +93,8 @@ impl Publisher for EmbeddedQueue {
         if entries.is_empty() {
             return Ok(());
         }
-        let entries = entries.to_vec();
-        self.shared.db.call(move |conn| publish_all(conn, &entries, now_ms())).await?;
+        let (entries, workers) = (entries.to_vec(), self.shared.workers.clone());
+        self.shared.db.call(move |conn| publish_all(conn, &workers, &entries, now_ms())).await?;
         self.shared.wake.notify_waiters();
         Ok(())
     }

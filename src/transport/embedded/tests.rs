@@ -2,8 +2,11 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use blog_actors::delivery::{Delivery, DeliverySource, Verdict};
+use blog_actors::emailer::Emailer;
 use blog_actors::trace_context::TraceContext;
-use blog_actors::worker::WorkerKind;
+use blog_actors::worker::{Worker, WorkerKind};
+
+use crate::startup::registered_workers;
 use tempfile::TempDir;
 use tokio::sync::mpsc::Receiver;
 use tokio::time::timeout;
@@ -20,7 +23,7 @@ const QUIET: Duration = Duration::from_millis(600);
 
 fn open_temp() -> (TempDir, EmbeddedQueue) {
     let dir = tempfile::tempdir().unwrap();
-    let queue = EmbeddedQueue::open(&dir.path().join("data/queue.sqlite")).unwrap();
+    let queue = EmbeddedQueue::open(&dir.path().join("data/queue.sqlite"), registered_workers()).unwrap();
     (dir, queue)
 }
 
@@ -55,21 +58,22 @@ async fn a_post_created_reaches_the_tag_aggregator_and_the_projector_and_an_orde
     let (_dir, queue) = open_temp();
     queue.publish_raw("post.created", body(1), None).await.unwrap();
     queue.publish_raw("order.fulfilled", body(2), Some("c-2".into())).await.unwrap();
-    let (_stop, mut rx) = consume(&queue, &WorkerKind::ALL, 10).await;
+    let (_stop, mut rx) = consume(&queue, registered_workers().all(), 10).await;
 
     let mut got = HashSet::new();
     let mut held = Vec::new(); // a dropped delivery would go back to the queue
-    for _ in 0..3 {
+    // Every registered worker that takes either type gets its own delivery.
+    let expected: HashSet<_> = registered_workers()
+        .iter()
+        .flat_map(|w| ["post.created", "order.fulfilled"].into_iter().filter(move |t| w.takes(t)).map(move |t| (w, t.to_string())))
+        .collect();
+    for _ in 0..expected.len() {
         let d = next(&mut rx).await;
         assert_eq!((d.attempt, d.redelivered), (1, false));
         got.insert((d.worker, d.routing_key.clone()));
         held.push(d);
     }
-    let expected = HashSet::from([
-        (WorkerKind::TagAggregator, "post.created".to_string()),
-        (WorkerKind::Projector, "post.created".to_string()),
-        (WorkerKind::Emailer, "order.fulfilled".to_string()),
-    ]);
+
     assert_eq!(got, expected);
     assert_quiet(&mut rx).await;
 }
@@ -96,7 +100,7 @@ async fn an_event_type_no_worker_subscribes_to_is_parked_as_unrouted_with_the_re
 async fn an_acked_delivery_is_removed_from_the_queue() {
     let (_dir, queue) = open_temp();
     queue.publish_raw("order.fulfilled", body(1), None).await.unwrap();
-    let (_stop, mut rx) = consume(&queue, &[WorkerKind::Emailer], 10).await;
+    let (_stop, mut rx) = consume(&queue, &[Emailer::kind()], 10).await;
 
     next(&mut rx).await.settler.settle(Verdict::Ack).await.unwrap();
 
@@ -108,7 +112,7 @@ async fn an_acked_delivery_is_removed_from_the_queue() {
 async fn a_retried_delivery_comes_back_after_its_delay_as_the_next_attempt() {
     let (_dir, queue) = open_temp();
     queue.publish_raw("order.fulfilled", body(1), None).await.unwrap();
-    let (_stop, mut rx) = consume(&queue, &[WorkerKind::Emailer], 10).await;
+    let (_stop, mut rx) = consume(&queue, &[Emailer::kind()], 10).await;
     let first = next(&mut rx).await;
     assert_eq!(first.attempt, 1);
 
@@ -127,7 +131,7 @@ async fn a_retried_delivery_comes_back_after_its_delay_as_the_next_attempt() {
 async fn a_parked_delivery_is_listed_and_a_replay_delivers_it_again_as_attempt_one() {
     let (_dir, queue) = open_temp();
     let message_id = queue.publish_raw("order.fulfilled", body(7), Some("c-7".into())).await.unwrap();
-    let (_stop, mut rx) = consume(&queue, &[WorkerKind::Emailer], 10).await;
+    let (_stop, mut rx) = consume(&queue, &[Emailer::kind()], 10).await;
     let verdict = Verdict::Park { reason: "gave up after 3 attempts: boom".into(), attempts: 3 };
     next(&mut rx).await.settler.settle(verdict).await.unwrap();
 
@@ -143,7 +147,7 @@ async fn a_parked_delivery_is_listed_and_a_replay_delivers_it_again_as_attempt_o
 
     assert!(queue.replay_parked(&parked.id).await.unwrap());
     let again = next(&mut rx).await;
-    assert_eq!((again.worker, again.attempt, again.redelivered), (WorkerKind::Emailer, 1, false));
+    assert_eq!((again.worker, again.attempt, again.redelivered), (Emailer::kind(), 1, false));
     assert_eq!(again.correlation_id.as_deref(), Some("c-7"));
     assert_eq!(number(&again), 7);
     assert_eq!(queue.parked_count().await.unwrap(), 0);
@@ -163,7 +167,7 @@ async fn the_trace_context_stays_with_a_message_through_a_retry_a_parking_and_a_
         trace: trace.clone(),
     };
     queue.publish(std::slice::from_ref(&entry)).await.unwrap();
-    let (_stop, mut rx) = consume(&queue, &[WorkerKind::Emailer], 10).await;
+    let (_stop, mut rx) = consume(&queue, &[Emailer::kind()], 10).await;
     let first = next(&mut rx).await;
     assert_eq!(first.trace, trace);
     let retry = Verdict::Retry { delay: Duration::ZERO, next_attempt: 2, reason: "smtp down".into() };
@@ -205,7 +209,7 @@ async fn no_more_than_prefetch_deliveries_are_out_per_worker_until_one_is_settle
     for n in 0..10 {
         queue.publish_raw("order.fulfilled", body(n), None).await.unwrap();
     }
-    let (_stop, mut rx) = consume(&queue, &[WorkerKind::Emailer], 3).await;
+    let (_stop, mut rx) = consume(&queue, &[Emailer::kind()], 3).await;
 
     let mut out = Vec::new();
     for _ in 0..3 {
@@ -225,10 +229,10 @@ async fn no_more_than_prefetch_deliveries_are_out_per_worker_until_one_is_settle
 async fn deliveries_leased_when_the_process_died_come_again_as_redelivered_after_reopening() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("queue.sqlite");
-    let queue = EmbeddedQueue::open(&path).unwrap();
+    let queue = EmbeddedQueue::open(&path, registered_workers()).unwrap();
     queue.publish_raw("order.fulfilled", body(1), None).await.unwrap();
     queue.publish_raw("order.fulfilled", body(2), None).await.unwrap();
-    let (stop, mut rx) = consume(&queue, &[WorkerKind::Emailer], 10).await;
+    let (stop, mut rx) = consume(&queue, &[Emailer::kind()], 10).await;
     for _ in 0..2 {
         // As under SIGKILL: no verdict, and no drop handler hands the row back.
         std::mem::forget(next(&mut rx).await);
@@ -237,8 +241,8 @@ async fn deliveries_leased_when_the_process_died_come_again_as_redelivered_after
     assert!(timeout(DEADLINE, rx.recv()).await.unwrap().is_none());
     drop(queue);
 
-    let reopened = EmbeddedQueue::open(&path).unwrap();
-    let (_stop, mut rx) = consume(&reopened, &[WorkerKind::Emailer], 10).await;
+    let reopened = EmbeddedQueue::open(&path, registered_workers()).unwrap();
+    let (_stop, mut rx) = consume(&reopened, &[Emailer::kind()], 10).await;
     let (a, b) = (next(&mut rx).await, next(&mut rx).await);
     assert_eq!((number(&a), a.attempt, a.redelivered), (1, 1, true));
     assert_eq!((number(&b), b.attempt, b.redelivered), (2, 1, true));
@@ -248,13 +252,13 @@ async fn deliveries_leased_when_the_process_died_come_again_as_redelivered_after
 async fn a_second_handle_that_only_publishes_does_not_steal_leases_and_is_seen_by_polling() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("queue.sqlite");
-    let service = EmbeddedQueue::open(&path).unwrap();
+    let service = EmbeddedQueue::open(&path, registered_workers()).unwrap();
     service.publish_raw("order.fulfilled", body(1), None).await.unwrap();
-    let (_stop, mut rx) = consume(&service, &[WorkerKind::Emailer], 10).await;
+    let (_stop, mut rx) = consume(&service, &[Emailer::kind()], 10).await;
     let _held = next(&mut rx).await;
 
     // Like the `publish` CLI: its own connection, and no wake-up reaches the service.
-    let cli = EmbeddedQueue::open(&path).unwrap();
+    let cli = EmbeddedQueue::open(&path, registered_workers()).unwrap();
     cli.publish_raw("order.fulfilled", body(2), None).await.unwrap();
 
     let d = next(&mut rx).await;
@@ -266,7 +270,7 @@ async fn a_second_handle_that_only_publishes_does_not_steal_leases_and_is_seen_b
 async fn a_released_delivery_comes_again_marked_redelivered() {
     let (_dir, queue) = open_temp();
     queue.publish_raw("order.fulfilled", body(1), None).await.unwrap();
-    let (_stop, mut rx) = consume(&queue, &[WorkerKind::Emailer], 10).await;
+    let (_stop, mut rx) = consume(&queue, &[Emailer::kind()], 10).await;
 
     next(&mut rx).await.settler.settle(Verdict::Release).await.unwrap();
 
@@ -278,7 +282,7 @@ async fn a_released_delivery_comes_again_marked_redelivered() {
 async fn a_delivery_dropped_without_a_verdict_goes_back_to_the_queue() {
     let (_dir, queue) = open_temp();
     queue.publish_raw("order.fulfilled", body(1), None).await.unwrap();
-    let (_stop, mut rx) = consume(&queue, &[WorkerKind::Emailer], 1).await;
+    let (_stop, mut rx) = consume(&queue, &[Emailer::kind()], 1).await;
 
     drop(next(&mut rx).await);
 
@@ -289,7 +293,7 @@ async fn a_delivery_dropped_without_a_verdict_goes_back_to_the_queue() {
 #[tokio::test]
 async fn cancelling_stop_closes_the_receiver_and_ends_consuming() {
     let (_dir, queue) = open_temp();
-    let (stop, mut rx) = consume(&queue, &WorkerKind::ALL, 10).await;
+    let (stop, mut rx) = consume(&queue, registered_workers().all(), 10).await;
     assert!(queue.is_consuming());
 
     stop.cancel();

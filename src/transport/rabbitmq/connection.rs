@@ -20,7 +20,7 @@ use async_trait::async_trait;
 use blog_actors::delivery::TransportError;
 use tokio_util::sync::CancellationToken;
 
-use super::confirm::Confirms;
+use super::confirms::Confirms;
 
 /// A TCP connect to a black-holed host would otherwise hang for minutes.
 const OPEN_TIMEOUT: Duration = Duration::from_secs(10);

@@ -12,7 +12,6 @@
 use amqprs::channel::{BasicAckArguments, BasicGetArguments, Channel};
 use amqprs::FieldValue;
 use blog_actors::delivery::TransportError;
-use blog_actors::worker::WorkerKind;
 use tokio_util::sync::CancellationToken;
 
 use super::connection::{open_channel, usable, CloseReason};
@@ -64,7 +63,7 @@ pub(super) async fn take(session: &PubSession, names: &Names, id: &str, replay: 
                     let (exchange, key) = if worker == UNROUTED {
                         (names.events(), routing_key(&props, get.routing_key()))
                     } else {
-                        let worker = WorkerKind::from_name(worker).ok_or_else(|| TransportError(format!("unknown worker {worker}")))?;
+                        let worker = names.workers.find(worker).ok_or_else(|| TransportError(format!("unknown worker {worker}")))?;
                         (String::new(), names.worker(worker))
                     };
                     let props = with_headers(&props, vec![(ATTEMPT, FieldValue::l(1))], &PARKING_HEADERS);

@@ -21,6 +21,7 @@
 
 mod ack_window;
 mod confirm;
+mod confirms;
 mod connection;
 mod consumer;
 mod dead_letters;
@@ -40,7 +41,7 @@ use std::time::Duration;
 use amqprs::connection::OpenConnectionArguments;
 use async_trait::async_trait;
 use blog_actors::delivery::{Delivery, DeliverySource, TransportError};
-use blog_actors::worker::WorkerKind;
+use blog_actors::worker::{WorkerKind, Workers};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -83,7 +84,12 @@ impl RabbitTransport {
     /// Connects, declares the topology and opens the publisher. `retry_delays`
     /// are the delay levels (`RetryPolicy::delay_levels`): one retry queue each.
     /// Fails with a clear error when a queue exists with other settings.
-    pub async fn connect(url: &str, prefix: &str, retry_delays: Vec<Duration>) -> Result<RabbitTransport, TransportError> {
+    pub async fn connect(
+        url: &str,
+        prefix: &str,
+        retry_delays: Vec<Duration>,
+        workers: Workers,
+    ) -> Result<RabbitTransport, TransportError> {
         // amqprs panics on a query pair without '=' (`?heartbeat`): refuse it first.
         if let Some((_, query)) = url.split_once('?') {
             if query.split('&').any(|pair| !pair.contains('=')) {
@@ -93,7 +99,7 @@ impl RabbitTransport {
         let args = OpenConnectionArguments::try_from(url)
             // amqprs' message never repeats the URL, so no password ends up in a log.
             .map_err(|e| TransportError(format!("invalid AMQP URL: {e}")))?;
-        let names = Names::new(prefix, &retry_delays)?;
+        let names = Names::new(prefix, &retry_delays, workers)?;
         let cfg = Arc::new(Config { args, names });
         let runtime = AmqpRuntime::start("amqp")?;
         let inner = Inner {
@@ -114,9 +120,14 @@ impl RabbitTransport {
 
     /// Deletes every queue and exchange of `prefix`, messages included: for
     /// tests and for decommissioning a deployment. Call on a closed transport.
-    pub async fn delete_topology(url: &str, prefix: &str, retry_delays: &[Duration]) -> Result<(), TransportError> {
+    pub async fn delete_topology(
+        url: &str,
+        prefix: &str,
+        retry_delays: &[Duration],
+        workers: Workers,
+    ) -> Result<(), TransportError> {
         let args = OpenConnectionArguments::try_from(url).map_err(|e| TransportError(format!("invalid AMQP URL: {e}")))?;
-        let names = Names::new(prefix, retry_delays)?;
+        let names = Names::new(prefix, retry_delays, workers)?;
         let connection = amqprs::connection::Connection::open(&args)
             .await
             .map_err(|e| TransportError(format!("cannot connect to RabbitMQ: {e}")))?;

@@ -15,7 +15,7 @@ use std::time::Duration;
 use amqprs::channel::{ExchangeDeclareArguments, QueueBindArguments, QueueDeclareArguments};
 use amqprs::{FieldTable, FieldValue};
 use blog_actors::delivery::TransportError;
-use blog_actors::worker::WorkerKind;
+use blog_actors::worker::{WorkerKind, Workers};
 use tokio_util::sync::CancellationToken;
 
 use super::connection::{open_channel, CloseReason, Link};
@@ -27,12 +27,14 @@ pub(super) const UNROUTED: &str = "unrouted";
 #[derive(Debug, Clone)]
 pub(super) struct Names {
     prefix: String,
+    /// The registered workers: one queue, its retry levels and a parking lot each.
+    pub(super) workers: Workers,
     /// Retry delay levels in milliseconds, ascending, distinct.
     levels: Vec<u64>,
 }
 
 impl Names {
-    pub(super) fn new(prefix: &str, retry_delays: &[Duration]) -> Result<Self, TransportError> {
+    pub(super) fn new(prefix: &str, retry_delays: &[Duration], workers: Workers) -> Result<Self, TransportError> {
         let valid = |c: char| c.is_ascii_alphanumeric() || "-_.:".contains(c);
         if prefix.is_empty() || !prefix.chars().all(valid) {
             return Err(TransportError(format!(
@@ -42,7 +44,7 @@ impl Names {
         let mut levels: Vec<u64> = retry_delays.iter().map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)).collect();
         levels.sort_unstable();
         levels.dedup();
-        let names = Self { prefix: prefix.to_owned(), levels };
+        let names = Self { prefix: prefix.to_owned(), workers, levels };
         for queue in names.all_queues() {
             super::confirm::check_short(&queue, "queue name (shorten BLOG_AMQP_PREFIX)")?;
         }
@@ -80,14 +82,14 @@ impl Names {
 
     /// (worker name, parking queue) for every parking lot, workers first.
     pub(super) fn parking_lots(&self) -> Vec<(&'static str, String)> {
-        let workers = WorkerKind::ALL.into_iter().map(|w| (w.name(), self.parked(w.name())));
+        let workers = self.workers.iter().map(|w| (w.name(), self.parked(w.name())));
         workers.chain([(UNROUTED, self.parked(UNROUTED))]).collect()
     }
 
     /// Where deliveries wait: worker queues, their retry queues and the unrouted queue.
     pub(super) fn waiting_queues(&self) -> Vec<String> {
         let mut queues = Vec::new();
-        for worker in WorkerKind::ALL {
+        for worker in self.workers.iter() {
             queues.push(self.worker(worker));
             queues.extend(self.levels.iter().map(|l| self.retry(worker, *l)));
         }
@@ -128,7 +130,7 @@ pub(super) async fn declare(link: &Link, names: &Names) -> Result<(), TransportE
             current = format!("queue {lot}");
             channel.queue_declare(QueueDeclareArguments::durable_client_named(&lot)).await?;
         }
-        for worker in WorkerKind::ALL {
+        for worker in names.workers.iter() {
             let queue = names.worker(worker);
             current = format!("queue {queue}");
             channel.queue_declare(QueueDeclareArguments::durable_client_named(&queue)).await?;

@@ -3,7 +3,8 @@
 use blog_actors::ports::{ReadModelStore, TagCloudStore};
 use mongodb::bson::doc;
 
-use super::{names, post, url, view};
+use super::{names, url};
+use crate::store::contract::{post, view};
 use crate::store::mongo::schema::{COUNTERS, POSTS};
 use crate::store::mongo::MongoStore;
 use crate::store::{PostRepository, QueryStore};

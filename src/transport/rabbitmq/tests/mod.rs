@@ -10,8 +10,12 @@ use amqprs::channel::{ExchangeDeleteArguments, QueueDeclareArguments, QueueDelet
 use amqprs::connection::{Connection, OpenConnectionArguments};
 use amqprs::{FieldTable, FieldValue};
 use blog_actors::delivery::{Delivery, DeliverySource, Verdict};
+use blog_actors::emailer::Emailer;
+use blog_actors::projector::Projector;
 use blog_actors::trace_context::TraceContext;
-use blog_actors::worker::WorkerKind;
+use blog_actors::worker::Worker;
+
+use crate::startup::registered_workers;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -31,7 +35,7 @@ fn prefix() -> String {
 }
 
 async fn connect(prefix: &str) -> RabbitTransport {
-    RabbitTransport::connect(URL, prefix, LEVELS.to_vec()).await.expect("broker at 127.0.0.1:5672")
+    RabbitTransport::connect(URL, prefix, LEVELS.to_vec(), registered_workers()).await.expect("broker at 127.0.0.1:5672")
 }
 
 fn entry(routing_key: &str) -> OutboxEntry {
@@ -75,7 +79,7 @@ async fn raw() -> Connection {
 }
 
 async fn cleanup(prefix: &str) {
-    let names = Names::new(prefix, &LEVELS).unwrap();
+    let names = Names::new(prefix, &LEVELS, registered_workers()).unwrap();
     let conn = raw().await;
     let channel = conn.open_channel(None).await.unwrap();
     for queue in names.all_queues() {
@@ -122,13 +126,13 @@ async fn the_topology_is_declared_twice_without_error() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_unreachable_broker_or_a_bad_url_is_an_error_not_a_hang() {
-    let refused = RabbitTransport::connect("amqp://guest:guest@127.0.0.1:1", &prefix(), LEVELS.to_vec()).await;
+    let refused = RabbitTransport::connect("amqp://guest:guest@127.0.0.1:1", &prefix(), LEVELS.to_vec(), registered_workers()).await;
     assert!(refused.err().expect("nothing listens on port 1").0.contains("cannot connect"));
     for url in ["http://127.0.0.1", "amqp://127.0.0.1?heartbeat", "amqps://127.0.0.1"] {
-        let error = RabbitTransport::connect(url, &prefix(), LEVELS.to_vec()).await.err().expect(url).0;
+        let error = RabbitTransport::connect(url, &prefix(), LEVELS.to_vec(), registered_workers()).await.err().expect(url).0;
         assert!(error.contains("invalid AMQP URL"), "{url}: {error}");
     }
-    assert!(RabbitTransport::connect(URL, "bad prefix!", vec![]).await.is_err());
+    assert!(RabbitTransport::connect(URL, "bad prefix!", vec![], registered_workers()).await.is_err());
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -143,7 +147,7 @@ async fn a_queue_with_other_settings_is_one_clear_error() {
     channel.close().await.unwrap();
     conn.close().await.unwrap();
 
-    let error = RabbitTransport::connect(URL, &p, LEVELS.to_vec()).await.err().expect("a mismatch is refused").0;
+    let error = RabbitTransport::connect(URL, &p, LEVELS.to_vec(), registered_workers()).await.err().expect("a mismatch is refused").0;
     assert!(error.contains(&format!("queue {queue}")), "{error}");
     assert!(error.contains("PRECONDITION_FAILED") && error.contains("BLOG_AMQP_PREFIX"), "{error}");
     cleanup(&p).await;
@@ -154,13 +158,18 @@ async fn events_reach_the_workers_subscribed_to_their_type_and_acks_remove_them(
     let p = prefix();
     let t = connect(&p).await;
     let stop = CancellationToken::new();
-    let mut rx = t.consume(&WorkerKind::ALL, 10, stop.clone()).await.unwrap();
+    let mut rx = t.consume(registered_workers().all(), 10, stop.clone()).await.unwrap();
     assert!(t.is_consuming());
     let (post, order) = (entry("post.created"), entry("order.fulfilled"));
     t.publish(&[post.clone(), order.clone()]).await.unwrap();
 
     let mut got = HashSet::new();
-    for _ in 0..3 {
+    // Every registered worker that takes either type gets its own delivery.
+    let expected: HashSet<_> = registered_workers()
+        .iter()
+        .flat_map(|w| ["post.created", "order.fulfilled"].into_iter().filter(move |t| w.takes(t)).map(move |t| (w, t.to_owned())))
+        .collect();
+    for _ in 0..expected.len() {
         let d = next(&mut rx).await;
         let sent = if d.routing_key == "post.created" { &post } else { &order };
         assert_eq!((d.attempt, d.redelivered), (1, false));
@@ -169,11 +178,7 @@ async fn events_reach_the_workers_subscribed_to_their_type_and_acks_remove_them(
         got.insert((d.worker, d.routing_key.clone()));
         d.settler.settle(Verdict::Ack).await.unwrap();
     }
-    let expected = HashSet::from([
-        (WorkerKind::TagAggregator, "post.created".to_owned()),
-        (WorkerKind::Projector, "post.created".to_owned()),
-        (WorkerKind::Emailer, "order.fulfilled".to_owned()),
-    ]);
+
     assert_eq!(got, expected);
     until("acked deliveries are gone", || async { pending(&t).await == 0 }).await;
 
@@ -188,7 +193,7 @@ async fn events_reach_the_workers_subscribed_to_their_type_and_acks_remove_them(
 async fn an_event_no_worker_takes_is_parked_as_unrouted_with_the_reason() {
     let p = prefix();
     let t = connect(&p).await;
-    let _rx = t.consume(&[WorkerKind::Emailer], 5, CancellationToken::new()).await.unwrap();
+    let _rx = t.consume(&[Emailer::kind()], 5, CancellationToken::new()).await.unwrap();
     let odd = entry("thing.happened");
     t.publish(std::slice::from_ref(&odd)).await.unwrap();
     until("the event is parked", || async { t.parked_count().await.unwrap() == 1 }).await;
@@ -209,7 +214,7 @@ async fn an_event_no_worker_takes_is_parked_as_unrouted_with_the_reason() {
 async fn a_retry_comes_back_after_its_delay_as_the_next_attempt() {
     let p = prefix();
     let t = connect(&p).await;
-    let mut rx = t.consume(&[WorkerKind::Emailer], 5, CancellationToken::new()).await.unwrap();
+    let mut rx = t.consume(&[Emailer::kind()], 5, CancellationToken::new()).await.unwrap();
     let sent = entry("order.fulfilled");
     t.publish(std::slice::from_ref(&sent)).await.unwrap();
     let first = next(&mut rx).await;
@@ -221,7 +226,7 @@ async fn a_retry_comes_back_after_its_delay_as_the_next_attempt() {
 
     let again = next(&mut rx).await;
     assert!(retried_at.elapsed() >= Duration::from_millis(250), "came back after {:?}", retried_at.elapsed());
-    assert_eq!((again.worker, again.routing_key.as_str(), again.attempt), (WorkerKind::Emailer, "order.fulfilled", 2));
+    assert_eq!((again.worker, again.routing_key.as_str(), again.attempt), (Emailer::kind(), "order.fulfilled", 2));
     assert_eq!(again.body, body);
     assert_eq!(again.trace, sent.trace, "a retry keeps the trace context");
     again.settler.settle(Verdict::Ack).await.unwrap();
@@ -234,7 +239,7 @@ async fn a_retry_comes_back_after_its_delay_as_the_next_attempt() {
 async fn a_parked_message_is_listed_and_replayed_as_a_first_attempt() {
     let p = prefix();
     let t = connect(&p).await;
-    let mut rx = t.consume(&[WorkerKind::Projector], 5, CancellationToken::new()).await.unwrap();
+    let mut rx = t.consume(&[Projector::kind()], 5, CancellationToken::new()).await.unwrap();
     let sent = entry("post.updated");
     t.publish(std::slice::from_ref(&sent)).await.unwrap();
     let d = next(&mut rx).await;
@@ -250,7 +255,7 @@ async fn a_parked_message_is_listed_and_replayed_as_a_first_attempt() {
 
     assert!(t.replay_parked(&m.id).await.unwrap());
     let again = next(&mut rx).await;
-    assert_eq!((again.worker, again.routing_key.as_str(), again.attempt), (WorkerKind::Projector, "post.updated", 1));
+    assert_eq!((again.worker, again.routing_key.as_str(), again.attempt), (Projector::kind(), "post.updated", 1));
     assert_eq!(again.body, sent.body);
     assert_eq!(again.trace, sent.trace, "parking and replay keep the trace context");
     again.settler.settle(Verdict::Ack).await.unwrap();
@@ -264,7 +269,7 @@ async fn a_parked_message_is_listed_and_replayed_as_a_first_attempt() {
 async fn a_deleted_parked_message_is_gone_and_the_others_stay() {
     let p = prefix();
     let t = connect(&p).await;
-    let mut rx = t.consume(&[WorkerKind::Emailer], 5, CancellationToken::new()).await.unwrap();
+    let mut rx = t.consume(&[Emailer::kind()], 5, CancellationToken::new()).await.unwrap();
     t.publish(&[entry("order.fulfilled"), entry("order.fulfilled")]).await.unwrap();
     for reason in ["first", "second"] {
         let d = next(&mut rx).await;
@@ -288,7 +293,7 @@ async fn a_deleted_parked_message_is_gone_and_the_others_stay() {
 async fn a_released_delivery_comes_again_flagged_redelivered() {
     let p = prefix();
     let t = connect(&p).await;
-    let mut rx = t.consume(&[WorkerKind::Emailer], 5, CancellationToken::new()).await.unwrap();
+    let mut rx = t.consume(&[Emailer::kind()], 5, CancellationToken::new()).await.unwrap();
     t.publish(&[entry("order.fulfilled")]).await.unwrap();
     next(&mut rx).await.settler.settle(Verdict::Release).await.unwrap();
     let again = next(&mut rx).await;
@@ -308,7 +313,7 @@ async fn a_released_delivery_comes_again_flagged_redelivered() {
 async fn acks_held_for_a_group_never_cover_a_delivery_handed_back() {
     let p = prefix();
     let t = connect(&p).await;
-    let mut rx = t.consume(&[WorkerKind::Emailer], 10, CancellationToken::new()).await.unwrap();
+    let mut rx = t.consume(&[Emailer::kind()], 10, CancellationToken::new()).await.unwrap();
     let sent: Vec<OutboxEntry> = (0..6).map(|_| entry("order.fulfilled")).collect();
     t.publish(&sent).await.unwrap();
     let mut deliveries = Vec::new();
@@ -341,7 +346,7 @@ async fn with_prefetch_one_every_delivery_is_acked_in_turn() {
     let t = connect(&p).await;
     // The next delivery comes only once the ack went out; one ack is half of
     // prefetch 1, so each flush goes without lingering and the flow goes on.
-    let mut rx = t.consume(&[WorkerKind::Emailer], 1, CancellationToken::new()).await.unwrap();
+    let mut rx = t.consume(&[Emailer::kind()], 1, CancellationToken::new()).await.unwrap();
     let sent: Vec<OutboxEntry> = (0..20).map(|_| entry("order.fulfilled")).collect();
     t.publish(&sent).await.unwrap();
     for _ in 0..20 {

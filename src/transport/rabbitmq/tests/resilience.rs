@@ -3,7 +3,9 @@
 use std::time::Duration;
 
 use blog_actors::delivery::{DeliverySource, Verdict};
-use blog_actors::worker::WorkerKind;
+use blog_actors::emailer::Emailer;
+use blog_actors::worker::Worker;
+
 use tokio_util::sync::CancellationToken;
 
 use super::{cleanup, close_from_broker, connect, entry, next, pending, prefix, until, DEADLINE};
@@ -13,7 +15,7 @@ use crate::transport::{Publisher, Transport};
 async fn prefetch_bounds_the_unsettled_deliveries() {
     let p = prefix();
     let t = connect(&p).await;
-    let mut rx = t.consume(&[WorkerKind::Emailer], 2, CancellationToken::new()).await.unwrap();
+    let mut rx = t.consume(&[Emailer::kind()], 2, CancellationToken::new()).await.unwrap();
     t.publish(&(0..5).map(|_| entry("order.fulfilled")).collect::<Vec<_>>()).await.unwrap();
     let (a, _b) = (next(&mut rx).await, next(&mut rx).await);
     // Proving an absence needs a window; 500 ms is ample on loopback for a third to show up.
@@ -29,7 +31,7 @@ async fn prefetch_bounds_the_unsettled_deliveries() {
 async fn the_consumer_reconnects_by_itself_after_the_broker_closes_its_connection() {
     let p = prefix();
     let t = connect(&p).await;
-    let mut rx = t.consume(&[WorkerKind::Emailer], 5, CancellationToken::new()).await.unwrap();
+    let mut rx = t.consume(&[Emailer::kind()], 5, CancellationToken::new()).await.unwrap();
     t.publish(&[entry("order.fulfilled")]).await.unwrap();
     let held = next(&mut rx).await;
 
@@ -55,7 +57,7 @@ async fn the_consumer_reconnects_by_itself_after_the_broker_closes_its_connectio
 async fn the_publisher_reconnects_on_next_use_after_the_broker_closes_it() {
     let p = prefix();
     let t = connect(&p).await;
-    let mut rx = t.consume(&[WorkerKind::Emailer], 5, CancellationToken::new()).await.unwrap();
+    let mut rx = t.consume(&[Emailer::kind()], 5, CancellationToken::new()).await.unwrap();
     close_from_broker(&t.connection_name("publish"));
     let sent = entry("order.fulfilled");
     // The first try may still see the old connection as open for a moment.
@@ -72,7 +74,7 @@ async fn stop_ends_the_stream_hands_back_the_buffered_and_still_settles_what_is_
     let p = prefix();
     let t = connect(&p).await;
     let stop = CancellationToken::new();
-    let mut rx = t.consume(&[WorkerKind::Emailer], 5, stop.clone()).await.unwrap();
+    let mut rx = t.consume(&[Emailer::kind()], 5, stop.clone()).await.unwrap();
     t.publish(&(0..3).map(|_| entry("order.fulfilled")).collect::<Vec<_>>()).await.unwrap();
     let held = next(&mut rx).await;
     until("all three are out", || async { pending(&t).await == 3 && t.is_consuming() }).await;
@@ -98,7 +100,7 @@ fn dropping_after_the_callers_runtime_stopped_does_not_panic() {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let (t, delivery) = runtime.block_on(async {
         let t = connect(&p).await;
-        let mut rx = t.consume(&[WorkerKind::Emailer], 5, CancellationToken::new()).await.unwrap();
+        let mut rx = t.consume(&[Emailer::kind()], 5, CancellationToken::new()).await.unwrap();
         t.publish(&[entry("order.fulfilled")]).await.unwrap();
         let delivery = next(&mut rx).await;
         (t, delivery)

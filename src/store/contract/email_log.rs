@@ -1,16 +1,14 @@
-//! The email log: at most one mail per order.
+//! The email log: at most one mail per order, claims that expire and are released.
 
 use std::time::Duration;
 
-use blog_actors::ports::{EmailLog, MailClaim};
+use blog_actors::ports::MailClaim;
 
-use super::store;
+use super::TestStore;
 
 const STALE: Duration = Duration::from_secs(30);
 
-#[tokio::test]
-async fn an_order_is_sendable_until_it_is_marked_mailed() {
-    let store = store().await;
+pub(crate) async fn an_order_is_sendable_until_it_is_marked_mailed(store: impl TestStore) {
     assert_eq!(store.claim_order_mail("A-1", "me", STALE).await.unwrap(), MailClaim::Send);
     // The holder may try again after a failed send.
     assert_eq!(store.claim_order_mail("A-1", "me", STALE).await.unwrap(), MailClaim::Send);
@@ -23,24 +21,20 @@ async fn an_order_is_sendable_until_it_is_marked_mailed() {
     assert_eq!(store.claim_order_mail("A-1", "me", STALE).await.unwrap(), MailClaim::AlreadySent);
 }
 
-#[tokio::test]
-async fn orders_are_logged_independently() {
-    let store = store().await;
+pub(crate) async fn orders_are_logged_independently(store: impl TestStore) {
     store.claim_order_mail("A-1", "me", STALE).await.unwrap();
     store.mark_order_mailed("A-1", "ada@example.com", "<a-1@blog>").await.unwrap();
     assert_eq!(store.claim_order_mail("A-2", "me", STALE).await.unwrap(), MailClaim::Send);
 }
 
-#[tokio::test]
-async fn marking_without_a_claim_still_records_the_mail() {
-    let store = store().await;
+pub(crate) async fn marking_without_a_claim_still_records_the_mail(store: impl TestStore) {
     store.mark_order_mailed("B-7", "bob@example.com", "<b-7@blog>").await.unwrap();
     assert_eq!(store.claim_order_mail("B-7", "me", STALE).await.unwrap(), MailClaim::AlreadySent);
 }
 
-#[tokio::test]
-async fn a_released_claim_lets_another_instance_send_at_once_but_a_sent_order_stays_sent() {
-    let store = store().await;
+pub(crate) async fn a_released_claim_lets_another_instance_send_at_once_but_a_sent_order_stays_sent(
+    store: impl TestStore,
+) {
     assert_eq!(store.claim_order_mail("A-1", "me", STALE).await.unwrap(), MailClaim::Send);
     store.release_order_mail("A-1", "other").await.unwrap();
     assert_eq!(store.claim_order_mail("A-1", "other", STALE).await.unwrap(), MailClaim::HeldElsewhere, "not theirs to release");

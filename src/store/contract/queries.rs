@@ -1,18 +1,15 @@
-//! Pages of post views: newest first, by tag.
+//! Pages of post views from the read model: newest first, by tag.
 
-use blog_actors::ports::ReadModelStore;
 use uuid::Uuid;
 
-use super::{store, view};
-use crate::store::{PostPage, QueryStore};
+use super::{view, TestStore};
+use crate::store::PostPage;
 
 fn ids(page: &PostPage) -> Vec<Uuid> {
     page.items.iter().map(|v| v.id).collect()
 }
 
-#[tokio::test]
-async fn posts_are_listed_newest_first_in_pages() {
-    let store = store().await;
+pub(crate) async fn posts_are_listed_newest_first_in_pages(store: impl TestStore) {
     let posted: Vec<Uuid> = (0..5).map(|_| Uuid::new_v4()).collect();
     for (minute, id) in posted.iter().enumerate() {
         store.upsert_post_view(&view(*id, 1, minute as i64, &[])).await.unwrap();
@@ -28,9 +25,7 @@ async fn posts_are_listed_newest_first_in_pages() {
     assert!(store.list_posts(None, 1, 0).await.unwrap().items.is_empty(), "an empty page holds nothing");
 }
 
-#[tokio::test]
-async fn posts_created_at_the_same_instant_are_ordered_by_id_descending() {
-    let store = store().await;
+pub(crate) async fn posts_created_at_the_same_instant_are_ordered_by_id_descending(store: impl TestStore) {
     let mut same: Vec<Uuid> = (0..4).map(|_| Uuid::new_v4()).collect();
     for id in &same {
         store.upsert_post_view(&view(*id, 1, 7, &["t"])).await.unwrap();
@@ -41,9 +36,7 @@ async fn posts_created_at_the_same_instant_are_ordered_by_id_descending() {
     assert_eq!(ids(&store.list_posts(Some("t"), 1, 10).await.unwrap()), same);
 }
 
-#[tokio::test]
-async fn a_tag_filter_lists_only_live_posts_with_that_tag() {
-    let store = store().await;
+pub(crate) async fn a_tag_filter_lists_only_live_posts_with_that_tag(store: impl TestStore) {
     let (a, b, c, d) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
     store.upsert_post_view(&view(a, 1, 1, &["rust", "web"])).await.unwrap();
     store.upsert_post_view(&view(b, 1, 2, &["web"])).await.unwrap();
@@ -61,9 +54,7 @@ async fn a_tag_filter_lists_only_live_posts_with_that_tag() {
     assert_eq!(store.list_posts(Some("nope"), 1, 10).await.unwrap().total, 0);
 }
 
-#[tokio::test]
-async fn a_view_reads_back_exactly_as_stored() {
-    let store = store().await;
+pub(crate) async fn a_view_reads_back_exactly_as_stored(store: impl TestStore) {
     let id = Uuid::new_v4();
     let stored = view(id, 7, 42, &["x", "y"]);
     store.upsert_post_view(&stored).await.unwrap();
