@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use blog_actors::event::{Customer, Envelope, OrderFulfilled, OrderLine, EXTERNAL_TYPES, ORDER_FULFILLED};
+use blog_actors::trace_context::{TraceContext, TRACESTATE_MAX};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use figment::providers::Serialized;
 use figment::Figment;
@@ -60,6 +61,10 @@ pub struct SettingFlags {
     #[arg(long, global = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log_format: Option<String>,
+    /// [env: BLOG_OTLP_ENDPOINT] OTLP/HTTP collector for spans, e.g. http://localhost:4318; unset: none.
+    #[arg(long, global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub otlp_endpoint: Option<String>,
 }
 
 impl SettingFlags {
@@ -79,6 +84,8 @@ pub enum Command {
     Publish {
         #[command(subcommand)]
         event: PublishCommand,
+        #[command(flatten)]
+        trace: TraceArgs,
     },
     /// Import posts in bulk (a JSON-lines file, or N synthetic ones), then bring
     /// the tag cloud and the read model up to date. Bypasses the outbox: no events.
@@ -127,6 +134,31 @@ pub enum OnError {
 impl LoadArgs {
     pub fn synthetic_settings(&self) -> crate::load::synthetic::Settings {
         crate::load::synthetic::Settings { tags: self.tags, exponent: self.zipf_exponent, seed: self.seed }
+    }
+}
+
+/// `blog publish`: the W3C trace context the caller's trace goes on with.
+#[derive(Debug, Clone, Args)]
+pub struct TraceArgs {
+    /// W3C traceparent (00-<trace id>-<parent id>-<flags>): the worker's span joins that trace.
+    #[arg(long, global = true)]
+    pub traceparent: Option<String>,
+    /// W3C tracestate passed on with --traceparent (printable ASCII, at most 512 characters).
+    #[arg(long, global = true, requires = "traceparent")]
+    pub tracestate: Option<String>,
+}
+
+impl TraceArgs {
+    /// The context to send, checked: a flag given by hand that is malformed is an error, not ignored.
+    pub fn context(&self) -> anyhow::Result<Option<TraceContext>> {
+        let Some(traceparent) = &self.traceparent else { return Ok(None) };
+        let context = TraceContext::parse(traceparent, self.tracestate.as_deref()).ok_or_else(|| {
+            anyhow::anyhow!("--traceparent: not a W3C traceparent (00-<32 hex>-<16 hex>-<2 hex>, lower case, not all zeros)")
+        })?;
+        if self.tracestate.is_some() && context.tracestate.is_none() {
+            anyhow::bail!("--tracestate: at most {TRACESTATE_MAX} printable ASCII characters");
+        }
+        Ok(Some(context))
     }
 }
 

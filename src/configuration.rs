@@ -62,10 +62,12 @@ pub struct Settings {
     pub handler_timeout: Duration,
     /// `human` or `json` log lines.
     pub log_format: LogFormat,
+    /// An OTLP/HTTP collector (`http://host:4318`) the spans go to; unset exports nothing.
+    pub otlp_endpoint: Option<String>,
 }
 
 /// Every setting's key: the env var is `BLOG_` + the key in upper case.
-pub const SETTING_KEYS: [&str; 19] = [
+pub const SETTING_KEYS: [&str; 20] = [
     "http_addr",
     "data_dir",
     "store_url",
@@ -85,6 +87,7 @@ pub const SETTING_KEYS: [&str; 19] = [
     "shutdown_timeout",
     "handler_timeout",
     "log_format",
+    "otlp_endpoint",
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -116,6 +119,7 @@ impl Default for Settings {
             shutdown_timeout: Duration::from_secs(30),
             handler_timeout: Duration::from_secs(120),
             log_format: LogFormat::Human,
+            otlp_endpoint: None,
         }
     }
 }
@@ -194,7 +198,27 @@ impl Settings {
         }
         self.store()?;
         self.broker()?;
+        self.otlp_endpoint()?;
         Ok(())
+    }
+
+    /// The collector spans go to, checked: plain `http://host[:port][/path]` (the
+    /// exporter has no TLS stack of its own; put a collector beside the service).
+    pub fn otlp_endpoint(&self) -> Result<Option<&str>, ConfigError> {
+        let Some(url) = self.otlp_endpoint.as_deref().filter(|url| !url.trim().is_empty()) else { return Ok(None) };
+        let problem = |what: &str| ConfigError::new("BLOG_OTLP_ENDPOINT", format!("{what}: {}", blog_actors::redact::url(url)));
+        let uri: actix_web::http::Uri = url.parse().map_err(|_| problem("not a URL"))?;
+        if uri.scheme_str() != Some("http") {
+            return Err(problem("expected http://host:port (an OTLP/HTTP collector such as a sidecar on port 4318)"));
+        }
+        let host_ok = uri.host().is_some_and(|host| !host.is_empty());
+        if !host_ok || uri.query().is_some() {
+            return Err(problem("expected http://host:port with no query"));
+        }
+        if uri.authority().is_some_and(|a| a.as_str().contains('@')) {
+            return Err(problem("credentials in the URL are not sent; give them in OTEL_EXPORTER_OTLP_HEADERS"));
+        }
+        Ok(Some(url))
     }
 
     pub fn store(&self) -> Result<StoreChoice, ConfigError> {
@@ -304,6 +328,19 @@ mod tests {
         assert!(!err.to_string().contains("Hunter2pw"), "{err}");
         assert!(err.to_string().contains("postgres://***@db.example/blog"), "{err}");
         let err = load_with(&[("broker_url", "kafka://admin:Hunter2pw@broker")]).unwrap_err();
+        assert!(!err.to_string().contains("Hunter2pw"), "{err}");
+    }
+
+    #[test]
+    fn the_otlp_endpoint_is_checked_by_name_and_never_prints_credentials() {
+        assert_eq!(load_with(&[]).unwrap().otlp_endpoint().unwrap(), None);
+        let ok = load_with(&[("otlp_endpoint", "http://otel-collector:4318")]).unwrap();
+        assert_eq!(ok.otlp_endpoint().unwrap(), Some("http://otel-collector:4318"));
+        for bad in ["http://u:p@c:4318", "collector:4318", "https://collector:4318", "grpc://c:4317", "http://", "http://c:4318/?x=1", "http://a b"] {
+            let err = load_with(&[("otlp_endpoint", bad)]).unwrap_err();
+            assert_eq!(err.setting, "BLOG_OTLP_ENDPOINT", "{bad}: {err}");
+        }
+        let err = load_with(&[("otlp_endpoint", "https://admin:Hunter2pw@collector:4318")]).unwrap_err();
         assert!(!err.to_string().contains("Hunter2pw"), "{err}");
     }
 

@@ -51,7 +51,13 @@ impl HttpMetrics {
     }
 }
 
-fn method_label(method: &Method) -> &'static str {
+/// The route label of a request: its matched pattern, or `unmatched`.
+pub(crate) fn route_label(req: &ServiceRequest) -> String {
+    req.match_pattern().unwrap_or_else(|| UNMATCHED.to_owned())
+}
+
+/// The method label: a standard method, or `OTHER`.
+pub(crate) fn method_label(method: &Method) -> &'static str {
     const KNOWN: [Method; 9] = [
         Method::GET,
         Method::HEAD,
@@ -101,7 +107,7 @@ where
 
     fn call(&self, req: ServiceRequest) -> Self::Future {
         let started = Instant::now();
-        let route = req.match_pattern().unwrap_or_else(|| UNMATCHED.to_owned());
+        let route = route_label(&req);
         let method = req.method().clone();
         let (service, metrics) = (self.service.clone(), self.metrics.clone());
         Box::pin(async move {

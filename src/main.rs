@@ -2,11 +2,11 @@
 
 use std::process::ExitCode;
 
-use blog::cli::{Cli, Command, LoadArgs, PublishCommand};
+use blog::cli::{Cli, Command, LoadArgs, PublishCommand, TraceArgs};
 use blog::configuration::Settings;
 use blog::startup::{open_transport, registered_workers, Application};
 use blog::store::OutboxEntry;
-use blog::telemetry;
+use blog::telemetry::{self, SpanExport};
 use clap::Parser;
 
 fn main() -> ExitCode {
@@ -20,16 +20,29 @@ fn main() -> ExitCode {
     };
     let outcome = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
-            telemetry::init(telemetry::subscriber(settings.log_format, "info", std::io::stdout));
-            actix_web::rt::System::new().block_on(serve(settings))
+            // The setting was checked at load; building the exporter can still fail.
+            let export = match settings.otlp_endpoint().ok().flatten().map(SpanExport::to).transpose() {
+                Ok(export) => export,
+                Err(e) => {
+                    eprintln!("blog: configuration error: {}", blog_actors::redact::urls_in(&format!("{e:#}")));
+                    return ExitCode::from(2);
+                }
+            };
+            telemetry::init(telemetry::subscriber(settings.log_format, "info", std::io::stdout, export.as_ref()));
+            let served = actix_web::rt::System::new().block_on(serve(settings));
+            // Outside the runtime: the exporter's last batch goes out before the process exits.
+            if let Some(export) = export {
+                export.shutdown();
+            }
+            served
         }
-        Command::Publish { event } => {
+        Command::Publish { event, trace } => {
             // A one-shot command keeps stdout for its answer.
-            telemetry::init(telemetry::subscriber(settings.log_format, "warn", std::io::stderr));
-            actix_web::rt::System::new().block_on(publish(settings, event))
+            telemetry::init(telemetry::subscriber(settings.log_format, "warn", std::io::stderr, None));
+            actix_web::rt::System::new().block_on(publish(settings, event, trace))
         }
         Command::Load(args) => {
-            telemetry::init(telemetry::subscriber(settings.log_format, "warn", std::io::stderr));
+            telemetry::init(telemetry::subscriber(settings.log_format, "warn", std::io::stderr, None));
             actix_web::rt::System::new().block_on(load(settings, args))
         }
         Command::Healthcheck => match blog::healthcheck::is_ready(settings.http_addr) {
@@ -52,14 +65,15 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     Application::build(settings).await?.run_until_stopped().await
 }
 
-async fn publish(settings: Settings, event: PublishCommand) -> anyhow::Result<()> {
+async fn publish(settings: Settings, event: PublishCommand, trace: TraceArgs) -> anyhow::Result<()> {
     let (routing_key, body) = event.message()?;
+    let trace = trace.context()?;
     let transport = open_transport(&settings, registered_workers()).await?;
     let message_id = serde_json::from_slice::<serde_json::Value>(&body)
         .ok()
         .and_then(|v| v.get("id").and_then(|id| id.as_str()).and_then(|id| id.parse().ok()))
         .unwrap_or_else(uuid::Uuid::new_v4);
-    let entry = OutboxEntry { seq: 0, message_id, routing_key, body, correlation_id: None };
+    let entry = OutboxEntry { seq: 0, message_id, routing_key, body, correlation_id: None, trace };
     let published = transport.publish(std::slice::from_ref(&entry)).await;
     transport.close().await;
     published?;

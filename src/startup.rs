@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::{Actor, Addr};
+use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpServer};
 use anyhow::Context as _;
 use secrecy::ExposeSecret;
@@ -189,6 +190,7 @@ impl Application {
         let server = HttpServer::new(move || {
             App::new()
                 // Outermost, so the not-found fallback is counted too.
+                .wrap(from_fn(routes::server_span))
                 .wrap(http_metrics.clone())
                 .app_data(state.clone())
                 .configure(routes::configure)

@@ -10,6 +10,7 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::trace_context::TraceContext;
 use crate::worker::WorkerKind;
 
 /// A transport failure: the connection or the queue's storage is not available.
@@ -32,6 +33,8 @@ pub struct Delivery {
     pub redelivered: bool,
     /// From the message properties, when the body cannot be read.
     pub correlation_id: Option<String>,
+    /// The W3C trace context the message travels with: the parent of its consumer span.
+    pub trace: Option<TraceContext>,
     /// Settles the delivery on its transport; used exactly once.
     pub settler: Box<dyn Settle>,
 }

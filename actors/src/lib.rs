@@ -3,6 +3,7 @@
 //! - [`event`]: the event envelope and the typed events inside it.
 //! - [`rules`]: the domain rules (posts, tags, orders) the API and every worker apply.
 //! - [`worker`]: what a worker is (the [`worker::Worker`] trait: name, event types, handler) and the list of them.
+//! - [`trace_context`]: the W3C trace context a message carries, and its bridge to spans.
 //! - [`delivery`]: what a transport hands the queue reader, and how a delivery is settled.
 //! - [`ports`]: the store and mail traits the workers use; adapters live in the service.
 //! - [`messages`]: the messages actors exchange.
@@ -27,4 +28,5 @@ pub mod retry;
 pub mod rules;
 pub mod supervision;
 pub mod tag_aggregator;
+pub mod trace_context;
 pub mod worker;

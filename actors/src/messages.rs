@@ -18,6 +18,8 @@ pub struct HandleEvent {
     /// How long the handler may run: past it the attempt fails, the handler's
     /// future is dropped and whatever it held (a claim) is released.
     pub deadline: std::time::Duration,
+    /// The reader's span of this delivery (the consumer span): the parent of the handler's span.
+    pub span: tracing::Span,
 }
 
 /// Why a handler did not commit its effect.

@@ -122,13 +122,19 @@ impl StreamHandler<Delivery> for QueueReader {
         let route = self.routes.get(&delivery.worker).cloned();
         let (retry, deadline, metrics) = (self.retry, self.handler_timeout, self.metrics.clone());
         // Filled in once known, so the reader's own lines (retry, park) carry the request's id too.
+        // The consumer span: a child of the context the message carries, else a new trace.
         let span = tracing::info_span!(
+            parent: None,
             "delivery",
+            otel.kind = "consumer",
             worker = delivery.worker.name(),
             attempt = delivery.attempt,
             event_id = tracing::field::Empty,
             correlation_id = delivery.correlation_id.as_deref(),
         );
+        if let Some(trace) = &delivery.trace {
+            trace.adopt_as_parent(&span);
+        }
         let arrived = Instant::now();
         let work = async move {
             let verdict = judge(&delivery, route, retry, deadline, &metrics).await;
@@ -189,7 +195,7 @@ async fn judge(
     };
     metrics.mailbox(delivery.worker.name(), 1);
     let attempt = delivery.attempt;
-    let answer = route.send(HandleEvent { envelope: envelope.clone(), event, attempt, deadline }).await;
+    let answer = route.send(HandleEvent { envelope: envelope.clone(), event, attempt, deadline, span: span.clone() }).await;
     let error = match answer {
         Ok(Ok(())) => return Verdict::Ack,
         Ok(Err(HandlerError::Permanent(reason))) => {

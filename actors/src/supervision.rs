@@ -25,12 +25,21 @@ pub struct Guarded {
 }
 
 /// Runs a handler's future under its deadline, catching a panic and recording time
-/// and in-flight count. Its log lines carry the event's id and correlation id.
-pub async fn guard<F>(actor: &'static str, metrics: ActorMetrics, envelope: Arc<Envelope>, deadline: Duration, work: F) -> Guarded
+/// and in-flight count. Its log lines carry the event's id and correlation id, and
+/// its span is a child of `parent`, the reader's span of the delivery.
+pub async fn guard<F>(
+    actor: &'static str,
+    metrics: ActorMetrics,
+    envelope: Arc<Envelope>,
+    deadline: Duration,
+    parent: tracing::Span,
+    work: F,
+) -> Guarded
 where
     F: Future<Output = Result<(), HandlerError>>,
 {
     let span = tracing::info_span!(
+        parent: &parent,
         "handle",
         actor,
         event_id = %envelope.id,
@@ -140,11 +149,13 @@ impl<W: Worker> Handler<HandleEvent> for WorkerActor<W> {
 
     fn handle(&mut self, msg: HandleEvent, _: &mut Context<Self>) -> Self::Result {
         let (name, metrics, envelope, deadline) = (W::SPEC.name, self.metrics.clone(), msg.envelope.clone(), msg.deadline);
+        // The reader's span of the delivery: the handler's span is its child.
+        let parent = msg.span;
         // Building the future runs worker code too: a panic there counts like one inside it.
         let work = std::panic::catch_unwind(AssertUnwindSafe(|| self.worker.handle(msg.envelope, msg.event)));
         let guarded = async move {
             match work {
-                Ok(work) => guard(name, metrics, envelope, deadline, work).await,
+                Ok(work) => guard(name, metrics, envelope, deadline, parent, work).await,
                 Err(panic) => {
                     metrics.mailbox(name, -1);
                     panicked(name, &metrics, &*panic)

@@ -14,10 +14,10 @@ use actix_web::middleware::Next;
 use actix_web::{FromRequest, HttpMessage, HttpRequest};
 use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn};
 use utoipa::openapi::{ObjectBuilder, Required, Type};
+use blog_actors::trace_context::{trace_id_of, TRACEPARENT};
 use uuid::Uuid;
 
 pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
-const TRACEPARENT: &str = "traceparent";
 /// Longer ids are more likely garbage than ids; they would bloat every log line.
 const MAX_LEN: usize = 128;
 
@@ -51,8 +51,8 @@ impl FromRequest for CorrelationId {
     }
 }
 
-/// Documents the headers the id is read from, so `params(CorrelationId)` lists them.
-/// Both are optional and never rejected: an unusable value is replaced, not refused.
+/// Documents the headers the id and the trace context are read from, so `params(CorrelationId)`
+/// lists them. All are optional and never rejected: an unusable value is replaced, not refused.
 impl utoipa::IntoParams for CorrelationId {
     fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
         let header = |name: &str, description: &str| {
@@ -70,7 +70,12 @@ impl utoipa::IntoParams for CorrelationId {
                 "Correlation id for the request and every event it causes (printable ASCII, at most 128 characters; \
                  anything else is ignored). Echoed in the answer.",
             ),
-            header("traceparent", "W3C trace context; its trace id is the correlation id when X-Request-Id is absent."),
+            header(
+                "traceparent",
+                "W3C trace context: the request's span and the events it causes continue this trace (a malformed one \
+                 starts a new trace); its trace id is the correlation id when X-Request-Id is absent.",
+            ),
+            header("tracestate", "W3C trace state passed on with traceparent (at most 512 printable ASCII characters)."),
         ]
     }
 }
@@ -81,7 +86,7 @@ pub fn from_headers(headers: &HeaderMap) -> String {
     if let Some(id) = header("x-request-id").filter(|id| acceptable(id)) {
         return id.to_owned();
     }
-    if let Some(trace_id) = header(TRACEPARENT).and_then(trace_id) {
+    if let Some(trace_id) = header(TRACEPARENT).and_then(trace_id_of) {
         return trace_id.to_owned();
     }
     Uuid::new_v4().to_string()
@@ -90,23 +95,6 @@ pub fn from_headers(headers: &HeaderMap) -> String {
 /// Printable ASCII only: the id is echoed in a header and written to logs.
 fn acceptable(id: &str) -> bool {
     !id.is_empty() && id.len() <= MAX_LEN && id.bytes().all(|b| b.is_ascii_graphic())
-}
-
-/// The trace id of `version-traceid-parentid-flags`, if the header is well formed.
-fn trace_id(traceparent: &str) -> Option<&str> {
-    let mut parts = traceparent.split('-');
-    let (version, trace, parent, flags) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
-    let hex = |s: &str, len| s.len() == len && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
-    // Version ff is forbidden; version 00 has exactly four parts; all-zero ids are invalid.
-    let well_formed = hex(version, 2)
-        && version != "ff"
-        && (version != "00" || parts.next().is_none())
-        && hex(trace, 32)
-        && trace.bytes().any(|b| b != b'0')
-        && hex(parent, 16)
-        && parent.bytes().any(|b| b != b'0')
-        && hex(flags, 2);
-    well_formed.then_some(trace)
 }
 
 /// Middleware: fixes the id before the handler runs and echoes it as `X-Request-Id`,

@@ -13,6 +13,7 @@ mod metrics;
 mod openapi;
 mod posts;
 mod problem;
+mod server_span;
 mod tags;
 
 use std::sync::Arc;
@@ -29,6 +30,7 @@ pub use auth::RequireApiKey;
 pub use openapi::ApiDoc;
 pub use correlation::{echo_request_id, CorrelationId};
 pub use problem::{FieldError, Problem};
+pub use server_span::server_span;
 
 /// Largest JSON body accepted; a larger one gets 413.
 pub const JSON_BODY_LIMIT: usize = 64 * 1024;

@@ -11,6 +11,7 @@ use async_trait::async_trait;
 use blog_actors::event::PostSnapshot;
 use blog_actors::feed_writer::FeedStore;
 pub use blog_actors::ports::Leases;
+use blog_actors::trace_context::TraceContext;
 use blog_actors::ports::{EmailLog, PostView, ReadModelStore, StoreError, TagCloudStore, TagCount};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -28,6 +29,8 @@ pub struct OutboxEntry {
     pub routing_key: String,
     pub body: Vec<u8>,
     pub correlation_id: Option<String>,
+    /// The W3C trace context of the write that made the event; the relay's publish span is its child.
+    pub trace: Option<TraceContext>,
 }
 
 /// What changed a post: returned to the API caller, and the event already sits in the outbox.
@@ -112,7 +115,8 @@ pub trait ReadModelBulk: Send + Sync {
 /// The outbox the relay drains.
 #[async_trait]
 pub trait Outbox: Send + Sync {
-    /// Enqueues a message that did not come from a post write (e.g. `POST /events`).
+    /// Enqueues a message that did not come from a post write (e.g. `POST /events`),
+    /// with the trace context of the span that is current.
     async fn enqueue(&self, routing_key: &str, message_id: Uuid, body: Vec<u8>, correlation_id: Option<String>) -> Result<(), StoreError>;
     /// The oldest unsent entries, at most `limit`.
     async fn pending(&self, limit: usize) -> Result<Vec<OutboxEntry>, StoreError>;

@@ -6,12 +6,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use blog_actors::metrics::{ActorMetrics, ActorState, Outcome};
+use blog_actors::trace_context::TraceContext;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::Publisher;
-use crate::store::Outbox;
+use crate::store::{Outbox, OutboxEntry};
 
 const NAME: &str = "relay";
 /// Entries published per round trip.
@@ -59,14 +60,43 @@ pub fn spawn(
     })
 }
 
+/// The producer span of one message: a child of the context the write left in the
+/// outbox, and the parent the message now carries (without the OpenTelemetry
+/// layer the stored context travels on unchanged).
+fn publish_span(entry: &mut OutboxEntry) -> tracing::Span {
+    let span = tracing::info_span!(
+        parent: None,
+        "publish",
+        otel.kind = "producer",
+        otel.status_code = tracing::field::Empty,
+        routing_key = %entry.routing_key,
+        message_id = %entry.message_id,
+    );
+    if let Some(trace) = &entry.trace {
+        trace.adopt_as_parent(&span);
+    }
+    if let Some(own) = TraceContext::of_span(&span) {
+        entry.trace = Some(own);
+    }
+    span
+}
+
 /// Publishes one batch; returns how many entries left the outbox.
 pub async fn relay_once(outbox: &dyn Outbox, publisher: &dyn Publisher, metrics: &ActorMetrics) -> Result<usize, String> {
-    let entries = outbox.pending(BATCH).await.map_err(|e| e.to_string())?;
+    let mut entries = outbox.pending(BATCH).await.map_err(|e| e.to_string())?;
     if entries.is_empty() {
         return Ok(0);
     }
     let started = std::time::Instant::now();
-    publisher.publish(&entries).await.map_err(|e| e.to_string())?;
+    // Ended (dropped) once the transport has the batch, or failed it.
+    let spans: Vec<tracing::Span> = entries.iter_mut().map(publish_span).collect();
+    if let Err(e) = publisher.publish(&entries).await {
+        for span in &spans {
+            span.record("otel.status_code", "ERROR");
+        }
+        return Err(e.to_string());
+    }
+    drop(spans);
     let seqs: Vec<i64> = entries.iter().map(|e| e.seq).collect();
     // A crash here republishes the batch: at least once, and the handlers are idempotent.
     outbox.mark_sent(&seqs).await.map_err(|e| e.to_string())?;

@@ -163,6 +163,7 @@ fn init_test_logging() {
             blog::configuration::LogFormat::Human,
             "info",
             std::io::stdout,
+            None,
         ));
     }
 }

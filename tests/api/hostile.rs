@@ -21,6 +21,7 @@ pub async fn publish_raw(app: &TestApp, routing_key: &str, body: &[u8]) {
         routing_key: routing_key.into(),
         body: body.to_vec(),
         correlation_id: None,
+        trace: None,
     };
     app.handles.transport.publish(&[entry]).await.expect("published");
 }

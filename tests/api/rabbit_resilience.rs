@@ -70,7 +70,7 @@ fn post_created(i: usize) -> OutboxEntry {
         version: 1,
     };
     let envelope = Envelope::new(POST_CREATED, serde_json::to_value(post).unwrap(), None);
-    OutboxEntry { seq: 0, message_id: envelope.id, routing_key: POST_CREATED.into(), body: envelope.to_bytes(), correlation_id: None }
+    OutboxEntry { seq: 0, message_id: envelope.id, routing_key: POST_CREATED.into(), body: envelope.to_bytes(), correlation_id: None, trace: None }
 }
 
 #[actix_web::test]

@@ -1,8 +1,9 @@
-//! Tests of the real binary as a process: crashes, signals, power cuts, configuration errors.
+//! Tests of the real binary as a process: crashes, signals, power cuts, configuration errors, exported traces.
 
 mod container;
 mod crash;
 mod observability;
+mod otlp_receiver;
 mod power_cut;
 mod publish;
 mod instances;
@@ -10,3 +11,4 @@ mod service;
 #[path = "../support/smtp_sink.rs"]
 mod smtp_sink;
 mod startup_errors;
+mod traces;

@@ -21,6 +21,7 @@ fn a_bad_setting_stops_the_start_with_one_line_naming_it() {
         (("BLOG_SHUTDOWN_TIMEOUT", "soon"), "BLOG_SHUTDOWN_TIMEOUT"),
         (("BLOG_BROKER_URL", "kafka://x"), "BLOG_BROKER_URL"),
         (("BLOG_HTTP_ADDR", "0.0.0.0:0"), "BLOG_API_KEY"),
+        (("BLOG_OTLP_ENDPOINT", "collector:4318"), "BLOG_OTLP_ENDPOINT"),
     ] {
         let (code, stderr) = run_with(&[env]);
         assert_eq!(code, 2, "{env:?}: {stderr}");
@@ -54,6 +55,7 @@ fn no_credential_of_a_url_setting_is_printed() {
         ("BLOG_STORE_URL", "postgres://admin:Hunter2pw@db.example/blog"),
         ("BLOG_BROKER_URL", "kafka://admin:Hunter2pw@broker.example"),
         ("BLOG_BROKER_URL", "amqp://admin:Hunter2pw@127.0.0.1:1"),
+        ("BLOG_OTLP_ENDPOINT", "https://admin:Hunter2pw@collector.example:4318"),
     ] {
         let (code, stderr) = run_with(&[(setting, url)]);
         assert_one_clean_line(url, code, &stderr, setting);

@@ -1,8 +1,13 @@
 //! The outbox the relay drains: oldest first, marked after the transport confirmed.
 
+use blog_actors::trace_context::TraceContext;
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use tracing::Instrument;
+use tracing_subscriber::layer::SubscriberExt;
 use uuid::Uuid;
 
-use super::TestStore;
+use super::{post, TestStore};
 
 pub(crate) async fn pending_gives_the_oldest_unsent_entries_in_order(store: impl TestStore) {
     let ids: Vec<Uuid> = (0..3).map(|_| Uuid::new_v4()).collect();
@@ -42,4 +47,32 @@ pub(crate) async fn binary_bodies_round_trip_byte_for_byte(store: impl TestStore
 pub(crate) async fn pending_with_limit_zero_gives_nothing(store: impl TestStore) {
     store.enqueue("order.fulfilled", Uuid::new_v4(), b"{}".to_vec(), None).await.unwrap();
     assert!(store.pending(0).await.unwrap().is_empty());
+}
+
+/// The trace context current at a write (a post change or a plain enqueue) travels
+/// with its event; where no span is recorded none is made up.
+pub(crate) async fn an_event_keeps_the_trace_context_of_its_write(store: impl TestStore) {
+    let recording = record_spans_on_this_thread();
+    let caller = TraceContext::parse("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", Some("k=v")).unwrap();
+    let write = tracing::info_span!("write");
+    caller.adopt_as_parent(&write);
+    store.create_post(post("Traced", &["t"]), None).instrument(write.clone()).await.unwrap();
+    store.enqueue("order.fulfilled", Uuid::new_v4(), b"{}".to_vec(), None).instrument(write).await.unwrap();
+    drop(recording);
+    store.enqueue("order.fulfilled", Uuid::new_v4(), b"{}".to_vec(), None).await.unwrap();
+    let pending = store.pending(10).await.unwrap();
+    for traced in &pending[..2] {
+        let trace = traced.trace.as_ref().unwrap_or_else(|| panic!("{} lost its trace context", traced.routing_key));
+        assert_eq!((trace.trace_id(), trace.tracestate.as_deref()), (caller.trace_id(), Some("k=v")));
+        assert_ne!(trace.traceparent, caller.traceparent, "the write's own span is the parent, not its caller");
+    }
+    assert_eq!(pending[2].trace, None);
+}
+
+/// Spans of this thread recorded by an OpenTelemetry layer (nothing exported), as
+/// the service records them when it exports traces; until the guard drops.
+fn record_spans_on_this_thread() -> tracing::subscriber::DefaultGuard {
+    let tracer = SdkTracerProvider::builder().build().tracer("contract");
+    let recording = tracing_subscriber::registry().with(tracing_opentelemetry::layer().with_tracer(tracer));
+    tracing::subscriber::set_default(recording)
 }

@@ -9,6 +9,7 @@
 use async_trait::async_trait;
 use blog_actors::event::Envelope;
 use blog_actors::ports::StoreError;
+use blog_actors::trace_context::TraceContext;
 use futures::{FutureExt, TryStreamExt};
 use mongodb::bson::spec::BinarySubtype;
 use mongodb::bson::{doc, Binary, Bson, Document};
@@ -27,27 +28,36 @@ use crate::store::{Outbox, OutboxEntry};
 /// then deleted so the collection does not grow forever.
 const KEEP_SENT_MS: i64 = 60 * 60 * 1000;
 
-/// Adds `envelope` to the outbox inside the caller's transaction.
-pub(super) async fn insert_event(session: &mut ClientSession, db: &Db, envelope: &Envelope) -> DbResult<()> {
-    insert(session, db, &envelope.event_type, envelope.id, envelope.to_bytes(), envelope.correlation_id.as_deref())
-        .await
+/// Adds `envelope` to the outbox inside the caller's transaction, with the trace context of the write.
+pub(super) async fn insert_event(
+    session: &mut ClientSession,
+    db: &Db,
+    envelope: &Envelope,
+    trace: Option<&TraceContext>,
+) -> DbResult<()> {
+    let cause = (envelope.correlation_id.as_deref(), trace);
+    insert(session, db, &envelope.event_type, envelope.id, envelope.to_bytes(), cause).await
 }
 
+/// `cause`: the correlation id and the trace context the event travels with.
 async fn insert(
     session: &mut ClientSession,
     db: &Db,
     routing_key: &str,
     message_id: Uuid,
     body: Vec<u8>,
-    correlation_id: Option<&str>,
+    (correlation_id, trace): (Option<&str>, Option<&TraceContext>),
 ) -> DbResult<()> {
     let seq = next_seq(session, db).await?;
+    let text = |value: Option<&String>| value.map_or(Bson::Null, |v| Bson::String(v.clone()));
     let entry = doc! {
         "seq": seq,
         "message_id": id_text(message_id),
         "routing_key": routing_key,
         "body": Binary { subtype: BinarySubtype::Generic, bytes: body },
         "correlation_id": correlation_id.map_or(Bson::Null, |c| Bson::String(c.to_owned())),
+        "traceparent": text(trace.map(|t| &t.traceparent)),
+        "tracestate": text(trace.and_then(|t| t.tracestate.as_ref())),
         "created_at": to_bson_time(now()),
         // Stored as null (not left out) so the unsent query matches on the index's key.
         "sent_at": Bson::Null,
@@ -85,6 +95,11 @@ struct StoredEntry {
     routing_key: String,
     body: Binary,
     correlation_id: Option<String>,
+    /// Absent from entries written before trace contexts were kept.
+    #[serde(default)]
+    traceparent: Option<String>,
+    #[serde(default)]
+    tracestate: Option<String>,
 }
 
 #[async_trait]
@@ -97,10 +112,10 @@ impl Outbox for MongoStore {
         body: Vec<u8>,
         correlation_id: Option<String>,
     ) -> Result<(), StoreError> {
-        let ctx = (routing_key, body, correlation_id);
+        let ctx = (routing_key, body, correlation_id, TraceContext::current());
         self.db
-            .transaction("outbox enqueue", ctx, |s, db, (key, body, corr)| {
-                insert(s, db, key, message_id, body.clone(), corr.as_deref()).boxed()
+            .transaction("outbox enqueue", ctx, |s, db, (key, body, corr, trace)| {
+                insert(s, db, key, message_id, body.clone(), (corr.as_deref(), trace.as_ref())).boxed()
             })
             .await
     }
@@ -169,5 +184,6 @@ fn entry(doc: Document) -> DbResult<OutboxEntry> {
         routing_key: stored.routing_key,
         body: stored.body.bytes,
         correlation_id: stored.correlation_id,
+        trace: stored.traceparent.and_then(|tp| TraceContext::parse(&tp, stored.tracestate.as_deref())),
     })
 }

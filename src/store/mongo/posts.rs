@@ -4,6 +4,7 @@
 use async_trait::async_trait;
 use blog_actors::event::PostSnapshot;
 use blog_actors::ports::StoreError;
+use blog_actors::trace_context::TraceContext;
 use futures::{FutureExt, TryStreamExt};
 use mongodb::bson::{self, doc, Document};
 use mongodb::ClientSession;
@@ -27,11 +28,12 @@ impl PostRepository for MongoStore {
         // (update and delete build theirs inside: their data depends on what they read).
         let PostChange { post: snapshot, event: envelope } =
             post_write::create(post, now(), correlation_id).map_err(|e| failed("create_post", e))?;
+        let trace = TraceContext::current();
         self.db
-            .transaction("create_post", (&snapshot, &envelope), |s, db, (snapshot, envelope)| {
+            .transaction("create_post", (&snapshot, &envelope, &trace), |s, db, (snapshot, envelope, trace)| {
                 async move {
                     db.main(POSTS).insert_one(post_doc(snapshot)).session(&mut *s).await?;
-                    insert_event(s, db, envelope).await
+                    insert_event(s, db, envelope, trace.as_ref()).await
                 }
                 .boxed()
             })
@@ -47,8 +49,9 @@ impl PostRepository for MongoStore {
         expected_version: Option<i64>,
         correlation_id: Option<String>,
     ) -> Result<PostWrite, StoreError> {
+        let trace = TraceContext::current();
         self.db
-            .transaction("update_post", (&post, &correlation_id), |s, db, (post, correlation_id)| {
+            .transaction("update_post", (&post, &correlation_id, &trace), |s, db, (post, correlation_id, trace)| {
                 async move {
                     let Some(before) = load(s, db, id).await? else { return Ok(PostWrite::NotFound) };
                     let previous_version = before.version;
@@ -65,7 +68,7 @@ impl PostRepository for MongoStore {
                         .replace_one(doc! { "_id": id_text(id), "version": previous_version }, post_doc(&after))
                         .session(&mut *s)
                         .await?;
-                    insert_event(s, db, &event).await?;
+                    insert_event(s, db, &event, trace.as_ref()).await?;
                     Ok(PostWrite::Done(after))
                 }
                 .boxed()
@@ -76,8 +79,9 @@ impl PostRepository for MongoStore {
     /// Answers `Done` with the post as it was last stored.
     #[tracing::instrument(level = "debug", skip(self, correlation_id))]
     async fn delete_post(&self, id: Uuid, correlation_id: Option<String>) -> Result<PostWrite, StoreError> {
+        let trace = TraceContext::current();
         self.db
-            .transaction("delete_post", correlation_id, |s, db, correlation_id| {
+            .transaction("delete_post", (correlation_id, trace), |s, db, (correlation_id, trace)| {
                 async move {
                     let Some(last) = load(s, db, id).await? else { return Ok(PostWrite::NotFound) };
                     let Deletion { version, event } = post_write::delete(&last, correlation_id.clone())?;
@@ -91,7 +95,7 @@ impl PostRepository for MongoStore {
                         .upsert(true)
                         .session(&mut *s)
                         .await?;
-                    insert_event(s, db, &event).await?;
+                    insert_event(s, db, &event, trace.as_ref()).await?;
                     Ok(PostWrite::Done(last))
                 }
                 .boxed()

@@ -69,6 +69,7 @@ impl SqliteStore {
         })
         .await;
         let store = opened.map_err(|e| StoreError(format!("sqlite open: the blocking task failed: {e}")))??;
+        store.main.write("outbox upgrade", |tx| outbox::upgrade(tx)).await?;
         retag::upgrade(&store).await?;
         Ok(store)
     }

@@ -4,6 +4,7 @@
 use async_trait::async_trait;
 use blog_actors::event::PostSnapshot;
 use blog_actors::ports::StoreError;
+use blog_actors::trace_context::TraceContext;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use uuid::Uuid;
 
@@ -22,6 +23,7 @@ const SELECT_POST: &str =
 impl PostRepository for SqliteStore {
     #[tracing::instrument(level = "debug", skip_all)]
     async fn create_post(&self, post: ValidPost, correlation_id: Option<String>) -> Result<PostSnapshot, StoreError> {
+        let trace = TraceContext::current();
         self.main
             .write("create_post", move |tx| {
                 let PostChange { post: snapshot, event } = post_write::create(post.clone(), now(), correlation_id.clone())?;
@@ -39,7 +41,7 @@ impl PostRepository for SqliteStore {
                     snapshot.version
                 ])?;
                 replace_tags(tx, snapshot.id, &snapshot.tags)?;
-                insert_event(tx, &event)?;
+                insert_event(tx, &event, trace.as_ref())?;
                 Ok(snapshot)
             })
             .await
@@ -53,6 +55,7 @@ impl PostRepository for SqliteStore {
         expected_version: Option<i64>,
         correlation_id: Option<String>,
     ) -> Result<PostWrite, StoreError> {
+        let trace = TraceContext::current();
         self.main
             .write("update_post", move |tx| {
                 let Some(before) = load(tx, id)? else { return Ok(PostWrite::NotFound) };
@@ -73,7 +76,7 @@ impl PostRepository for SqliteStore {
                     after.version
                 ])?;
                 replace_tags(tx, id, &after.tags)?;
-                insert_event(tx, &event)?;
+                insert_event(tx, &event, trace.as_ref())?;
                 Ok(PostWrite::Done(after))
             })
             .await
@@ -82,6 +85,7 @@ impl PostRepository for SqliteStore {
     /// Answers `Done` with the post as it was last stored.
     #[tracing::instrument(level = "debug", skip(self, correlation_id))]
     async fn delete_post(&self, id: Uuid, correlation_id: Option<String>) -> Result<PostWrite, StoreError> {
+        let trace = TraceContext::current();
         self.main
             .write("delete_post", move |tx| {
                 let Some(last) = load(tx, id)? else { return Ok(PostWrite::NotFound) };
@@ -92,7 +96,7 @@ impl PostRepository for SqliteStore {
                     "INSERT OR REPLACE INTO post_tombstones (id, version, deleted_at) VALUES (?1, ?2, ?3)",
                 )?
                 .execute(params![id_text(id), version, to_ms(now())])?;
-                insert_event(tx, &event)?;
+                insert_event(tx, &event, trace.as_ref())?;
                 Ok(PostWrite::Done(last))
             })
             .await

@@ -54,6 +54,8 @@ CREATE TABLE IF NOT EXISTS outbox (
     routing_key    TEXT NOT NULL,
     body           BLOB NOT NULL,
     correlation_id TEXT,
+    traceparent    TEXT,
+    tracestate     TEXT,
     created_at     INTEGER NOT NULL,
     sent_at        INTEGER
 );

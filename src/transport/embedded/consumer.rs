@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use blog_actors::delivery::{Delivery, TransportError};
+use blog_actors::trace_context::TraceContext;
 use blog_actors::worker::WorkerKind;
 use rusqlite::{params, Connection, Row};
 use tokio::sync::futures::Notified;
@@ -14,6 +15,7 @@ use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use super::db::{immediate, now_ms, Db};
+use super::publish::trace_columns;
 use super::settle::EmbeddedSettler;
 use super::Shared;
 
@@ -29,7 +31,7 @@ UPDATE deliveries SET leased = 1
 WHERE id IN (SELECT id FROM deliveries
              WHERE worker = ?1 AND leased = 0 AND available_at <= ?2
              ORDER BY id LIMIT ?3)
-RETURNING id, routing_key, correlation_id, body, attempt, redelivered";
+RETURNING id, routing_key, correlation_id, body, attempt, redelivered, traceparent, tracestate";
 
 const NEXT_DUE: &str = "SELECT MIN(available_at) FROM deliveries WHERE worker = ?1 AND leased = 0";
 
@@ -101,6 +103,7 @@ struct Claimed {
     body: Vec<u8>,
     attempt: u32,
     redelivered: bool,
+    trace: Option<TraceContext>,
 }
 
 impl Claimed {
@@ -112,6 +115,7 @@ impl Claimed {
             body: row.get(3)?,
             attempt: row.get(4)?,
             redelivered: row.get(5)?,
+            trace: trace_columns(row, 6)?,
         })
     }
 }
@@ -236,6 +240,7 @@ impl WorkerConsumer {
             attempt: row.attempt,
             redelivered: row.redelivered,
             correlation_id: row.correlation_id,
+            trace: row.trace,
             settler: Box::new(EmbeddedSettler::new(self.running.0.clone(), row.id, permit)),
         }
     }

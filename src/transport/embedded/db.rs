@@ -21,6 +21,8 @@ CREATE TABLE IF NOT EXISTS deliveries (
     routing_key    TEXT    NOT NULL,
     message_id     TEXT,
     correlation_id TEXT,
+    traceparent    TEXT,
+    tracestate     TEXT,
     body           BLOB    NOT NULL,
     attempt        INTEGER NOT NULL DEFAULT 1,
     available_at   INTEGER NOT NULL,
@@ -36,6 +38,8 @@ CREATE TABLE IF NOT EXISTS parked (
     routing_key    TEXT    NOT NULL,
     message_id     TEXT,
     correlation_id TEXT,
+    traceparent    TEXT,
+    tracestate     TEXT,
     body           BLOB    NOT NULL,
     reason         TEXT    NOT NULL,
     attempts       INTEGER NOT NULL,
@@ -95,7 +99,8 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
         tracing::warn!(%mode, "the embedded queue could not switch to WAL");
     }
     conn.pragma_update(None, "synchronous", "FULL")?;
-    conn.execute_batch(SCHEMA)
+    conn.execute_batch(SCHEMA)?;
+    super::upgrade::add_trace_columns(conn)
 }
 
 /// A write transaction that takes the write lock at once, so it waits (busy

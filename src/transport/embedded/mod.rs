@@ -21,6 +21,7 @@ mod db;
 mod parked;
 mod publish;
 mod settle;
+mod upgrade;
 #[cfg(test)]
 mod tests;
 

@@ -1,28 +1,33 @@
 //! The parking lot: messages a worker gave up on (or that no worker takes),
 //! kept with the reason until an admin replays or deletes them.
 
+use blog_actors::trace_context::TraceContext;
 use blog_actors::worker::Workers;
 use chrono::DateTime;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use uuid::Uuid;
 
 use super::db::immediate;
-use super::publish::{insert_delivery, Message};
+use super::publish::{insert_delivery, trace_columns, Message};
 use crate::transport::ParkedMessage;
 
 /// The worker name of messages whose type no worker subscribes to.
 pub(super) const UNROUTED: &str = "unrouted";
 
 const INSERT: &str = "
-INSERT INTO parked (id, worker, routing_key, message_id, correlation_id, body, reason, attempts, parked_at)
-VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
+INSERT INTO parked (id, worker, routing_key, message_id, correlation_id, body, reason, attempts, parked_at,
+                    traceparent, tracestate)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)";
 
 /// Copies the delivery row itself, so the settler needs to carry nothing but its id.
 const PARK_DELIVERY: &str = "
-INSERT INTO parked (id, worker, routing_key, message_id, correlation_id, body, reason, attempts, parked_at)
-SELECT ?1, worker, routing_key, message_id, correlation_id, body, ?2, ?3, ?4 FROM deliveries WHERE id = ?5";
+INSERT INTO parked (id, worker, routing_key, message_id, correlation_id, body, reason, attempts, parked_at,
+                    traceparent, tracestate)
+SELECT ?1, worker, routing_key, message_id, correlation_id, body, ?2, ?3, ?4, traceparent, tracestate
+FROM deliveries WHERE id = ?5";
 
-const COLUMNS: &str = "id, worker, routing_key, message_id, correlation_id, body, reason, attempts, parked_at";
+const COLUMNS: &str =
+    "id, worker, routing_key, message_id, correlation_id, body, reason, attempts, parked_at, traceparent, tracestate";
 
 pub(super) fn unrouted_reason(routing_key: &str) -> String {
     format!("no worker subscribes to event type \"{routing_key}\"")
@@ -47,7 +52,9 @@ pub(super) fn insert(conn: &Connection, p: &NewParked<'_>, now: i64) -> rusqlite
         m.body,
         p.reason,
         p.attempts,
-        now
+        now,
+        m.trace.map(|t| &t.traceparent),
+        m.trace.and_then(|t| t.tracestate.as_ref())
     ])?;
     Ok(())
 }
@@ -77,6 +84,7 @@ struct Parked {
     reason: String,
     attempts: u32,
     parked_at: i64,
+    trace: Option<TraceContext>,
 }
 
 impl Parked {
@@ -91,6 +99,7 @@ impl Parked {
             reason: row.get(6)?,
             attempts: row.get(7)?,
             parked_at: row.get(8)?,
+            trace: trace_columns(row, 9)?,
         })
     }
 
@@ -146,6 +155,7 @@ pub(super) fn replay(conn: &mut Connection, registered: &Workers, id: &str, now:
         routing_key: &p.routing_key,
         message_id: p.message_id.as_deref(),
         correlation_id: p.correlation_id.as_deref(),
+        trace: p.trace.as_ref(),
         body: &p.body,
     };
     for worker in workers {

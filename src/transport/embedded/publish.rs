@@ -3,6 +3,7 @@
 
 use async_trait::async_trait;
 use blog_actors::delivery::TransportError;
+use blog_actors::trace_context::TraceContext;
 use blog_actors::worker::{WorkerKind, Workers};
 use rusqlite::{params, Connection};
 use uuid::Uuid;
@@ -14,15 +15,26 @@ use crate::store::OutboxEntry;
 use crate::transport::Publisher;
 
 const INSERT_DELIVERY: &str = "
-INSERT INTO deliveries (worker, routing_key, message_id, correlation_id, body, attempt, available_at, enqueued_at)
-VALUES (?1, ?2, ?3, ?4, ?5, 1, ?6, ?6)";
+INSERT INTO deliveries (worker, routing_key, message_id, correlation_id, traceparent, tracestate, body, attempt,
+                        available_at, enqueued_at)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 1, ?8, ?8)";
 
 /// A message as it is stored, whichever table it comes from.
 pub(super) struct Message<'a> {
     pub routing_key: &'a str,
     pub message_id: Option<&'a str>,
     pub correlation_id: Option<&'a str>,
+    /// The W3C trace context it travels with; retries, parking and replay keep it.
+    pub trace: Option<&'a TraceContext>,
     pub body: &'a [u8],
+}
+
+/// The trace context kept in the `traceparent` and `tracestate` columns from `first` on,
+/// checked again as it is read (the file is shared with other processes).
+pub(super) fn trace_columns(row: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<Option<TraceContext>> {
+    let traceparent: Option<String> = row.get(first)?;
+    let tracestate: Option<String> = row.get(first + 1)?;
+    Ok(traceparent.and_then(|tp| TraceContext::parse(&tp, tracestate.as_deref())))
 }
 
 /// Queues `message` for `worker` as a first attempt, due now.
@@ -38,6 +50,8 @@ pub(super) fn insert_delivery(
         message.routing_key,
         message.message_id,
         message.correlation_id,
+        message.trace.map(|t| &t.traceparent),
+        message.trace.and_then(|t| t.tracestate.as_ref()),
         message.body,
         now
     ])?;
@@ -64,6 +78,7 @@ fn publish_all(conn: &mut Connection, workers: &Workers, entries: &[OutboxEntry]
             routing_key: &entry.routing_key,
             message_id: Some(&message_id),
             correlation_id: entry.correlation_id.as_deref(),
+            trace: entry.trace.as_ref(),
             body: &entry.body,
         };
         fan_out(&tx, workers, &message, now)?;
@@ -100,6 +115,7 @@ impl EmbeddedQueue {
             routing_key: routing_key.to_owned(),
             body,
             correlation_id,
+            trace: None,
         };
         self.publish(std::slice::from_ref(&entry)).await?;
         Ok(entry.message_id)

@@ -3,6 +3,7 @@ use std::time::{Duration, Instant};
 
 use blog_actors::delivery::{Delivery, DeliverySource, Verdict};
 use blog_actors::emailer::Emailer;
+use blog_actors::trace_context::TraceContext;
 use blog_actors::worker::{Worker, WorkerKind};
 
 use crate::startup::registered_workers;
@@ -12,7 +13,8 @@ use tokio::time::timeout;
 use tokio_util::sync::CancellationToken;
 
 use super::EmbeddedQueue;
-use crate::transport::{DeadLetters, Transport};
+use crate::store::OutboxEntry;
+use crate::transport::{DeadLetters, Publisher, Transport};
 
 /// Generous, so a slow CI machine does not fail a test that would pass.
 const DEADLINE: Duration = Duration::from_secs(5);
@@ -150,6 +152,33 @@ async fn a_parked_delivery_is_listed_and_a_replay_delivers_it_again_as_attempt_o
     assert_eq!(number(&again), 7);
     assert_eq!(queue.parked_count().await.unwrap(), 0);
     assert!(!queue.replay_parked(&parked.id).await.unwrap(), "a replayed message is no longer parked");
+}
+
+#[tokio::test]
+async fn the_trace_context_stays_with_a_message_through_a_retry_a_parking_and_a_replay() {
+    let (_dir, queue) = open_temp();
+    let trace = TraceContext::parse("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", Some("k=v"));
+    let entry = OutboxEntry {
+        seq: 0,
+        message_id: uuid::Uuid::now_v7(),
+        routing_key: "order.fulfilled".into(),
+        body: body(1),
+        correlation_id: None,
+        trace: trace.clone(),
+    };
+    queue.publish(std::slice::from_ref(&entry)).await.unwrap();
+    let (_stop, mut rx) = consume(&queue, &[Emailer::kind()], 10).await;
+    let first = next(&mut rx).await;
+    assert_eq!(first.trace, trace);
+    let retry = Verdict::Retry { delay: Duration::ZERO, next_attempt: 2, reason: "smtp down".into() };
+    first.settler.settle(retry).await.unwrap();
+    let second = next(&mut rx).await;
+    assert_eq!((second.attempt, &second.trace), (2, &trace));
+    second.settler.settle(Verdict::Park { reason: "boom".into(), attempts: 2 }).await.unwrap();
+    let parked = queue.list_parked(10).await.unwrap().remove(0);
+    assert!(queue.replay_parked(&parked.id).await.unwrap());
+    let replayed = next(&mut rx).await;
+    assert_eq!((replayed.attempt, &replayed.trace), (1, &trace));
 }
 
 #[tokio::test]

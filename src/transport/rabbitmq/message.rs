@@ -13,6 +13,8 @@ use chrono::{DateTime, SecondsFormat, Utc};
 
 use super::confirm::truncate;
 use super::topology::key;
+use blog_actors::trace_context::{TraceContext, TRACEPARENT, TRACESTATE};
+
 use crate::store::OutboxEntry;
 use crate::transport::ParkedMessage;
 
@@ -38,7 +40,25 @@ pub(super) fn event_properties(entry: &OutboxEntry) -> BasicProperties {
         // A short string: a longer id (it may come from an HTTP header) is cut, not a panic.
         props.with_correlation_id(truncate(correlation_id, 255));
     }
-    props
+    match &entry.trace {
+        // As the OpenTelemetry messaging conventions say: W3C headers on the message.
+        // Retries, parking and replay copy our headers, so the context stays with it.
+        Some(trace) => with_headers(&props, trace_headers(trace), &[]),
+        None => props,
+    }
+}
+
+fn trace_headers(trace: &TraceContext) -> Vec<(&'static str, FieldValue)> {
+    let mut headers = vec![(TRACEPARENT, FieldValue::from(trace.traceparent.as_str()))];
+    if let Some(state) = &trace.tracestate {
+        headers.push((TRACESTATE, FieldValue::from(state.as_str())));
+    }
+    headers
+}
+
+/// The trace context of a delivery, if its headers hold a well-formed one.
+pub(super) fn trace_context(props: &BasicProperties) -> Option<TraceContext> {
+    TraceContext::parse(&header_str(props, TRACEPARENT)?, header_str(props, TRACESTATE).as_deref())
 }
 
 /// `props` with `headers` set (or replaced) and `remove` taken out; persistent.
@@ -184,6 +204,28 @@ mod tests {
         let props = with_headers(&BasicProperties::default(), vec![(ORIGINAL_ROUTING_KEY, FieldValue::from("post.created"))], &[]);
         assert_eq!(routing_key(&props, "p.projector"), "post.created");
         assert_eq!(routing_key(&BasicProperties::default(), "post.updated"), "post.updated");
+    }
+
+    #[test]
+    fn the_trace_context_travels_in_w3c_headers_through_a_retry_and_a_parking() {
+        let trace = TraceContext::parse("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", Some("k=v"));
+        let entry = OutboxEntry {
+            seq: 1,
+            message_id: uuid::Uuid::new_v4(),
+            routing_key: "post.created".into(),
+            body: b"{}".to_vec(),
+            correlation_id: None,
+            trace: trace.clone(),
+        };
+        let published = event_properties(&entry);
+        let retried = with_headers(&published, vec![(ATTEMPT, FieldValue::l(2))], &[]);
+        let parked = with_headers(&retried, parking_headers("projector", "post.created", "bad", 2), &[]);
+        let replayed = with_headers(&parked, vec![(ATTEMPT, FieldValue::l(1))], &PARKING_HEADERS);
+        for props in [&published, &retried, &parked, &replayed] {
+            assert_eq!(trace_context(props), trace);
+        }
+        let forged = with_headers(&published, vec![(TRACEPARENT, FieldValue::from("00-zz-nonsense-01"))], &[]);
+        assert_eq!(trace_context(&forged), None, "a malformed header starts a new trace");
     }
 
     #[test]

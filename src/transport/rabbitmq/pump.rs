@@ -91,6 +91,7 @@ impl Pump {
             window.delivered(deliver.delivery_tag());
         }
         let (attempt, correlation_id, body) = (message::attempt(&props), props.correlation_id().cloned(), Bytes::from(body));
+        let trace = message::trace_context(&props);
         // The settler keeps the properties and shares the body, for a copy (retry, park).
         let delivered = Delivered { worker, tag: deliver.delivery_tag(), routing_key: routing_key.clone(), props, body: body.clone() };
         let settler = RabbitSettler::new(&self.shared, delivered, self.side_unsettled.clone(), self.runtime.clone());
@@ -101,6 +102,7 @@ impl Pump {
             attempt,
             redelivered: deliver.redelivered(),
             correlation_id,
+            trace,
             settler: Box::new(settler),
         })
     }

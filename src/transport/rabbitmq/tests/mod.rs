@@ -12,6 +12,7 @@ use amqprs::{FieldTable, FieldValue};
 use blog_actors::delivery::{Delivery, DeliverySource, Verdict};
 use blog_actors::emailer::Emailer;
 use blog_actors::projector::Projector;
+use blog_actors::trace_context::TraceContext;
 use blog_actors::worker::Worker;
 
 use crate::startup::registered_workers;
@@ -46,6 +47,7 @@ fn entry(routing_key: &str) -> OutboxEntry {
         routing_key: routing_key.to_owned(),
         body: serde_json::to_vec(&body).unwrap(),
         correlation_id: Some(format!("corr-{message_id}")),
+        trace: TraceContext::parse(&format!("00-{}-00f067aa0ba902b7-01", message_id.simple()), Some("k=v")),
     }
 }
 
@@ -213,8 +215,10 @@ async fn a_retry_comes_back_after_its_delay_as_the_next_attempt() {
     let p = prefix();
     let t = connect(&p).await;
     let mut rx = t.consume(&[Emailer::kind()], 5, CancellationToken::new()).await.unwrap();
-    t.publish(&[entry("order.fulfilled")]).await.unwrap();
+    let sent = entry("order.fulfilled");
+    t.publish(std::slice::from_ref(&sent)).await.unwrap();
     let first = next(&mut rx).await;
+    assert_eq!(first.trace, sent.trace, "the W3C headers arrive");
     let body = first.body.clone();
     let retried_at = Instant::now();
     let retry = Verdict::Retry { delay: Duration::from_millis(250), next_attempt: 2, reason: "smtp down".into() };
@@ -224,6 +228,7 @@ async fn a_retry_comes_back_after_its_delay_as_the_next_attempt() {
     assert!(retried_at.elapsed() >= Duration::from_millis(250), "came back after {:?}", retried_at.elapsed());
     assert_eq!((again.worker, again.routing_key.as_str(), again.attempt), (Emailer::kind(), "order.fulfilled", 2));
     assert_eq!(again.body, body);
+    assert_eq!(again.trace, sent.trace, "a retry keeps the trace context");
     again.settler.settle(Verdict::Ack).await.unwrap();
     until("nothing is pending", || async { pending(&t).await == 0 }).await;
     t.close().await;
@@ -252,6 +257,7 @@ async fn a_parked_message_is_listed_and_replayed_as_a_first_attempt() {
     let again = next(&mut rx).await;
     assert_eq!((again.worker, again.routing_key.as_str(), again.attempt), (Projector::kind(), "post.updated", 1));
     assert_eq!(again.body, sent.body);
+    assert_eq!(again.trace, sent.trace, "parking and replay keep the trace context");
     again.settler.settle(Verdict::Ack).await.unwrap();
     assert_eq!(t.parked_count().await.unwrap(), 0);
     assert!(!t.replay_parked(&m.id).await.unwrap(), "a replayed message is gone from the lot");
