@@ -3,7 +3,8 @@
 //!
 //! - [`configuration`]: typed settings from flags, env vars and an optional file.
 //! - [`telemetry`]: the tracing subscriber.
-//! - [`startup`]: builds the store, transport, actors and HTTP server; runs them until stopped.
+//! - [`startup`]: the list of workers; builds the workers, queue reader, relay and HTTP server; runs them until stopped.
+//! - [`adapters`]: opens the store, transport and mailer the settings choose.
 //! - [`cli`]: the command line (serve, publish, load, healthcheck).
 //! - [`load`]: `blog load`, the bulk import of posts (a JSON-lines file or synthetic).
 //! - [`healthcheck`]: the container health check, without curl.
@@ -17,6 +18,7 @@
 //! - [`transport`]: the transport traits, the embedded durable queue, RabbitMQ and the outbox relay.
 //! - [`mail`]: mail adapters (.eml files, SMTP).
 
+pub mod adapters;
 pub mod cli;
 pub mod configuration;
 pub mod domain;

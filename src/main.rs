@@ -4,7 +4,8 @@ use std::process::ExitCode;
 
 use blog::cli::{Cli, Command, LoadArgs, PublishCommand, TraceArgs};
 use blog::configuration::Settings;
-use blog::startup::{open_transport, registered_workers, Application};
+use blog::adapters::open_transport;
+use blog::startup::{registered_workers, Application};
 use blog::store::OutboxEntry;
 use blog::telemetry::{self, SpanExport};
 use clap::Parser;

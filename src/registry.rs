@@ -9,7 +9,7 @@ use blog_actors::supervision::WorkerActor;
 use blog_actors::worker::{Worker, WorkerKind, Workers};
 
 use crate::configuration::Settings;
-use crate::startup::Adapters;
+use crate::adapters::Adapters;
 
 /// What a worker may be built from.
 pub struct Ports<'a> {

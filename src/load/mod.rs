@@ -37,7 +37,7 @@ use tokio::sync::mpsc;
 
 use crate::cli::LoadArgs;
 use crate::configuration::Settings;
-use crate::startup::open_store;
+use crate::adapters::open_store;
 use crate::store::{ImportedPost, Store};
 
 /// Batches parsed ahead of the writer: enough to keep it busy, little memory.

@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use blog::configuration::Settings;
-use blog::startup::{Adapters, AppHandles, Application};
+use blog::adapters::Adapters;
+use blog::startup::{registered_workers, AppHandles, Application};
 use serde_json::{json, Value};
 
 pub const API_KEY: &str = "test-key";
@@ -125,7 +126,7 @@ pub async fn spawn_app_with(
         .broker_url
         .starts_with("amqp")
         .then(|| (settings.broker_url.clone(), settings.amqp_prefix.clone(), settings.retry_policy().delay_levels()));
-    let mut adapters = Adapters::from_settings(&settings).await.expect("adapters open");
+    let mut adapters = Adapters::from_settings(&settings, registered_workers()).await.expect("adapters open");
     wrap(&mut adapters);
     let app = Application::build_with(settings, adapters).await.expect("the app builds");
     let address = format!("http://127.0.0.1:{}", app.port());

@@ -15,7 +15,7 @@ use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use super::db::{immediate, now_ms, Db};
-use super::publish::trace_columns;
+use super::deliveries::trace_columns;
 use super::settle::EmbeddedSettler;
 use super::Shared;
 

@@ -18,6 +18,7 @@
 
 mod consumer;
 mod db;
+mod deliveries;
 mod parked;
 mod publish;
 mod settle;

@@ -8,7 +8,7 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 use uuid::Uuid;
 
 use super::db::immediate;
-use super::publish::{insert_delivery, trace_columns, Message};
+use super::deliveries::{insert_delivery, trace_columns, Message};
 use crate::transport::ParkedMessage;
 
 /// The worker name of messages whose type no worker subscribes to.

@@ -3,12 +3,10 @@
 //! parking), and a supervisor that replaces a lost session with capped backoff
 //! while feeding the same receiver.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use amqprs::channel::Channel;
 use blog_actors::delivery::{Delivery, TransportError};
 use blog_actors::worker::WorkerKind;
 use tokio::runtime::Handle;
@@ -20,7 +18,8 @@ use super::ack_window::AckWindow;
 use super::confirm::ConfirmChannel;
 use super::connection::{self, Backoff, Link};
 use super::pump::{park_unrouted, subscribe, Pump};
-use super::topology::{self, Names};
+use super::session::SessionShared;
+use super::topology;
 use super::Config;
 
 const RECONNECT_MIN: Duration = Duration::from_millis(100);
@@ -29,33 +28,6 @@ const RECONNECT_MAX: Duration = Duration::from_secs(5);
 pub(super) const UNROUTED_PREFETCH: u16 = 20;
 /// How long shutdown waits for a supervisor to close its connection.
 const CLOSE_GRACE: Duration = Duration::from_secs(5);
-
-/// What settlers reach through a weak reference; dropped (on the AMQP thread)
-/// with the session, so a settler never keeps a dead channel alive.
-pub(super) struct SessionShared {
-    pub generation: u64,
-    /// The supervisor's live generation.
-    current: Arc<AtomicU64>,
-    channels: HashMap<WorkerKind, Channel>,
-    /// Each worker channel's acks, sent in groups.
-    windows: HashMap<WorkerKind, AckWindow>,
-    pub confirm: ConfirmChannel,
-    pub names: Names,
-}
-
-impl SessionShared {
-    pub(super) fn is_current(&self, generation: u64) -> bool {
-        self.generation == generation && self.current.load(Ordering::SeqCst) == generation
-    }
-
-    pub(super) fn channel(&self, worker: WorkerKind) -> Option<&Channel> {
-        self.channels.get(&worker)
-    }
-
-    pub(super) fn window(&self, worker: WorkerKind) -> Option<&AckWindow> {
-        self.windows.get(&worker)
-    }
-}
 
 /// The consumers of every `consume` call, and the figures the transport reports.
 pub(super) struct ConsumeSide {
@@ -222,7 +194,7 @@ impl ConsumeSide {
         let channels = consumers.iter().map(|(w, sub)| (*w, sub.channel.clone())).collect();
         let windows = consumers.iter().map(|(w, _)| (*w, AckWindow::new(spec.prefetch))).collect();
         let current = spec.current.clone();
-        let shared = Arc::new(SessionShared { generation, current, channels, windows, confirm, names: names.clone() });
+        let shared = Arc::new(SessionShared::new(generation, current, channels, windows, confirm, names.clone()));
         let mut pumps = Vec::new();
         for (worker, sub) in consumers {
             let pump = Pump { side_unsettled: self.unsettled.clone(), runtime: self.runtime.clone(), shared: shared.clone() };

@@ -29,6 +29,7 @@ mod message;
 mod publisher;
 mod pump;
 mod runtime;
+mod session;
 mod settle;
 mod topology;
 #[cfg(test)]

@@ -17,7 +17,7 @@ use tokio::sync::mpsc::{self, UnboundedReceiver};
 use tokio_util::sync::CancellationToken;
 
 use super::connection::{open_channel, usable, Link};
-use super::consumer::SessionShared;
+use super::session::SessionShared;
 use super::message::{self, parking_headers, with_headers};
 use super::settle::{release as reject_requeue, Delivered, RabbitSettler};
 use super::topology::UNROUTED;

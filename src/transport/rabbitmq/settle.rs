@@ -20,7 +20,7 @@ use bytes::Bytes;
 use tokio::runtime::Handle;
 
 use super::confirm::truncate;
-use super::consumer::SessionShared;
+use super::session::SessionShared;
 use super::message::{parking_headers, with_headers, ATTEMPT, LAST_ERROR, ORIGINAL_ROUTING_KEY};
 
 /// A reason kept in a header is cut to this many bytes (a stack trace is not a header).
