@@ -8,7 +8,7 @@
 //! - [`ports`]: the store and mail traits the workers use; adapters live in the service.
 //! - [`messages`]: the messages actors exchange.
 //! - [`queue_reader`]: forwards deliveries to workers, then acks, retries or parks them.
-//! - [`tag_aggregator`], [`emailer`], [`projector`]: the workers, one file each.
+//! - [`tag_aggregator`], [`emailer`], [`projector`], [`feed_writer`]: the workers, one file each.
 //! - [`supervision`]: the one supervised actor every worker runs in: guard, deadline, panic → restart, metrics.
 //! - [`redact`]: credentials and mail addresses taken out of what is logged or served.
 //! - [`retry`]: the attempt limit and backoff delays.
