@@ -17,7 +17,6 @@ use blog_actors::projector::Projector;
 use blog_actors::queue_reader::QueueReader;
 use blog_actors::tag_aggregator::{RebuildLease, TagAggregator};
 use blog_actors::worker::Workers;
-use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -97,12 +96,10 @@ impl Application {
         let source = adapters.transport.clone() as Arc<dyn blog_actors::delivery::DeliverySource>;
         let reader = QueueReader::new(source, routes, retry, settings.handler_timeout, settings.prefetch, metrics.clone()).start();
 
-        let relay_wakeup = Arc::new(Notify::new());
         let relay_stop = CancellationToken::new();
         let relay = relay::spawn(
             adapters.store.clone(),
             adapters.transport.clone(),
-            relay_wakeup.clone(),
             metrics.clone(),
             relay_stop.clone(),
         );
@@ -118,7 +115,6 @@ impl Application {
             actor_metrics: metrics.clone(),
             registry,
             api_key: settings.api_key.clone(),
-            relay_wakeup,
         });
         let port = listener.local_addr()?.port();
         let server = HttpServer::new(move || {

@@ -72,7 +72,11 @@ impl PowerCutFs {
                 }
                 std::thread::sleep(Duration::from_millis(10));
             }
-            session.join()?;
+            match session.join() {
+                // The kernel ends the connection as the mount goes: the session's normal end.
+                Err(e) if !matches!(e.raw_os_error(), Some(libc::ECONNABORTED | libc::ENODEV)) => return Err(e),
+                _ => {}
+            }
         }
         let report = {
             let mut state = lock(&self.state);

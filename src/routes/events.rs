@@ -95,7 +95,6 @@ async fn publish_event(
     envelope.event().map_err(invalid)?;
     let correlation = envelope.correlation_id.clone();
     state.store.enqueue(&envelope.event_type, envelope.id, envelope.to_bytes(), correlation).await?;
-    state.relay_wakeup.notify_one();
     tracing::info!(event_id = %envelope.id, "event accepted");
     Ok(HttpResponse::Accepted().json(EventAccepted { id: envelope.id, status: "accepted" }))
 }

@@ -20,7 +20,6 @@ use std::sync::Arc;
 
 use blog_actors::metrics::ActorMetrics;
 use secrecy::SecretString;
-use tokio::sync::Notify;
 
 use crate::registry::RunningWorker;
 use crate::store::Store;
@@ -46,8 +45,6 @@ pub struct AppState {
     pub registry: prometheus::Registry,
     /// Writes and admin calls need this key when set.
     pub api_key: Option<SecretString>,
-    /// Wakes the outbox relay after a write, so events leave without waiting for its poll.
-    pub relay_wakeup: Arc<Notify>,
 }
 
 /// Mounts every route, the JSON limits and the problem+json fallbacks.

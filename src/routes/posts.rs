@@ -1,5 +1,5 @@
 //! Posts. Writes go to the write model (with their event in the outbox, then the
-//! relay is woken); reads come from the read model the projector keeps, so a
+//! outbox wakes the relay itself); reads come from the read model the projector keeps, so a
 //! post just written may take a moment to appear in `GET`.
 
 use actix_web::http::header::{self, HeaderValue};
@@ -126,7 +126,6 @@ async fn create_post(
 ) -> Result<HttpResponse, Problem> {
     let post = input.into_inner().validate().map_err(invalid)?;
     let snapshot = state.store.create_post(post, Some(cid.0)).await?;
-    state.relay_wakeup.notify_one();
     tracing::info!(post_id = %snapshot.id, "post created");
     Ok(HttpResponse::Created()
         .insert_header((header::LOCATION, format!("/posts/{}", snapshot.id)))
@@ -174,7 +173,6 @@ async fn update_post(
     let post = input.into_inner().validate().map_err(invalid)?;
     match state.store.update_post(id, post, expected, Some(cid.0)).await? {
         PostWrite::Done(snapshot) => {
-            state.relay_wakeup.notify_one();
             tracing::info!(version = snapshot.version, "post updated");
             Ok(HttpResponse::Ok().insert_header(etag(snapshot.version)).json(snapshot))
         }
@@ -206,7 +204,6 @@ async fn delete_post(
     let id = post_id(&id)?;
     match state.store.delete_post(id, Some(cid.0)).await? {
         PostWrite::Done(_) => {
-            state.relay_wakeup.notify_one();
             tracing::info!("post deleted");
             Ok(HttpResponse::NoContent().finish())
         }

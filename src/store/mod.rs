@@ -7,6 +7,8 @@ mod contract;
 pub mod mongo;
 pub mod sqlite;
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use blog_actors::event::PostSnapshot;
 use blog_actors::feed_writer::FeedStore;
@@ -122,6 +124,9 @@ pub trait Outbox: Send + Sync {
     async fn pending(&self, limit: usize) -> Result<Vec<OutboxEntry>, StoreError>;
     /// Marks entries sent (after the transport confirmed them).
     async fn mark_sent(&self, seqs: &[i64]) -> Result<(), StoreError>;
+    /// Woken after every commit that may have added entries (a post write, an
+    /// enqueue), so the relay publishes at once instead of at its next poll.
+    fn written(&self) -> Arc<tokio::sync::Notify>;
     /// Entries not yet sent.
     async fn backlog(&self) -> Result<u64, StoreError>;
 }

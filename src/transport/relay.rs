@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use blog_actors::metrics::{ActorMetrics, ActorState, Outcome};
 use blog_actors::trace_context::TraceContext;
-use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -26,10 +25,11 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 pub fn spawn(
     outbox: Arc<dyn Outbox>,
     publisher: Arc<dyn Publisher>,
-    wakeup: Arc<Notify>,
     metrics: ActorMetrics,
     stop: CancellationToken,
 ) -> JoinHandle<()> {
+    // The outbox says when it has new entries; the poll covers other processes' writes.
+    let wakeup = outbox.written();
     tokio::spawn(async move {
         metrics.set_state(NAME, ActorState::Running);
         let mut backoff = Duration::from_millis(100);

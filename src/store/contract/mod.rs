@@ -45,6 +45,7 @@ macro_rules! store_contract_suite {
                 marked_entries_leave_the_backlog,
                 binary_bodies_round_trip_byte_for_byte,
                 pending_with_limit_zero_gives_nothing,
+                every_write_with_an_event_wakes_the_relay,
                 an_event_keeps_the_trace_context_of_its_write,
             ]
             email_log: [

@@ -76,3 +76,16 @@ fn record_spans_on_this_thread() -> tracing::subscriber::DefaultGuard {
     let recording = tracing_subscriber::registry().with(tracing_opentelemetry::layer().with_tracer(tracer));
     tracing::subscriber::set_default(recording)
 }
+
+pub(crate) async fn every_write_with_an_event_wakes_the_relay(store: impl TestStore) {
+    let woken = store.written();
+    let wait = || tokio::time::timeout(std::time::Duration::from_secs(5), woken.notified());
+    let post = store.create_post(super::post("One", &["a"]), None).await.unwrap();
+    wait().await.expect("a create wakes the relay");
+    store.update_post(post.id, super::post("Two", &["a"]), None, None).await.unwrap();
+    wait().await.expect("an update wakes the relay");
+    store.delete_post(post.id, None).await.unwrap();
+    wait().await.expect("a delete wakes the relay");
+    store.enqueue("order.fulfilled", Uuid::new_v4(), b"{}".to_vec(), None).await.unwrap();
+    wait().await.expect("an enqueue wakes the relay");
+}

@@ -44,6 +44,8 @@ use super::Store;
 #[derive(Clone)]
 pub struct MongoStore {
     db: Db,
+    /// Told after each commit that added outbox entries (see [`crate::store::Outbox::written`]).
+    outbox_written: std::sync::Arc<tokio::sync::Notify>,
 }
 
 impl MongoStore {
@@ -62,7 +64,7 @@ impl MongoStore {
         let client = Client::with_options(options).map_err(|e| failed("connect", e))?;
         let db = Db::new(client, db, queries_db);
         schema::ensure(&db).await?;
-        let store = MongoStore { db };
+        let store = MongoStore { db, outbox_written: Default::default() };
         retag::upgrade(&store).await?;
         Ok(store)
     }

@@ -118,6 +118,11 @@ impl Outbox for MongoStore {
                 insert(s, db, key, message_id, body.clone(), (corr.as_deref(), trace.as_ref())).boxed()
             })
             .await
+            .inspect(|_| self.outbox_written.notify_one())
+    }
+
+    fn written(&self) -> std::sync::Arc<tokio::sync::Notify> {
+        self.outbox_written.clone()
     }
 
     async fn pending(&self, limit: usize) -> Result<Vec<OutboxEntry>, StoreError> {

@@ -38,6 +38,7 @@ impl PostRepository for MongoStore {
                 .boxed()
             })
             .await?;
+        self.outbox_written.notify_one();
         Ok(snapshot)
     }
 
@@ -74,6 +75,7 @@ impl PostRepository for MongoStore {
                 .boxed()
             })
             .await
+            .inspect(|_| self.outbox_written.notify_one())
     }
 
     /// Answers `Done` with the post as it was last stored.
@@ -101,6 +103,7 @@ impl PostRepository for MongoStore {
                 .boxed()
             })
             .await
+            .inspect(|_| self.outbox_written.notify_one())
     }
 
     async fn get_post(&self, id: Uuid) -> Result<Option<PostSnapshot>, StoreError> {

@@ -48,6 +48,8 @@ pub struct SqliteStore {
     queries: Db,
     /// `GET /tags`'s answers between changes.
     cloud: Arc<cloud_cache::CloudCache>,
+    /// Told after each commit that added outbox entries (see [`crate::store::Outbox::written`]).
+    outbox_written: Arc<tokio::sync::Notify>,
 }
 
 impl SqliteStore {
@@ -65,7 +67,7 @@ impl SqliteStore {
             };
             let main = open(MAIN_FILE, "blog.sqlite", &schema::MAIN)?;
             let queries = open(QUERIES_FILE, "blog_queries.sqlite", &schema::QUERIES)?;
-            Ok(SqliteStore { main, queries, cloud: Arc::default() })
+            Ok(SqliteStore { main, queries, cloud: Arc::default(), outbox_written: Arc::default() })
         })
         .await;
         let store = opened.map_err(|e| StoreError(format!("sqlite open: the blocking task failed: {e}")))??;

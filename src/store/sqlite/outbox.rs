@@ -75,6 +75,11 @@ impl Outbox for SqliteStore {
                 insert(tx, &routing_key, message_id, &body, (correlation_id.as_deref(), trace.as_ref()))
             })
             .await
+            .inspect(|_| self.outbox_written.notify_one())
+    }
+
+    fn written(&self) -> std::sync::Arc<tokio::sync::Notify> {
+        self.outbox_written.clone()
     }
 
     async fn pending(&self, limit: usize) -> Result<Vec<OutboxEntry>, StoreError> {

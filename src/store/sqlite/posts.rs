@@ -45,6 +45,7 @@ impl PostRepository for SqliteStore {
                 Ok(snapshot)
             })
             .await
+            .inspect(|_| self.outbox_written.notify_one())
     }
 
     #[tracing::instrument(level = "debug", skip(self, post, correlation_id))]
@@ -80,6 +81,7 @@ impl PostRepository for SqliteStore {
                 Ok(PostWrite::Done(after))
             })
             .await
+            .inspect(|_| self.outbox_written.notify_one())
     }
 
     /// Answers `Done` with the post as it was last stored.
@@ -100,6 +102,7 @@ impl PostRepository for SqliteStore {
                 Ok(PostWrite::Done(last))
             })
             .await
+            .inspect(|_| self.outbox_written.notify_one())
     }
 
     async fn get_post(&self, id: Uuid) -> Result<Option<PostSnapshot>, StoreError> {
