@@ -6,12 +6,12 @@ use std::collections::HashSet;
 
 use async_trait::async_trait;
 use blog_actors::feed_writer::{entry_of, FeedChange, FeedEntry, FeedStore};
-use blog_actors::event::PostSnapshot;
 use blog_actors::ports::{Applied, RebuildReport, StoreError};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::codec::{from_ms, id_text, parse_id, parse_tags, tags_json, to_ms};
 use super::db::DbResult;
+use super::posts::posts_after;
 use super::SqliteStore;
 
 /// Posts read from the write model per step of a rebuild: bounds its memory.
@@ -58,7 +58,7 @@ impl FeedStore for SqliteStore {
         let (mut posts, mut tags, mut after) = (0u64, HashSet::new(), String::new());
         loop {
             let from = after.clone();
-            let batch = self.main.read("rebuild_feed_entries", move |conn| post_batch(conn, &from)).await?;
+            let batch = self.main.read("rebuild_feed_entries", move |conn| posts_after(conn, &from, REBUILD_BATCH)).await?;
             let Some(last) = batch.last() else { break };
             after = id_text(last.id);
             posts += batch.len() as u64;
@@ -112,29 +112,6 @@ fn apply(tx: &Connection, change: &FeedChange) -> DbResult<Applied> {
         }
     }
     Ok(Applied::Changed)
-}
-
-/// The next posts of the write model after the id `after`, in id order.
-fn post_batch(conn: &Connection, after: &str) -> DbResult<Vec<PostSnapshot>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT id, title, description, tags, created_at, updated_at, version FROM posts WHERE id > ?1 ORDER BY id LIMIT ?2",
-    )?;
-    let rows = stmt.query_map(params![after, REBUILD_BATCH], |r| {
-        Ok((r.get::<_, String>(0)?, r.get(1)?, r.get(2)?, r.get::<_, String>(3)?, r.get(4)?, r.get(5)?, r.get(6)?))
-    })?;
-    rows.map(|row| {
-        let (id, title, description, tags, created_at, updated_at, version) = row?;
-        Ok(PostSnapshot {
-            id: parse_id(&id)?,
-            title,
-            description,
-            tags: parse_tags(&tags)?,
-            created_at: from_ms(created_at)?,
-            updated_at: from_ms(updated_at)?,
-            version,
-        })
-    })
-    .collect()
 }
 
 /// Every deletion the write model remembers.

@@ -147,6 +147,15 @@ impl PostRepository for SqliteStore {
     }
 }
 
+/// The next `limit` posts after the id `after`, in id order (for rebuilds that read every post in steps).
+pub(super) fn posts_after(conn: &Connection, after: &str, limit: u32) -> DbResult<Vec<PostSnapshot>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, title, description, tags, created_at, updated_at, version FROM posts WHERE id > ?1 ORDER BY id LIMIT ?2",
+    )?;
+    let rows = stmt.query_map(params![after, limit], RawPost::from_row)?;
+    rows.map(|raw| raw?.into_snapshot()).collect()
+}
+
 fn load(conn: &Connection, id: Uuid) -> DbResult<Option<PostSnapshot>> {
     let raw = conn.prepare_cached(SELECT_POST)?.query_row([id_text(id)], RawPost::from_row).optional()?;
     raw.map(RawPost::into_snapshot).transpose()
