@@ -9,6 +9,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use blog_actors::feed_writer::{FeedEntry, FEED_ENTRIES};
 use blog_actors::rules::tag;
 use chrono::{DateTime, Utc};
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use sha2::{Digest, Sha256};
 
 use super::problem::allow;
@@ -126,9 +127,23 @@ fn fixed(t: DateTime<Utc>) -> FixedDateTime {
     t.fixed_offset()
 }
 
-/// A tag as a path segment: tags hold letters, marks, digits and `- _ . + #`; `#` and `+` are escaped, and non-ASCII as UTF-8.
+/// What a tag keeps as is in a path segment: ASCII letters, digits and `- _ .`;
+/// `#`, `+` and non-ASCII letters are escaped (the latter as UTF-8).
+const PATH_SEGMENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.');
+
+/// A tag as a path segment.
 fn urlencoding(tag: &str) -> String {
-    tag.bytes()
-        .map(|b| if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.') { (b as char).to_string() } else { format!("%{b:02X}") })
-        .collect()
+    utf8_percent_encode(tag, PATH_SEGMENT).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tag_is_escaped_as_a_path_segment() {
+        assert_eq!(urlencoding("c++"), "c%2B%2B");
+        assert_eq!(urlencoding("c#"), "c%23");
+        assert_eq!(urlencoding("straße-1.0_x"), "stra%C3%9Fe-1.0_x");
+    }
 }
