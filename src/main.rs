@@ -6,7 +6,7 @@ use blog::cli::{Cli, Command, LoadArgs, PublishCommand, TraceArgs};
 use blog::configuration::Settings;
 use blog::adapters::open_transport;
 use blog::startup::{registered_workers, Application};
-use blog::store::OutboxEntry;
+use blog::transport::OutgoingMessage;
 use blog::telemetry::{self, SpanExport};
 use clap::Parser;
 
@@ -74,7 +74,7 @@ async fn publish(settings: Settings, event: PublishCommand, trace: TraceArgs) ->
         .ok()
         .and_then(|v| v.get("id").and_then(|id| id.as_str()).and_then(|id| id.parse().ok()))
         .unwrap_or_else(uuid::Uuid::new_v4);
-    let entry = OutboxEntry { seq: 0, message_id, routing_key, body, correlation_id: None, trace };
+    let entry = OutgoingMessage { message_id, routing_key, body, correlation_id: None, trace };
     let published = transport.publish(std::slice::from_ref(&entry)).await;
     transport.close().await;
     published?;

@@ -10,14 +10,29 @@ use blog_actors::delivery::{DeliverySource, TransportError};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::store::OutboxEntry;
+use blog_actors::trace_context::TraceContext;
+use uuid::Uuid;
+
+/// A message for the transport: an event's bytes and what travels with them.
+/// The transport's own type, so it needs nothing of the store (the relay makes
+/// these from outbox entries; the CLI and tests make them directly).
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutgoingMessage {
+    /// The envelope's id, used as the broker's message id.
+    pub message_id: Uuid,
+    pub routing_key: String,
+    pub body: Vec<u8>,
+    pub correlation_id: Option<String>,
+    /// The W3C trace context the message carries (the publish span's).
+    pub trace: Option<TraceContext>,
+}
 
 /// Puts messages on the transport.
 #[async_trait]
 pub trait Publisher: Send + Sync {
-    /// Publishes the entries; returns only once the transport has them durably
+    /// Publishes the messages; returns only once the transport has them durably
     /// (a commit, or every publisher confirm).
-    async fn publish(&self, entries: &[OutboxEntry]) -> Result<(), TransportError>;
+    async fn publish(&self, messages: &[OutgoingMessage]) -> Result<(), TransportError>;
 }
 
 /// A message in a parking lot, with why it is there.

@@ -10,7 +10,7 @@ use blog_actors::trace_context::TraceContext;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::Publisher;
+use super::{OutgoingMessage, Publisher};
 use crate::store::{Outbox, OutboxEntry};
 
 const NAME: &str = "relay";
@@ -60,10 +60,16 @@ pub fn spawn(
     })
 }
 
+/// An outbox entry as the transport's message, with its place in the outbox.
+fn message_of(entry: OutboxEntry) -> (i64, OutgoingMessage) {
+    let OutboxEntry { seq, message_id, routing_key, body, correlation_id, trace } = entry;
+    (seq, OutgoingMessage { message_id, routing_key, body, correlation_id, trace })
+}
+
 /// The producer span of one message: a child of the context the write left in the
 /// outbox, and the parent the message now carries (without the OpenTelemetry
 /// layer the stored context travels on unchanged).
-fn publish_span(entry: &mut OutboxEntry) -> tracing::Span {
+fn publish_span(entry: &mut OutgoingMessage) -> tracing::Span {
     let span = tracing::info_span!(
         parent: None,
         "publish",
@@ -83,26 +89,26 @@ fn publish_span(entry: &mut OutboxEntry) -> tracing::Span {
 
 /// Publishes one batch; returns how many entries left the outbox.
 pub async fn relay_once(outbox: &dyn Outbox, publisher: &dyn Publisher, metrics: &ActorMetrics) -> Result<usize, String> {
-    let mut entries = outbox.pending(BATCH).await.map_err(|e| e.to_string())?;
+    let entries = outbox.pending(BATCH).await.map_err(|e| e.to_string())?;
     if entries.is_empty() {
         return Ok(0);
     }
     let started = std::time::Instant::now();
+    let (seqs, mut messages): (Vec<i64>, Vec<OutgoingMessage>) = entries.into_iter().map(message_of).unzip();
     // Ended (dropped) once the transport has the batch, or failed it.
-    let spans: Vec<tracing::Span> = entries.iter_mut().map(publish_span).collect();
-    if let Err(e) = publisher.publish(&entries).await {
+    let spans: Vec<tracing::Span> = messages.iter_mut().map(publish_span).collect();
+    if let Err(e) = publisher.publish(&messages).await {
         for span in &spans {
             span.record("otel.status_code", "ERROR");
         }
         return Err(e.to_string());
     }
     drop(spans);
-    let seqs: Vec<i64> = entries.iter().map(|e| e.seq).collect();
     // A crash here republishes the batch: at least once, and the handlers are idempotent.
     outbox.mark_sent(&seqs).await.map_err(|e| e.to_string())?;
     metrics.observe_handling(NAME, started.elapsed());
-    for _ in &entries {
+    for _ in &seqs {
         metrics.record_outcome(NAME, Outcome::Ok);
     }
-    Ok(entries.len())
+    Ok(seqs.len())
 }

@@ -6,7 +6,7 @@ use std::sync::atomic::AtomicU32;
 use std::sync::Arc;
 use std::time::Duration;
 
-use blog::store::OutboxEntry;
+use blog::transport::OutgoingMessage;
 use serde_json::{json, Value};
 
 use crate::faults::{PanickingMailer, RejectingMailer};
@@ -15,8 +15,7 @@ use crate::on_every_backend;
 
 /// Puts a body on the transport as another service (or an attacker with broker access) would.
 pub async fn publish_raw(app: &TestApp, routing_key: &str, body: &[u8]) {
-    let entry = OutboxEntry {
-        seq: 0,
+    let entry = OutgoingMessage {
         message_id: uuid::Uuid::new_v4(),
         routing_key: routing_key.into(),
         body: body.to_vec(),

@@ -7,7 +7,7 @@ use std::process::Command;
 use amqprs::channel::BasicPublishArguments;
 use amqprs::connection::{Connection, OpenConnectionArguments};
 use amqprs::BasicProperties;
-use blog::store::OutboxEntry;
+use blog::transport::OutgoingMessage;
 use blog_actors::event::{Envelope, PostSnapshot, POST_CREATED};
 use serde_json::json;
 
@@ -57,7 +57,7 @@ fn close_from_broker(pid: &str) {
 
 const TAGS: [&str; 5] = ["one", "two", "three", "four", "five"];
 
-fn post_created(i: usize) -> OutboxEntry {
+fn post_created(i: usize) -> OutgoingMessage {
     let tags: Vec<String> = TAGS.iter().enumerate().filter(|(t, _)| i % (t + 1) == 0).map(|(_, tag)| tag.to_string()).collect();
     let now = chrono::Utc::now();
     let post = PostSnapshot {
@@ -70,7 +70,7 @@ fn post_created(i: usize) -> OutboxEntry {
         version: 1,
     };
     let envelope = Envelope::new(POST_CREATED, serde_json::to_value(post).unwrap(), None);
-    OutboxEntry { seq: 0, message_id: envelope.id, routing_key: POST_CREATED.into(), body: envelope.to_bytes(), correlation_id: None, trace: None }
+    OutgoingMessage { message_id: envelope.id, routing_key: POST_CREATED.into(), body: envelope.to_bytes(), correlation_id: None, trace: None }
 }
 
 #[actix_web::test]
@@ -81,7 +81,7 @@ async fn three_broker_side_connection_closes_during_five_thousand_events_leave_e
     let prefix = prefix(&app);
     let mut closes = 0;
     for batch in 0..EVENTS / BATCH {
-        let entries: Vec<OutboxEntry> = (batch * BATCH..(batch + 1) * BATCH).map(post_created).collect();
+        let entries: Vec<OutgoingMessage> = (batch * BATCH..(batch + 1) * BATCH).map(post_created).collect();
         app.handles.transport.publish(&entries).await.expect("published");
         if batch % 6 == 5 && closes < 3 {
             // Wait for the reader to be connected (again), then cut it off mid-stream.

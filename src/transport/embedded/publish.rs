@@ -11,7 +11,7 @@ use super::db::{immediate, now_ms};
 use super::deliveries::{insert_delivery, Message};
 use super::parked::{self, NewParked, UNROUTED};
 use super::EmbeddedQueue;
-use crate::store::OutboxEntry;
+use crate::transport::OutgoingMessage;
 use crate::transport::Publisher;
 
 /// Queues `message` for every subscriber of its type; parks it when there is none,
@@ -26,7 +26,7 @@ fn fan_out(conn: &Connection, workers: &Workers, message: &Message<'_>, now: i64
     workers.into_iter().try_for_each(|worker| insert_delivery(conn, worker, message, now))
 }
 
-fn publish_all(conn: &mut Connection, workers: &Workers, entries: &[OutboxEntry], now: i64) -> rusqlite::Result<()> {
+fn publish_all(conn: &mut Connection, workers: &Workers, entries: &[OutgoingMessage], now: i64) -> rusqlite::Result<()> {
     let tx = immediate(conn)?;
     for entry in entries {
         let message_id = entry.message_id.to_string();
@@ -45,7 +45,7 @@ fn publish_all(conn: &mut Connection, workers: &Workers, entries: &[OutboxEntry]
 #[async_trait]
 impl Publisher for EmbeddedQueue {
     /// Returns once the transaction is committed (and fsynced): the messages are durable.
-    async fn publish(&self, entries: &[OutboxEntry]) -> Result<(), TransportError> {
+    async fn publish(&self, entries: &[OutgoingMessage]) -> Result<(), TransportError> {
         if entries.is_empty() {
             return Ok(());
         }
@@ -65,8 +65,7 @@ impl EmbeddedQueue {
         body: Vec<u8>,
         correlation_id: Option<String>,
     ) -> Result<Uuid, TransportError> {
-        let entry = OutboxEntry {
-            seq: 0,
+        let entry = OutgoingMessage {
             message_id: Uuid::now_v7(),
             routing_key: routing_key.to_owned(),
             body,

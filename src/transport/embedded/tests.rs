@@ -13,7 +13,7 @@ use tokio::time::timeout;
 use tokio_util::sync::CancellationToken;
 
 use super::EmbeddedQueue;
-use crate::store::OutboxEntry;
+use crate::transport::OutgoingMessage;
 use crate::transport::{DeadLetters, Publisher, Transport};
 
 /// Generous, so a slow CI machine does not fail a test that would pass.
@@ -158,8 +158,7 @@ async fn a_parked_delivery_is_listed_and_a_replay_delivers_it_again_as_attempt_o
 async fn the_trace_context_stays_with_a_message_through_a_retry_a_parking_and_a_replay() {
     let (_dir, queue) = open_temp();
     let trace = TraceContext::parse("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", Some("k=v"));
-    let entry = OutboxEntry {
-        seq: 0,
+    let entry = OutgoingMessage {
         message_id: uuid::Uuid::now_v7(),
         routing_key: "order.fulfilled".into(),
         body: body(1),

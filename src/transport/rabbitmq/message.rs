@@ -15,7 +15,7 @@ use super::confirm::truncate;
 use super::topology::key;
 use blog_actors::trace_context::{TraceContext, TRACEPARENT, TRACESTATE};
 
-use crate::store::OutboxEntry;
+use crate::transport::OutgoingMessage;
 use crate::transport::ParkedMessage;
 
 pub(super) const ATTEMPT: &str = "attempt";
@@ -28,7 +28,7 @@ pub(super) const ATTEMPTS: &str = "attempts";
 pub(super) const WORKER: &str = "worker";
 
 /// The properties of a newly published event.
-pub(super) fn event_properties(entry: &OutboxEntry) -> BasicProperties {
+pub(super) fn event_properties(entry: &OutgoingMessage) -> BasicProperties {
     let mut props = BasicProperties::default();
     props
         .with_delivery_mode(DELIVERY_MODE_PERSISTENT)
@@ -209,8 +209,7 @@ mod tests {
     #[test]
     fn the_trace_context_travels_in_w3c_headers_through_a_retry_and_a_parking() {
         let trace = TraceContext::parse("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", Some("k=v"));
-        let entry = OutboxEntry {
-            seq: 1,
+        let entry = OutgoingMessage {
             message_id: uuid::Uuid::new_v4(),
             routing_key: "post.created".into(),
             body: b"{}".to_vec(),

@@ -51,7 +51,7 @@ use self::publisher::PublishSide;
 use self::runtime::AmqpRuntime;
 use self::topology::Names;
 use super::{DeadLetters, ParkedMessage, Publisher, Transport};
-use crate::store::OutboxEntry;
+use crate::transport::OutgoingMessage;
 
 /// What every connection is opened with.
 struct Config {
@@ -152,7 +152,7 @@ impl RabbitTransport {
 
 #[async_trait]
 impl Publisher for RabbitTransport {
-    async fn publish(&self, entries: &[OutboxEntry]) -> Result<(), TransportError> {
+    async fn publish(&self, entries: &[OutgoingMessage]) -> Result<(), TransportError> {
         let (publisher, entries) = (self.inner.publisher.clone(), entries.to_vec());
         self.inner.runtime.run(async move { publisher.publish(entries).await }).await
     }

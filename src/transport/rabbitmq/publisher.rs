@@ -11,7 +11,7 @@ use super::confirm::ConfirmChannel;
 use super::connection::{self, Link};
 use super::message::event_properties;
 use super::{topology, Config};
-use crate::store::OutboxEntry;
+use crate::transport::OutgoingMessage;
 
 /// One publishing connection's life.
 pub(super) struct PubSession {
@@ -70,7 +70,7 @@ impl PublishSide {
     }
 
     /// Publishes every entry, then waits for every confirm (a window, not one round trip each).
-    pub(super) async fn publish(&self, entries: Vec<OutboxEntry>) -> Result<(), TransportError> {
+    pub(super) async fn publish(&self, entries: Vec<OutgoingMessage>) -> Result<(), TransportError> {
         if entries.is_empty() {
             return Ok(());
         }

@@ -22,7 +22,7 @@ use uuid::Uuid;
 
 use super::topology::{key, Names};
 use super::RabbitTransport;
-use crate::store::OutboxEntry;
+use crate::transport::OutgoingMessage;
 use crate::transport::{DeadLetters, Publisher, Transport};
 
 const URL: &str = "amqp://guest:guest@127.0.0.1:5672";
@@ -38,11 +38,10 @@ async fn connect(prefix: &str) -> RabbitTransport {
     RabbitTransport::connect(URL, prefix, LEVELS.to_vec(), registered_workers()).await.expect("broker at 127.0.0.1:5672")
 }
 
-fn entry(routing_key: &str) -> OutboxEntry {
+fn entry(routing_key: &str) -> OutgoingMessage {
     let message_id = Uuid::new_v4();
     let body = serde_json::json!({ "id": message_id, "type": routing_key, "data": {} });
-    OutboxEntry {
-        seq: 0,
+    OutgoingMessage {
         message_id,
         routing_key: routing_key.to_owned(),
         body: serde_json::to_vec(&body).unwrap(),
@@ -314,7 +313,7 @@ async fn acks_held_for_a_group_never_cover_a_delivery_handed_back() {
     let p = prefix();
     let t = connect(&p).await;
     let mut rx = t.consume(&[Emailer::kind()], 10, CancellationToken::new()).await.unwrap();
-    let sent: Vec<OutboxEntry> = (0..6).map(|_| entry("order.fulfilled")).collect();
+    let sent: Vec<OutgoingMessage> = (0..6).map(|_| entry("order.fulfilled")).collect();
     t.publish(&sent).await.unwrap();
     let mut deliveries = Vec::new();
     for _ in 0..6 {
@@ -347,7 +346,7 @@ async fn with_prefetch_one_every_delivery_is_acked_in_turn() {
     // The next delivery comes only once the ack went out; one ack is half of
     // prefetch 1, so each flush goes without lingering and the flow goes on.
     let mut rx = t.consume(&[Emailer::kind()], 1, CancellationToken::new()).await.unwrap();
-    let sent: Vec<OutboxEntry> = (0..20).map(|_| entry("order.fulfilled")).collect();
+    let sent: Vec<OutgoingMessage> = (0..20).map(|_| entry("order.fulfilled")).collect();
     t.publish(&sent).await.unwrap();
     for _ in 0..20 {
         let d = next(&mut rx).await;
