@@ -14,6 +14,7 @@
 //! - [`http_metrics`]: the middleware counting and timing HTTP requests by route.
 //! - [`live_figures`]: backlogs and broker state read from the store and transport, sampled on a timer.
 //! - [`registry`]: how the registered workers are started.
+//! - [`sqlite_failure`]: which kind of failure a SQLite error is (store and embedded queue).
 //! - [`store`]: the store traits and their adapters (embedded SQLite, MongoDB).
 //! - [`transport`]: the transport traits, the embedded durable queue, RabbitMQ and the outbox relay.
 //! - [`mail`]: mail adapters (.eml files, SMTP).
@@ -31,6 +32,7 @@ pub mod load;
 pub mod mail;
 pub mod registry;
 pub mod routes;
+pub mod sqlite_failure;
 pub mod startup;
 pub mod store;
 pub mod telemetry;

@@ -3,6 +3,7 @@
 //! The embedded queue and RabbitMQ both implement [`DeliverySource`]; the
 //! reader never knows which one it is reading.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -10,13 +11,53 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::ports::Cause;
 use crate::trace_context::TraceContext;
 use crate::worker::WorkerKind;
 
-/// A transport failure: the connection or the queue's storage is not available.
+/// Why a transport call failed.
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("transport: {0}")]
-pub struct TransportError(pub String);
+pub enum TransportError {
+    /// The broker or the queue's storage cannot be reached, or the connection
+    /// or channel went away: worth retrying.
+    #[error("transport unavailable: {context}: {source}")]
+    Unavailable { context: String, #[source] source: Cause },
+    /// The broker refused what was asked (a declaration that contradicts what
+    /// exists, a message it did not take): retrying the same will not help.
+    #[error("transport refused: {context}: {source}")]
+    Refused { context: String, #[source] source: Cause },
+    /// What the queue's storage holds cannot be read back (a damaged file).
+    #[error("transport data corrupt: {context}: {source}")]
+    Corrupt { context: String, #[source] source: Cause },
+    /// A setting is wrong (a URL, a name).
+    #[error("transport misconfigured: {context}: {source}")]
+    Misconfigured { context: String, #[source] source: Cause },
+    /// Our own code failed inside the transport (a task panicked).
+    #[error("transport defect: {context}: {source}")]
+    Defect { context: String, #[source] source: Cause },
+}
+
+impl TransportError {
+    pub fn unavailable(context: impl Into<String>, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        TransportError::Unavailable { context: context.into(), source: Arc::new(source) }
+    }
+
+    pub fn refused(context: impl Into<String>, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        TransportError::Refused { context: context.into(), source: Arc::new(source) }
+    }
+
+    pub fn corrupt(context: impl Into<String>, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        TransportError::Corrupt { context: context.into(), source: Arc::new(source) }
+    }
+
+    pub fn misconfigured(context: impl Into<String>, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        TransportError::Misconfigured { context: context.into(), source: Arc::new(source) }
+    }
+
+    pub fn defect(context: impl Into<String>, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        TransportError::Defect { context: context.into(), source: Arc::new(source) }
+    }
+}
 
 /// One message delivered to one worker, not yet settled.
 pub struct Delivery {

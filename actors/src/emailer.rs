@@ -171,8 +171,7 @@ async fn mail_once(
     order: &OrderFulfilled,
     instance: &Arc<str>,
 ) -> Result<(), HandlerError> {
-    let retry = |e: crate::ports::StoreError| HandlerError::Retryable(e.to_string());
-    match log.claim_order_mail(&order.order_id, instance, CLAIM_STALE_AFTER).await.map_err(retry)? {
+    match log.claim_order_mail(&order.order_id, instance, CLAIM_STALE_AFTER).await.map_err(HandlerError::from)? {
         MailClaim::Send => {}
         MailClaim::AlreadySent => {
             tracing::info!("order already mailed; skipping the duplicate");
@@ -191,7 +190,7 @@ async fn mail_once(
     // Sent: from here the claim is kept, so another instance does not send it again
     // even if recording it fails (this instance's retry finds its own claim).
     claim.stored = None;
-    log.mark_order_mailed(&order.order_id, &mail.to_email, &mail.message_id).await.map_err(retry)?;
+    log.mark_order_mailed(&order.order_id, &mail.to_email, &mail.message_id).await.map_err(HandlerError::from)?;
     tracing::info!(message_id = %mail.message_id, "order mail sent");
     Ok(())
 }

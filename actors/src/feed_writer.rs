@@ -79,7 +79,7 @@ impl Worker for FeedWriter {
                 Event::PostDeleted(d) => FeedChange::Delete { id: d.id, version: d.version },
                 Event::OrderFulfilled(_) => return Err(HandlerError::Permanent("not a post event".into())),
             };
-            store.apply_feed_change(change).await.map(drop).map_err(|e| HandlerError::Retryable(e.to_string()))
+            store.apply_feed_change(change).await.map(drop).map_err(HandlerError::from)
         }
     }
 

@@ -37,6 +37,20 @@ pub enum HandlerError {
     Deferred(String),
 }
 
+/// What a worker does about a store failure: wait out an unavailable store or a
+/// lost race; park a message whose data the store cannot read back (retrying
+/// would fail the same way).
+impl From<StoreError> for HandlerError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::Corrupt { .. } => HandlerError::Permanent(err.to_string()),
+            StoreError::Unavailable { .. } | StoreError::Conflict { .. } | StoreError::Defect { .. } => {
+                HandlerError::Retryable(err.to_string())
+            }
+        }
+    }
+}
+
 /// Recompute a worker's state from the store; `None` from a worker with nothing to rebuild.
 #[derive(Message)]
 #[rtype(result = "Option<Result<RebuildReport, StoreError>>")]

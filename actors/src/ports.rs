@@ -8,10 +8,61 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-/// The store could not do what was asked; worth retrying.
+/// The underlying error a [`StoreError`] keeps (shared, so the error stays `Clone`).
+pub type Cause = std::sync::Arc<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Why a store call failed. Each kind asks for a different answer: a client gets
+/// 503, 500 or 409 for it, a worker retries, parks or retries.
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("store: {0}")]
-pub struct StoreError(pub String);
+pub enum StoreError {
+    /// The store cannot be reached, is busy, or did not finish: worth retrying.
+    #[error("store unavailable: {context}: {source}")]
+    Unavailable { context: String, #[source] source: Cause },
+    /// What is stored cannot be what it claims (a damaged or foreign row or
+    /// document): retrying will not help, an operator must look.
+    #[error("store data corrupt: {context}: {source}")]
+    Corrupt { context: String, #[source] source: Cause },
+    /// The write contradicts what is stored (a unique key is taken).
+    #[error("store conflict: {context}: {source}")]
+    Conflict { context: String, #[source] source: Cause },
+    /// Our own code failed inside a store call (a panic in a write): a defect.
+    #[error("store defect: {context}: {source}")]
+    Defect { context: String, #[source] source: Cause },
+}
+
+impl StoreError {
+    pub fn unavailable(context: impl Into<String>, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        StoreError::Unavailable { context: context.into(), source: std::sync::Arc::new(source) }
+    }
+
+    pub fn corrupt(context: impl Into<String>, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        StoreError::Corrupt { context: context.into(), source: std::sync::Arc::new(source) }
+    }
+
+    pub fn conflict(context: impl Into<String>, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        StoreError::Conflict { context: context.into(), source: std::sync::Arc::new(source) }
+    }
+
+    pub fn defect(context: impl Into<String>, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        StoreError::Defect { context: context.into(), source: std::sync::Arc::new(source) }
+    }
+
+    /// The same error, its context prefixed with where it happened.
+    pub fn within(self, place: &str) -> Self {
+        let prefix = |context: String| format!("{place} {context}");
+        match self {
+            StoreError::Unavailable { context, source } => StoreError::Unavailable { context: prefix(context), source },
+            StoreError::Corrupt { context, source } => StoreError::Corrupt { context: prefix(context), source },
+            StoreError::Conflict { context, source } => StoreError::Conflict { context: prefix(context), source },
+            StoreError::Defect { context, source } => StoreError::Defect { context: prefix(context), source },
+        }
+    }
+}
+
+/// A reason without an error type of its own (e.g. "the writer thread is gone").
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Reason(pub &'static str);
 
 /// Outcome of an idempotent write: whether it changed anything.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -36,7 +36,7 @@ impl Worker for Projector {
                 Event::PostDeleted(d) => store.remove_post_view(d.id, d.version).await,
                 Event::OrderFulfilled(_) => return Err(HandlerError::Permanent("not a post event".into())),
             };
-            applied.map(drop).map_err(|e| HandlerError::Retryable(e.to_string()))
+            applied.map(drop).map_err(HandlerError::from)
         }
     }
 }

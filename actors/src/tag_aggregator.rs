@@ -57,7 +57,7 @@ impl Worker for TagAggregator {
                 Event::PostDeleted(d) => store.apply_post_tags(d.id, d.version, None).await,
                 Event::OrderFulfilled(_) => return Err(HandlerError::Permanent("not a post event".into())),
             };
-            applied.map(drop).map_err(|e| HandlerError::Retryable(e.to_string()))
+            applied.map(drop).map_err(HandlerError::from)
         }
     }
 

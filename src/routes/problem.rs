@@ -103,8 +103,12 @@ pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
     let mut text = err.to_string();
     let mut source = err.source();
     while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
+        // Errors that print their source already (`{context}: {source}`) are not repeated.
+        let cause_text = cause.to_string();
+        if !text.ends_with(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
         source = cause.source();
     }
     text
@@ -140,19 +144,41 @@ impl ResponseError for Problem {
     }
 }
 
-/// The store is down or refused: the client may retry; the operator reads the log.
+/// Each kind of store failure gets the status a client can act on; the detail
+/// never quotes the store (it may name a URL or a value), the log has the chain.
 impl From<StoreError> for Problem {
     fn from(err: StoreError) -> Self {
-        tracing::error!(error = %err, "store unavailable");
-        Problem::service_unavailable("store unavailable")
+        match err {
+            // Passing: the client may retry (with `Retry-After`).
+            StoreError::Unavailable { .. } => {
+                tracing::error!(error = %error_chain(&err), "store unavailable");
+                Problem::service_unavailable("store unavailable")
+            }
+            // The write met a unique key someone else took first: the client's state is stale.
+            StoreError::Conflict { .. } => {
+                tracing::warn!(error = %error_chain(&err), "store conflict");
+                Problem::conflict("the write conflicts with what is stored; read it again and retry")
+            }
+            // Retrying will not help: damaged data or our own defect, for an operator.
+            StoreError::Corrupt { .. } | StoreError::Defect { .. } => Problem::internal(&err),
+        }
     }
 }
 
-/// The broker or the embedded queue is down.
+/// A broker or queue that is down is passing (503); anything else the transport
+/// says (a refusal, a damaged queue file, a defect) is for an operator (500).
 impl From<TransportError> for Problem {
     fn from(err: TransportError) -> Self {
-        tracing::error!(error = %err, "transport unavailable");
-        Problem::service_unavailable("transport unavailable")
+        match err {
+            TransportError::Unavailable { .. } => {
+                tracing::error!(error = %error_chain(&err), "transport unavailable");
+                Problem::service_unavailable("transport unavailable")
+            }
+            TransportError::Refused { .. }
+            | TransportError::Corrupt { .. }
+            | TransportError::Misconfigured { .. }
+            | TransportError::Defect { .. } => Problem::internal(&err),
+        }
     }
 }
 
@@ -246,10 +272,36 @@ mod tests {
     }
 
     #[actix_web::test]
-    async fn store_errors_do_not_leak() {
-        let res = Problem::from(StoreError("password=hunter2".into())).error_response();
-        assert_eq!(res.status(), 503);
-        assert_eq!(body_json(res).await["detail"], "store unavailable");
+    async fn each_kind_of_store_or_transport_error_has_its_status_and_none_leaks() {
+        let secret = || std::io::Error::other("mongodb://admin:hunter2@db");
+        let cases = [
+            (StoreError::unavailable("mongodb find post", secret()), 503, "store unavailable"),
+            (StoreError::conflict("mongodb insert post", secret()), 409, "the write conflicts with what is stored; read it again and retry"),
+            (StoreError::corrupt("blog.sqlite get post", secret()), 500, "an unexpected error occurred; it has been logged"),
+            (StoreError::defect("blog.sqlite insert post", secret()), 500, "an unexpected error occurred; it has been logged"),
+        ];
+        let transport = [
+            (TransportError::unavailable("cannot publish", secret()), 503, "transport unavailable"),
+            (TransportError::refused("declaring", secret()), 500, "an unexpected error occurred; it has been logged"),
+            (TransportError::corrupt("embedded queue", secret()), 500, "an unexpected error occurred; it has been logged"),
+            (TransportError::defect("an AMQP task panicked", secret()), 500, "an unexpected error occurred; it has been logged"),
+        ];
+        let problems = cases.into_iter().map(|(e, s, d)| (Problem::from(e), s, d)).chain(transport.into_iter().map(|(e, s, d)| (Problem::from(e), s, d)));
+        for (problem, status, detail) in problems {
+            let res = problem.error_response();
+            assert_eq!(res.status(), status);
+            assert_eq!(res.headers().get(header::CONTENT_TYPE).unwrap(), CONTENT_TYPE);
+            assert_eq!(res.headers().contains_key(header::RETRY_AFTER), status == 503);
+            let body = body_json(res).await;
+            assert_eq!(body["detail"], detail);
+            assert!(!body.to_string().contains("hunter2"), "{body}");
+        }
+    }
+
+    #[::core::prelude::v1::test]
+    fn an_error_chain_names_each_cause_once() {
+        let err = StoreError::unavailable("blog.sqlite ping", std::io::Error::other("disk gone"));
+        assert_eq!(error_chain(&err), "store unavailable: blog.sqlite ping: disk gone");
     }
 
     #[derive(serde::Deserialize)]

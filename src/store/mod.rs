@@ -143,7 +143,7 @@ pub trait QueryStore: Send + Sync {
     /// knows when its cloud changes may keep it between changes.
     async fn tag_cloud_json(&self, limit: Option<u32>) -> Result<bytes::Bytes, StoreError> {
         let cloud = self.tag_cloud(limit).await?;
-        serde_json::to_vec(&cloud).map(bytes::Bytes::from).map_err(|e| StoreError(format!("tag cloud JSON: {e}")))
+        serde_json::to_vec(&cloud).map(bytes::Bytes::from).map_err(|e| StoreError::defect("tag cloud JSON", e))
     }
 }
 

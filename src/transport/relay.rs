@@ -12,6 +12,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::{OutgoingMessage, Publisher};
 use crate::store::{Outbox, OutboxEntry};
+use blog_actors::delivery::TransportError;
+use blog_actors::ports::StoreError;
 
 const NAME: &str = "relay";
 /// Entries published per round trip.
@@ -45,7 +47,7 @@ pub fn spawn(
                 Ok(_) => backoff = Duration::from_millis(100),
                 Err(e) => {
                     tracing::warn!(error = %e, ?backoff, "outbox relay failed; will try again");
-                    metrics.record_error(NAME, &e);
+                    metrics.record_error(NAME, &e.to_string());
                     metrics.record_outcome(NAME, Outcome::Retried);
                     // New writes do not cut the wait short: the transport is what is failing.
                     tokio::select! {
@@ -87,9 +89,18 @@ fn publish_span(entry: &mut OutgoingMessage) -> tracing::Span {
     span
 }
 
+/// Why a relay round stopped; the entries stay in the outbox for the next one.
+#[derive(Debug, thiserror::Error)]
+pub enum RelayError {
+    #[error("cannot read or mark the outbox: {0}")]
+    Outbox(#[from] StoreError),
+    #[error("cannot publish: {0}")]
+    Publish(#[from] TransportError),
+}
+
 /// Publishes one batch; returns how many entries left the outbox.
-pub async fn relay_once(outbox: &dyn Outbox, publisher: &dyn Publisher, metrics: &ActorMetrics) -> Result<usize, String> {
-    let entries = outbox.pending(BATCH).await.map_err(|e| e.to_string())?;
+pub async fn relay_once(outbox: &dyn Outbox, publisher: &dyn Publisher, metrics: &ActorMetrics) -> Result<usize, RelayError> {
+    let entries = outbox.pending(BATCH).await?;
     if entries.is_empty() {
         return Ok(0);
     }
@@ -101,11 +112,11 @@ pub async fn relay_once(outbox: &dyn Outbox, publisher: &dyn Publisher, metrics:
         for span in &spans {
             span.record("otel.status_code", "ERROR");
         }
-        return Err(e.to_string());
+        return Err(e.into());
     }
     drop(spans);
     // A crash here republishes the batch: at least once, and the handlers are idempotent.
-    outbox.mark_sent(&seqs).await.map_err(|e| e.to_string())?;
+    outbox.mark_sent(&seqs).await?;
     metrics.observe_handling(NAME, started.elapsed());
     for _ in &seqs {
         metrics.record_outcome(NAME, Outcome::Ok);

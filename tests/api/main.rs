@@ -15,6 +15,7 @@ mod post_life;
 mod rabbit_resilience;
 mod retries;
 mod smtp;
+mod store_failures;
 #[path = "../support/smtp_sink.rs"]
 mod smtp_sink;
 mod supervision;

@@ -61,7 +61,17 @@ impl DbError {
 
 /// Names the failed operation, so a log line says what the store was doing.
 pub(super) fn failed(op: &str, e: impl Into<DbError>) -> StoreError {
-    StoreError(format!("mongodb {op}: {}", e.into()))
+    let context = format!("mongodb {op}");
+    match e.into() {
+        DbError::Mongo(e) if is_duplicate_key(&e) => StoreError::conflict(context, e),
+        DbError::Mongo(e) => match *e.kind {
+            // A document the driver cannot decode into our types.
+            mongodb::error::ErrorKind::BsonDeserialization(_) => StoreError::corrupt(context, e),
+            // Unreachable, timed out, refused, write concern not met, interrupted…
+            _ => StoreError::unavailable(context, e),
+        },
+        e @ (DbError::Decode(_) | DbError::Json(_) | DbError::Data(_)) => StoreError::corrupt(context, e),
+    }
 }
 
 /// A unique key (`_id` or a unique index) refused the write: code 11000.

@@ -17,10 +17,11 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex, MutexGuard, TryLockError};
 use std::time::Duration;
 
-use blog_actors::ports::StoreError;
+use blog_actors::ports::{Reason, StoreError};
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 
 use super::schema::Schema;
+use crate::sqlite_failure::SqliteFailure;
 use crate::groups::next_group;
 
 /// Read-only connections per file; a handful covers a small service's concurrent reads.
@@ -44,6 +45,35 @@ pub(super) enum DbError {
     /// A stored value that cannot be what it claims (a corrupt or foreign row).
     #[error("bad stored data: {0}")]
     Data(String),
+    /// The machine refused a resource (a thread) the store needs.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    /// Our own code panicked inside a write.
+    #[error("the write panicked")]
+    Panicked,
+}
+
+impl DbError {
+    /// The kind of store failure this is, named by `context`.
+    pub(super) fn named(self, context: String) -> StoreError {
+        match self {
+            DbError::Sql(e) => store_error(context, e),
+            DbError::Json(e) => StoreError::corrupt(context, e),
+            e @ DbError::Data(_) => StoreError::corrupt(context, e),
+            DbError::Io(e) => StoreError::unavailable(context, e),
+            e @ DbError::Panicked => StoreError::defect(context, e),
+        }
+    }
+}
+
+/// A SQLite error as the [`StoreError`] of its kind.
+fn store_error(context: String, e: impl std::borrow::Borrow<rusqlite::Error> + std::error::Error + Send + Sync + 'static) -> StoreError {
+    match SqliteFailure::of(e.borrow()) {
+        SqliteFailure::Unavailable => StoreError::unavailable(context, e),
+        SqliteFailure::Corrupt => StoreError::corrupt(context, e),
+        SqliteFailure::Conflict => StoreError::conflict(context, e),
+        SqliteFailure::Defect => StoreError::defect(context, e),
+    }
 }
 
 pub(super) type DbResult<T> = Result<T, DbError>;
@@ -124,11 +154,11 @@ impl Db {
         std::thread::Builder::new()
             .name(format!("{label} writer"))
             .spawn(move || commit_in_groups(writer, jobs, &counted, writer_alive))
-            .map_err(|e| DbError::Data(format!("{label}: cannot start the writer thread: {e}")))?;
+            ?;
         std::thread::Builder::new()
             .name(format!("{label} checkpoint"))
             .spawn(move || checkpoint_now_and_then(&mut checkpointer, label, &commits, &writer_gone))
-            .map_err(|e| DbError::Data(format!("{label}: cannot start the checkpoint thread: {e}")))?;
+            ?;
         Ok(Self {
             inner: Arc::new(Inner { label, writes: Mutex::new(writes), readers, next_reader: AtomicUsize::new(0) }),
         })
@@ -150,27 +180,28 @@ impl Db {
         let filled = slot.clone();
         let run = Box::new(move |tx: &Transaction<'_>| {
             let out = std::panic::catch_unwind(AssertUnwindSafe(|| f(tx)))
-                .unwrap_or_else(|_| Err(DbError::Data("the write panicked".into())));
+                .unwrap_or_else(|_| Err(DbError::Panicked));
             let ok = out.is_ok();
             *filled.lock().unwrap_or_else(|p| p.into_inner()) = Some(out);
             ok
         });
-        let reply = Box::new(move |committed: Result<(), String>| {
+        let reply = Box::new(move |committed: Result<(), Arc<rusqlite::Error>>| {
             let out = slot.lock().unwrap_or_else(|p| p.into_inner()).take();
             let out = match (out, committed) {
                 (Some(Ok(out)), Ok(())) => Ok(out),
-                (Some(Err(e)), _) => Err(StoreError(format!("{label} {op}: {e}"))),
-                (_, Err(e)) => Err(StoreError(format!("{label} {op}: not committed: {e}"))),
-                (None, Ok(())) => Err(StoreError(format!("{label} {op}: the write did not run"))),
+                (Some(Err(e)), _) => Err(e.named(format!("{label} {op}"))),
+                (_, Err(e)) => Err(store_error(format!("{label} {op}: not committed"), e)),
+                (None, Ok(())) => Err(StoreError::defect(format!("{label} {op}"), Reason("the write did not run"))),
             };
             let _ = answer.send(out);
         });
         let job = Job { run, reply };
         let sent = self.inner.writes.lock().unwrap_or_else(|p| p.into_inner()).send(job);
+        let gone = || StoreError::unavailable(format!("{label} {op}"), Reason("the writer thread is gone"));
         if sent.is_err() {
-            return Err(StoreError(format!("{label} {op}: the writer thread is gone")));
+            return Err(gone());
         }
-        answered.await.unwrap_or_else(|_| Err(StoreError(format!("{label} {op}: the writer thread is gone"))))
+        answered.await.unwrap_or_else(|_| Err(gone()))
     }
 
     /// Runs `f` on a read-only connection. Several statements that must agree
@@ -192,8 +223,8 @@ impl Db {
         let label = self.inner.label;
         match tokio::task::spawn_blocking(f).await {
             Ok(Ok(out)) => Ok(out),
-            Ok(Err(e)) => Err(StoreError(format!("{label} {op}: {e}"))),
-            Err(e) => Err(StoreError(format!("{label} {op}: the blocking task failed: {e}"))),
+            Ok(Err(e)) => Err(e.named(format!("{label} {op}"))),
+            Err(e) => Err(StoreError::defect(format!("{label} {op}: the blocking task failed"), e)),
         }
     }
 }
@@ -203,7 +234,7 @@ impl Db {
 /// its caller once the group's commit outcome is known.
 struct Job {
     run: Box<dyn FnMut(&Transaction<'_>) -> bool + Send>,
-    reply: Box<dyn FnOnce(Result<(), String>) + Send>,
+    reply: Box<dyn FnOnce(Result<(), Arc<rusqlite::Error>>) + Send>,
 }
 
 /// The writer thread: takes the writes waiting and commits them in one
@@ -222,7 +253,7 @@ fn commit_in_groups(mut conn: Connection, jobs: mpsc::Receiver<Job>, commits: &A
         let committed = match run_all(&mut conn, &mut group) {
             Ok(true) => Ok(()),
             Ok(false) => run_each_alone(&mut conn, &mut group),
-            Err(e) => Err(e.to_string()),
+            Err(e) => Err(Arc::new(e)),
         };
         commits.fetch_add(1, Ordering::Relaxed);
         for job in group {
@@ -271,8 +302,8 @@ fn run_all(conn: &mut Connection, group: &mut [Job]) -> rusqlite::Result<bool> {
 
 /// Runs every write of the group in its own savepoint of one transaction, so a
 /// failing write rolls back alone, and commits the rest.
-fn run_each_alone(conn: &mut Connection, group: &mut [Job]) -> Result<(), String> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(|e| e.to_string())?;
+fn run_each_alone(conn: &mut Connection, group: &mut [Job]) -> Result<(), Arc<rusqlite::Error>> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     // Cached statements: parsing these three for every write showed in the profile.
     let run = |sql: &str| tx.prepare_cached(sql).and_then(|mut s| s.execute([])).map(drop);
     for job in group.iter_mut() {
@@ -284,9 +315,9 @@ fn run_each_alone(conn: &mut Connection, group: &mut [Job]) -> Result<(), String
             }
         });
         // A savepoint that could not be settled leaves the transaction unsure: none of it commits.
-        settled.map_err(|e| format!("savepoint: {e}"))?;
+        settled?;
     }
-    tx.commit().map_err(|e| e.to_string())
+    Ok(tx.commit()?)
 }
 
 impl Inner {

@@ -60,17 +60,17 @@ impl SqliteStore {
         let dir = data_dir.to_path_buf();
         let opened = tokio::task::spawn_blocking(move || {
             crate::durable_dir::create_durable_dir(&dir)
-                .map_err(|e| StoreError(format!("sqlite open: cannot create data dir {}: {e}", dir.display())))?;
+                .map_err(|e| StoreError::unavailable(format!("sqlite open: cannot create data dir {}", dir.display()), e))?;
             let open = |file: &str, label: &'static str, schema: &schema::Schema| {
                 let path = dir.join(file);
-                Db::open(&path, label, schema).map_err(|e| StoreError(format!("sqlite open {}: {e}", path.display())))
+                Db::open(&path, label, schema).map_err(|e| e.named(format!("sqlite open {}", path.display())))
             };
             let main = open(MAIN_FILE, "blog.sqlite", &schema::MAIN)?;
             let queries = open(QUERIES_FILE, "blog_queries.sqlite", &schema::QUERIES)?;
             Ok(SqliteStore { main, queries, cloud: Arc::default(), outbox_written: Arc::default() })
         })
         .await;
-        let store = opened.map_err(|e| StoreError(format!("sqlite open: the blocking task failed: {e}")))??;
+        let store = opened.map_err(|e| StoreError::defect("sqlite open: the blocking task failed", e))??;
         store.main.write("outbox upgrade", |tx| outbox::upgrade(tx)).await?;
         retag::upgrade(&store).await?;
         Ok(store)

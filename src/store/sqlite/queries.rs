@@ -73,7 +73,7 @@ impl QueryStore for SqliteStore {
         }
         let generation = self.cloud.generation();
         let cloud = self.tag_cloud(limit).await?;
-        let json = Bytes::from(serde_json::to_vec(&cloud).map_err(|e| StoreError(format!("tag cloud JSON: {e}")))?);
+        let json = Bytes::from(serde_json::to_vec(&cloud).map_err(|e| StoreError::defect("tag cloud JSON", e))?);
         self.cloud.put(limit, generation, json.clone());
         Ok(json)
     }

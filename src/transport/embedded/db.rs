@@ -6,6 +6,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use blog_actors::delivery::TransportError;
+
+use crate::sqlite_failure::SqliteFailure;
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 
 /// Another process (the `publish` CLI) may be writing the same file; wait for it
@@ -58,7 +60,7 @@ impl Db {
     pub(super) fn open(path: &Path) -> Result<Self, TransportError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             crate::durable_dir::create_durable_dir(dir)
-                .map_err(|e| TransportError(format!("embedded queue: cannot create {}: {e}", dir.display())))?;
+                .map_err(|e| TransportError::unavailable(format!("embedded queue: cannot create {}", dir.display()), e))?;
         }
         let conn = Connection::open(path).map_err(db_err)?;
         configure(&conn).map_err(db_err)?;
@@ -74,7 +76,7 @@ impl Db {
         let db = self.clone();
         tokio::task::spawn_blocking(move || db.blocking(f))
             .await
-            .map_err(|e| TransportError(format!("embedded queue task failed: {e}")))?
+            .map_err(|e| TransportError::defect("embedded queue: the blocking task failed", e))?
     }
 
     /// Runs `f` on this thread; only for callers already off the async threads.
@@ -109,8 +111,14 @@ pub(super) fn immediate(conn: &mut Connection) -> rusqlite::Result<Transaction<'
     conn.transaction_with_behavior(TransactionBehavior::Immediate)
 }
 
+/// A SQLite error of the queue's file as the transport failure of its kind.
 pub(super) fn db_err(e: rusqlite::Error) -> TransportError {
-    TransportError(format!("embedded queue: {e}"))
+    const CONTEXT: &str = "embedded queue";
+    match SqliteFailure::of(&e) {
+        SqliteFailure::Unavailable | SqliteFailure::Conflict => TransportError::unavailable(CONTEXT, e),
+        SqliteFailure::Corrupt => TransportError::corrupt(CONTEXT, e),
+        SqliteFailure::Defect => TransportError::defect(CONTEXT, e),
+    }
 }
 
 /// Wall-clock unix milliseconds: due times must mean the same across restarts and processes.

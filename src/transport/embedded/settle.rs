@@ -9,6 +9,7 @@ use std::sync::{mpsc, Arc, Mutex};
 
 use async_trait::async_trait;
 use blog_actors::delivery::{Settle, TransportError, Verdict};
+use blog_actors::ports::Reason;
 use rusqlite::{params, Connection};
 use tokio::sync::OwnedSemaphorePermit;
 
@@ -33,14 +34,14 @@ impl AckGroups {
         std::thread::Builder::new()
             .name("queue acks".into())
             .spawn(move || ack_in_groups(&db, &pending))
-            .map_err(|e| TransportError(format!("embedded queue: cannot start the ack thread: {e}")))?;
+            .map_err(|e| TransportError::unavailable("embedded queue: cannot start the ack thread", e))?;
         Ok(Self { acks: Mutex::new(acks) })
     }
 
     /// Deletes the row; answers once that is committed.
     async fn ack(&self, id: i64) -> Result<(), TransportError> {
         let (answer, answered) = tokio::sync::oneshot::channel();
-        let gone = || TransportError("embedded queue: the ack thread is gone".into());
+        let gone = || TransportError::unavailable("embedded queue", Reason("the ack thread is gone"));
         self.acks.lock().unwrap_or_else(|p| p.into_inner()).send((id, answer)).map_err(|_| gone())?;
         answered.await.map_err(|_| gone())?
     }

@@ -24,6 +24,7 @@ use std::time::Duration;
 
 use amqprs::channel::{BasicAckArguments, Channel};
 use blog_actors::delivery::TransportError;
+use blog_actors::ports::Reason;
 use tokio::runtime::Handle;
 use tokio::sync::{oneshot, Notify};
 
@@ -102,7 +103,7 @@ impl AckWindow {
         } else if full {
             self.full.notify_one();
         }
-        rx.await.unwrap_or_else(|_| Err(TransportError("the ack flush was dropped".into())))
+        rx.await.unwrap_or_else(|_| Err(TransportError::unavailable("acking", Reason("the ack flush was dropped"))))
     }
 
     async fn flush(&self, channel: &Channel) {
@@ -120,9 +121,9 @@ impl AckWindow {
         };
         let sent = async {
             if !usable(channel) {
-                return Err(TransportError("the channel closed before its acks were sent".into()));
+                return Err(TransportError::unavailable("acking", Reason("the channel closed before its acks were sent")));
             }
-            let failed = |e: amqprs::error::Error| TransportError(format!("cannot ack: {e}"));
+            let failed = |e: amqprs::error::Error| TransportError::unavailable("cannot ack", e);
             if let Some(tag) = multiple {
                 channel.basic_ack(BasicAckArguments::new(tag, true)).await.map_err(failed)?;
             }

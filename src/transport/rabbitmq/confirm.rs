@@ -12,9 +12,11 @@ use std::time::Duration;
 use amqprs::channel::{BasicPublishArguments, Channel, ConfirmSelectArguments};
 use amqprs::BasicProperties;
 use blog_actors::delivery::TransportError;
+use blog_actors::ports::Reason;
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
+use super::broker_said::Said;
 use super::connection::{open_channel, usable, Link};
 use super::confirms::{Answer, Confirms};
 
@@ -40,7 +42,7 @@ impl ConfirmChannel {
         let (channel, _) = open_channel(link, lost, Some(confirms.clone())).await?;
         if let Err(e) = channel.confirm_select(ConfirmSelectArguments::new(false)).await {
             let _ = channel.close().await;
-            return Err(TransportError(format!("cannot turn on publisher confirms: {e}")));
+            return Err(TransportError::unavailable("cannot turn on publisher confirms", e));
         }
         Ok(Self { channel, confirms, order: tokio::sync::Mutex::new(()) })
     }
@@ -56,14 +58,14 @@ impl ConfirmChannel {
         check_short(routing_key, "routing key")?;
         let _order = self.order.lock().await;
         if !usable(&self.channel) {
-            return Err(TransportError("the publisher channel is closed".into()));
+            return Err(TransportError::unavailable("cannot publish", Reason("the publisher channel is closed")));
         }
         let (_seq, rx) = self.confirms.register()?;
         let args = BasicPublishArguments::new(exchange, routing_key);
         if let Err(e) = self.channel.basic_publish(properties, body, args).await {
             // The frame did not go out, so the numbering is off from here: end the channel's use.
             self.confirms.fail_all(&format!("publish failed: {e}"));
-            return Err(TransportError(format!("cannot publish: {e}")));
+            return Err(TransportError::unavailable("cannot publish", e));
         }
         Ok(Pending(rx))
     }
@@ -96,9 +98,9 @@ impl Pending {
     pub(super) async fn confirmed(self) -> Result<(), TransportError> {
         match tokio::time::timeout(CONFIRM_TIMEOUT, self.0).await {
             Ok(Ok(Ok(()))) => Ok(()),
-            Ok(Ok(Err(reason))) => Err(TransportError(format!("not confirmed: {reason}"))),
-            Ok(Err(_)) => Err(TransportError("not confirmed: the channel went away".into())),
-            Err(_) => Err(TransportError(format!("not confirmed within {CONFIRM_TIMEOUT:?}"))),
+            Ok(Ok(Err(reason))) => Err(TransportError::unavailable("not confirmed", Said(reason))),
+            Ok(Err(_)) => Err(TransportError::unavailable("not confirmed", Reason("the channel went away"))),
+            Err(e) => Err(TransportError::unavailable(format!("not confirmed within {CONFIRM_TIMEOUT:?}"), e)),
         }
     }
 }
@@ -107,7 +109,7 @@ impl Pending {
 /// panics on longer ones, so they are refused here.
 pub(super) fn check_short(value: &str, what: &str) -> Result<(), TransportError> {
     if value.len() > 255 {
-        return Err(TransportError(format!("{what} longer than 255 bytes: {}…", truncate(value, 40))));
+        return Err(TransportError::refused(format!("{what} longer than 255 bytes"), Said(format!("{}…", truncate(value, 40)))));
     }
     Ok(())
 }

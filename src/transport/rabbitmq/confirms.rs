@@ -6,6 +6,9 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use blog_actors::delivery::TransportError;
+use blog_actors::ports::Reason;
+
+use super::broker_said::Said;
 use tokio::sync::oneshot;
 
 /// What the broker answered about one publish.
@@ -28,9 +31,9 @@ struct ConfirmState {
 
 impl Confirms {
     pub(super) fn register(&self) -> Result<(u64, oneshot::Receiver<Answer>), TransportError> {
-        let mut state = self.state.lock().map_err(|_| TransportError("confirm state poisoned".into()))?;
+        let mut state = self.state.lock().map_err(|_| TransportError::defect("publishing", Reason("the confirm state is poisoned")))?;
         if let Some(reason) = &state.failed {
-            return Err(TransportError(format!("publisher channel unusable: {reason}")));
+            return Err(TransportError::unavailable("the publisher channel is unusable", Said(reason.clone())));
         }
         state.last_seq += 1;
         let (tx, rx) = oneshot::channel();

@@ -58,14 +58,14 @@ pub(super) async fn open(args: &OpenConnectionArguments, name: &str) -> Result<L
     args.connection_name(name);
     let conn = match tokio::time::timeout(OPEN_TIMEOUT, Connection::open(&args)).await {
         Ok(Ok(conn)) => conn,
-        Ok(Err(e)) => return Err(TransportError(format!("cannot connect to RabbitMQ: {e}"))),
-        Err(_) => return Err(TransportError(format!("cannot connect to RabbitMQ within {OPEN_TIMEOUT:?}"))),
+        Ok(Err(e)) => return Err(TransportError::unavailable("cannot connect to RabbitMQ", e)),
+        Err(e) => return Err(TransportError::unavailable(format!("cannot connect to RabbitMQ within {OPEN_TIMEOUT:?}"), e)),
     };
     let lost = CancellationToken::new();
     let callback = ConnectionWatch { name: name.to_owned(), lost: lost.clone() };
     if let Err(e) = conn.register_callback(callback).await {
         let _ = conn.close().await;
-        return Err(TransportError(format!("cannot watch the RabbitMQ connection: {e}")));
+        return Err(TransportError::unavailable("cannot watch the RabbitMQ connection", e));
     }
     tokio::spawn(watch_io(conn.clone(), lost.clone()));
     tracing::info!(connection = name, "connected to RabbitMQ");
@@ -101,12 +101,12 @@ pub(super) async fn open_channel(
         .conn
         .open_channel(None)
         .await
-        .map_err(|e| TransportError(format!("cannot open an AMQP channel: {e}")))?;
+        .map_err(|e| TransportError::unavailable("cannot open an AMQP channel", e))?;
     let reason = CloseReason::default();
     let watch = ChannelWatch { lost: lost.clone(), reason: reason.clone(), confirms };
     if let Err(e) = channel.register_callback(watch).await {
         let _ = channel.close().await;
-        return Err(TransportError(format!("cannot watch an AMQP channel: {e}")));
+        return Err(TransportError::unavailable("cannot watch an AMQP channel", e));
     }
     Ok((channel, reason))
 }

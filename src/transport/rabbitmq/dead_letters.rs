@@ -12,8 +12,10 @@
 use amqprs::channel::{BasicAckArguments, BasicGetArguments, Channel};
 use amqprs::FieldValue;
 use blog_actors::delivery::TransportError;
+use blog_actors::ports::Reason;
 use tokio_util::sync::CancellationToken;
 
+use super::broker_said::{reply_or, Said};
 use super::connection::{open_channel, usable, CloseReason};
 use super::message::{parked_id, parked_message, routing_key, with_headers, ATTEMPT, PARKING_HEADERS};
 use super::publisher::PubSession;
@@ -63,17 +65,17 @@ pub(super) async fn take(session: &PubSession, names: &Names, id: &str, replay: 
                     let (exchange, key) = if worker == UNROUTED {
                         (names.events(), routing_key(&props, get.routing_key()))
                     } else {
-                        let worker = names.workers.find(worker).ok_or_else(|| TransportError(format!("unknown worker {worker}")))?;
+                        let worker = names.workers.find(worker).ok_or_else(|| TransportError::refused("replaying a parked message", Said(format!("unknown worker {worker}"))))?;
                         (String::new(), names.worker(worker))
                     };
                     let props = with_headers(&props, vec![(ATTEMPT, FieldValue::l(1))], &PARKING_HEADERS);
                     session.confirm.publish_confirmed(&exchange, &key, props, body).await?;
                 }
                 if !usable(&channel) {
-                    return Err(TransportError("the dead-letter channel closed; nothing was removed".into()));
+                    return Err(TransportError::unavailable("taking out a parked message", Reason("the dead-letter channel closed; nothing was removed")));
                 }
                 let ack = BasicAckArguments::new(get.delivery_tag(), false);
-                channel.basic_ack(ack).await.map_err(|e| TransportError(format!("cannot remove parked message: {e}")))?;
+                channel.basic_ack(ack).await.map_err(|e| TransportError::unavailable("cannot remove a parked message", e))?;
                 tracing::info!(%id, worker, replay, "parked message taken out");
                 return Ok(true);
             }
@@ -96,10 +98,10 @@ async fn reading_channel(session: &PubSession) -> Result<(Channel, CloseReason),
 }
 
 async fn get(channel: &Channel, queue: &str, reason: &CloseReason) -> Result<Option<amqprs::channel::GetMessage>, TransportError> {
-    channel.basic_get(BasicGetArguments::new(queue)).await.map_err(|e| {
-        let why = reason.get().map_or_else(|| e.to_string(), |(code, text)| format!("{code} {text}"));
-        TransportError(format!("cannot read parking lot {queue}: {why}"))
-    })
+    channel
+        .basic_get(BasicGetArguments::new(queue))
+        .await
+        .map_err(|e| TransportError::unavailable(format!("cannot read parking lot {queue}"), reply_or(reason.get(), e)))
 }
 
 /// Closing the channel returns every message it holds unacked to its queue.

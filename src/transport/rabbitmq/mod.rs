@@ -20,6 +20,7 @@
 //! same without waiting.
 
 mod ack_window;
+mod broker_said;
 mod confirm;
 mod confirms;
 mod connection;
@@ -42,6 +43,7 @@ use std::time::Duration;
 use amqprs::connection::OpenConnectionArguments;
 use async_trait::async_trait;
 use blog_actors::delivery::{Delivery, DeliverySource, TransportError};
+use blog_actors::ports::Reason;
 use blog_actors::worker::{WorkerKind, Workers};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -94,12 +96,12 @@ impl RabbitTransport {
         // amqprs panics on a query pair without '=' (`?heartbeat`): refuse it first.
         if let Some((_, query)) = url.split_once('?') {
             if query.split('&').any(|pair| !pair.contains('=')) {
-                return Err(TransportError("invalid AMQP URL: every query parameter needs a value".into()));
+                return Err(TransportError::misconfigured("invalid AMQP URL", Reason("every query parameter needs a value")));
             }
         }
         let args = OpenConnectionArguments::try_from(url)
             // amqprs' message never repeats the URL, so no password ends up in a log.
-            .map_err(|e| TransportError(format!("invalid AMQP URL: {e}")))?;
+            .map_err(|e| TransportError::misconfigured("invalid AMQP URL", e))?;
         let names = Names::new(prefix, &retry_delays, workers)?;
         let cfg = Arc::new(Config { args, names });
         let runtime = AmqpRuntime::start("amqp")?;
@@ -127,12 +129,12 @@ impl RabbitTransport {
         retry_delays: &[Duration],
         workers: Workers,
     ) -> Result<(), TransportError> {
-        let args = OpenConnectionArguments::try_from(url).map_err(|e| TransportError(format!("invalid AMQP URL: {e}")))?;
+        let args = OpenConnectionArguments::try_from(url).map_err(|e| TransportError::misconfigured("invalid AMQP URL", e))?;
         let names = Names::new(prefix, retry_delays, workers)?;
         let connection = amqprs::connection::Connection::open(&args)
             .await
-            .map_err(|e| TransportError(format!("cannot connect to RabbitMQ: {e}")))?;
-        let channel = connection.open_channel(None).await.map_err(|e| TransportError(format!("opening a channel: {e}")))?;
+            .map_err(|e| TransportError::unavailable("cannot connect to RabbitMQ", e))?;
+        let channel = connection.open_channel(None).await.map_err(|e| TransportError::unavailable("opening a channel", e))?;
         for queue in names.all_queues() {
             let _ = channel.queue_delete(amqprs::channel::QueueDeleteArguments::new(&queue)).await;
         }

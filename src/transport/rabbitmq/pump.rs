@@ -39,7 +39,7 @@ pub(super) async fn subscribe(link: &Link, queue: &str, prefetch: u16) -> Result
     };
     match consumed.await {
         Ok((tag, rx)) => Ok(Subscription { channel, tag, rx }),
-        Err(e) => Err(TransportError(format!("cannot consume {queue}: {e}"))),
+        Err(e) => Err(TransportError::unavailable(format!("cannot consume {queue}"), e)),
     }
 }
 

@@ -15,6 +15,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use blog_actors::delivery::TransportError;
+use blog_actors::ports::Reason;
 use tokio::runtime::Handle;
 use tokio::sync::oneshot;
 
@@ -38,7 +39,7 @@ impl AmqpRuntime {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
-            .map_err(|e| TransportError(format!("cannot build the AMQP runtime: {e}")))?;
+            .map_err(|e| TransportError::unavailable("cannot build the AMQP runtime", e))?;
         let handle = runtime.handle().clone();
         let (finale_tx, finale_rx) = oneshot::channel::<Finale>();
         let (done_tx, done_rx) = oneshot::channel();
@@ -55,7 +56,7 @@ impl AmqpRuntime {
                 drop(runtime);
                 let _ = done_tx.send(());
             })
-            .map_err(|e| TransportError(format!("cannot start the AMQP thread: {e}")))?;
+            .map_err(|e| TransportError::unavailable("cannot start the AMQP thread", e))?;
         Ok(Self { handle, finale: Mutex::new(Some(finale_tx)), done: tokio::sync::Mutex::new(Some(done_rx)) })
     }
 
@@ -68,8 +69,8 @@ impl AmqpRuntime {
     {
         match self.handle.spawn(work).await {
             Ok(answer) => answer,
-            Err(e) if e.is_panic() => Err(TransportError(format!("AMQP task panicked: {e}"))),
-            Err(_) => Err(TransportError("the RabbitMQ transport is closed".into())),
+            Err(e) if e.is_panic() => Err(TransportError::defect("an AMQP task panicked", e)),
+            Err(_) => Err(closed()),
         }
     }
 
@@ -95,4 +96,9 @@ impl AmqpRuntime {
             let _ = sender.send(finale);
         }
     }
+}
+
+/// A call after the transport was closed.
+pub(super) fn closed() -> TransportError {
+    TransportError::unavailable("RabbitMQ", Reason("the transport is closed"))
 }

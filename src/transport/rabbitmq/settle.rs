@@ -15,6 +15,7 @@ use amqprs::channel::{BasicAckArguments, BasicRejectArguments, Channel};
 use amqprs::{BasicProperties, FieldValue};
 use async_trait::async_trait;
 use blog_actors::delivery::{Settle, TransportError, Verdict};
+use blog_actors::ports::Reason;
 use blog_actors::worker::WorkerKind;
 use bytes::Bytes;
 use tokio::runtime::Handle;
@@ -83,7 +84,7 @@ impl Settle for RabbitSettler {
         };
         match self.runtime.spawn(job.apply(verdict)).await {
             Ok(settled) => settled,
-            Err(_) => Err(TransportError("the RabbitMQ transport is closed".into())),
+            Err(_) => Err(super::runtime::closed()),
         }
     }
 }
@@ -177,7 +178,7 @@ async fn give_back_unless(copied: Result<(), TransportError>, channel: &Channel,
 }
 
 fn session_over() -> TransportError {
-    TransportError("the connection that delivered this message is gone; the broker delivers it again".into())
+    TransportError::unavailable("settling", Reason("the connection that delivered this message is gone; the broker delivers it again"))
 }
 
 /// The delivering session and channel, if the session is the live one and the channel is still open.
@@ -202,7 +203,7 @@ async fn ack(channel: &Channel, tag: u64) -> Result<(), TransportError> {
     channel
         .basic_ack(BasicAckArguments::new(tag, false))
         .await
-        .map_err(|e| TransportError(format!("cannot ack: {e}")))
+        .map_err(|e| TransportError::unavailable("cannot ack", e))
 }
 
 /// Back to the queue, this one message only (never a bulk nack).
@@ -213,6 +214,6 @@ pub(super) async fn release(channel: &Channel, tag: u64) -> Result<(), Transport
     channel
         .basic_reject(BasicRejectArguments::new(tag, true))
         .await
-        .map_err(|e| TransportError(format!("cannot hand back a delivery: {e}")))
+        .map_err(|e| TransportError::unavailable("cannot hand back a delivery", e))
 }
 

@@ -15,9 +15,11 @@ use std::time::Duration;
 use amqprs::channel::{ExchangeDeclareArguments, QueueBindArguments, QueueDeclareArguments};
 use amqprs::{FieldTable, FieldValue};
 use blog_actors::delivery::TransportError;
+use blog_actors::ports::Reason;
 use blog_actors::worker::{WorkerKind, Workers};
 use tokio_util::sync::CancellationToken;
 
+use super::broker_said::{reply_or, BrokerReply};
 use super::connection::{open_channel, CloseReason, Link};
 
 /// The worker name of parked events whose type no worker takes.
@@ -37,9 +39,10 @@ impl Names {
     pub(super) fn new(prefix: &str, retry_delays: &[Duration], workers: Workers) -> Result<Self, TransportError> {
         let valid = |c: char| c.is_ascii_alphanumeric() || "-_.:".contains(c);
         if prefix.is_empty() || !prefix.chars().all(valid) {
-            return Err(TransportError(format!(
-                "AMQP prefix {prefix:?} must be non-empty letters, digits, '-', '_', '.' or ':'"
-            )));
+            return Err(TransportError::misconfigured(
+                format!("AMQP prefix {prefix:?}"),
+                Reason("must be non-empty letters, digits, '-', '_', '.' or ':'"),
+            ));
         }
         let mut levels: Vec<u64> = retry_delays.iter().map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)).collect();
         levels.sort_unstable();
@@ -156,18 +159,21 @@ pub(super) async fn declare(link: &Link, names: &Names) -> Result<(), TransportE
             let _ = channel.close().await;
             Ok(())
         }
-        Err(e) => Err(declare_error(&current, &e.to_string(), &reason)),
+        Err(e) => Err(declare_error(&current, e, &reason)),
     }
 }
 
-fn declare_error(what: &str, error: &str, reason: &CloseReason) -> TransportError {
+fn declare_error(what: &str, error: amqprs::error::Error, reason: &CloseReason) -> TransportError {
     match reason.get() {
-        Some((406, text)) => TransportError(format!(
-            "RabbitMQ refused to declare {what}: it already exists with other settings ({text}). \
-             Delete it (e.g. `rabbitmqctl delete_queue <name>`) or pick another prefix (BLOG_AMQP_PREFIX)"
-        )),
-        Some((code, text)) => TransportError(format!("cannot declare {what}: {code} {text}")),
-        None => TransportError(format!("cannot declare {what}: {error}")),
+        Some((406, text)) => TransportError::refused(
+            format!(
+                "RabbitMQ refused to declare {what}: it already exists with other settings. \
+                 Delete it (e.g. `rabbitmqctl delete_queue <name>`) or pick another prefix (BLOG_AMQP_PREFIX)"
+            ),
+            BrokerReply { code: 406, text },
+        ),
+        Some((code, text)) => TransportError::unavailable(format!("cannot declare {what}"), BrokerReply { code, text }),
+        None => TransportError::unavailable(format!("cannot declare {what}"), error),
     }
 }
 
@@ -181,8 +187,7 @@ pub(super) async fn message_count(link: &Link, queues: &[String]) -> Result<u64,
             Ok(Some((_, count, _))) => total += u64::from(count),
             Ok(None) => {}
             Err(e) => {
-                let why = reason.get().map_or_else(|| e.to_string(), |(code, text)| format!("{code} {text}"));
-                return Err(TransportError(format!("cannot count queue {queue}: {why}")));
+                return Err(TransportError::unavailable(format!("cannot count queue {queue}"), reply_or(reason.get(), e)));
             }
         }
     }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use amqprs::channel::{ExchangeDeleteArguments, QueueDeclareArguments, QueueDeleteArguments};
 use amqprs::connection::{Connection, OpenConnectionArguments};
 use amqprs::{FieldTable, FieldValue};
-use blog_actors::delivery::{Delivery, DeliverySource, Verdict};
+use blog_actors::delivery::{Delivery, DeliverySource, TransportError, Verdict};
 use blog_actors::emailer::Emailer;
 use blog_actors::projector::Projector;
 use blog_actors::trace_context::TraceContext;
@@ -126,12 +126,15 @@ async fn the_topology_is_declared_twice_without_error() {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_unreachable_broker_or_a_bad_url_is_an_error_not_a_hang() {
     let refused = RabbitTransport::connect("amqp://guest:guest@127.0.0.1:1", &prefix(), LEVELS.to_vec(), registered_workers()).await;
-    assert!(refused.err().expect("nothing listens on port 1").0.contains("cannot connect"));
+    let refused = refused.err().expect("nothing listens on port 1");
+    assert!(matches!(refused, TransportError::Unavailable { .. }) && refused.to_string().contains("cannot connect"), "{refused}");
     for url in ["http://127.0.0.1", "amqp://127.0.0.1?heartbeat", "amqps://127.0.0.1"] {
-        let error = RabbitTransport::connect(url, &prefix(), LEVELS.to_vec(), registered_workers()).await.err().expect(url).0;
-        assert!(error.contains("invalid AMQP URL"), "{url}: {error}");
+        let error = RabbitTransport::connect(url, &prefix(), LEVELS.to_vec(), registered_workers()).await.err().expect(url);
+        assert!(matches!(error, TransportError::Misconfigured { .. }), "{url}: {error}");
+        assert!(error.to_string().contains("invalid AMQP URL"), "{url}: {error}");
     }
-    assert!(RabbitTransport::connect(URL, "bad prefix!", vec![], registered_workers()).await.is_err());
+    let bad_prefix = RabbitTransport::connect(URL, "bad prefix!", vec![], registered_workers()).await.err().expect("a bad prefix");
+    assert!(matches!(bad_prefix, TransportError::Misconfigured { .. }), "{bad_prefix}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -146,7 +149,9 @@ async fn a_queue_with_other_settings_is_one_clear_error() {
     channel.close().await.unwrap();
     conn.close().await.unwrap();
 
-    let error = RabbitTransport::connect(URL, &p, LEVELS.to_vec(), registered_workers()).await.err().expect("a mismatch is refused").0;
+    let error = RabbitTransport::connect(URL, &p, LEVELS.to_vec(), registered_workers()).await.err().expect("a mismatch is refused");
+    assert!(matches!(error, TransportError::Refused { .. }), "{error}");
+    let error = error.to_string();
     assert!(error.contains(&format!("queue {queue}")), "{error}");
     assert!(error.contains("PRECONDITION_FAILED") && error.contains("BLOG_AMQP_PREFIX"), "{error}");
     cleanup(&p).await;
