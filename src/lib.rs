@@ -6,6 +6,7 @@
 //! - [`startup`]: the list of workers; builds the workers, queue reader, relay and HTTP server; runs them until stopped.
 //! - [`adapters`]: opens the store, transport and mailer the settings choose.
 //! - [`cli`]: the command line (serve, publish, load, healthcheck).
+//! - [`commands`]: what each command does; `main.rs` only calls [`commands::run`].
 //! - [`load`]: `blog load`, the bulk import of posts (a JSON-lines file or synthetic).
 //! - [`healthcheck`]: the container health check, without curl.
 //! - [`domain`]: what a valid post is.
@@ -21,6 +22,7 @@
 
 pub mod adapters;
 pub mod cli;
+pub mod commands;
 pub mod configuration;
 pub mod domain;
 pub mod durable_dir;

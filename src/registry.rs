@@ -6,7 +6,8 @@ use actix::{Recipient, Supervisor};
 use blog_actors::messages::{HandleEvent, Rebuild};
 use blog_actors::metrics::ActorMetrics;
 use blog_actors::supervision::WorkerActor;
-use blog_actors::worker::{Worker, WorkerKind, Workers};
+use blog_actors::supervision::Worker;
+use blog_actors::worker::{WorkerKind, Workers};
 
 use crate::configuration::Settings;
 use crate::adapters::Adapters;

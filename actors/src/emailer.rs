@@ -10,7 +10,8 @@ use sha2::{Digest, Sha256};
 use crate::event::{Envelope, Event, OrderFulfilled, ORDER_FULFILLED};
 use crate::messages::HandlerError;
 use crate::ports::{EmailLog, MailClaim, MailError, Mailer, OutgoingMail};
-use crate::worker::{Worker, WorkerSpec};
+use crate::supervision::Worker;
+use crate::worker::WorkerSpec;
 
 const TEXT_TEMPLATE: &str = "order_fulfilled.txt";
 const HTML_TEMPLATE: &str = "order_fulfilled.html";

@@ -13,7 +13,8 @@ use crate::event::{Envelope, Event, PostSnapshot, POST_CREATED, POST_DELETED, PO
 use crate::messages::HandlerError;
 use crate::ports::{Applied, RebuildReport, StoreError};
 use crate::projector::excerpt;
-use crate::worker::{Worker, WorkerSpec};
+use crate::supervision::Worker;
+use crate::worker::WorkerSpec;
 
 /// Entries in one feed: the newest posts, by publication.
 pub const FEED_ENTRIES: u32 = 50;

@@ -2,14 +2,14 @@
 //!
 //! - [`event`]: the event envelope and the typed events inside it.
 //! - [`rules`]: the domain rules (posts, tags, orders) the API and every worker apply.
-//! - [`worker`]: what a worker is (the [`worker::Worker`] trait: name, event types, handler) and the list of them.
+//! - [`worker`]: who a worker is (its spec: name, event types, mailbox) and the list of them.
 //! - [`trace_context`]: the W3C trace context a message carries, and its bridge to spans.
 //! - [`delivery`]: what a transport hands the queue reader, and how a delivery is settled.
 //! - [`ports`]: the store and mail traits the workers use; adapters live in the service.
 //! - [`messages`]: the messages actors exchange.
 //! - [`queue_reader`]: forwards deliveries to workers, then acks, retries or parks them.
 //! - [`tag_aggregator`], [`emailer`], [`projector`], [`feed_writer`]: the workers, one file each.
-//! - [`supervision`]: the one supervised actor every worker runs in: guard, deadline, panic → restart, metrics.
+//! - [`supervision`]: what a worker does (the [`supervision::Worker`] trait: its handler) and the one supervised actor every worker runs in: guard, deadline, panic → restart, metrics.
 //! - [`redact`]: credentials and mail addresses taken out of what is logged or served.
 //! - [`retry`]: the attempt limit and backoff delays.
 //! - [`metrics`]: per-actor counters, histograms and states.

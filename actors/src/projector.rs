@@ -5,7 +5,8 @@ use std::sync::Arc;
 use crate::event::{Envelope, Event, PostSnapshot, POST_CREATED, POST_DELETED, POST_UPDATED};
 use crate::messages::HandlerError;
 use crate::ports::{PostView, ReadModelStore};
-use crate::worker::{Worker, WorkerSpec};
+use crate::supervision::Worker;
+use crate::worker::WorkerSpec;
 
 const EXCERPT_CHARS: usize = 200;
 const WORDS_PER_MINUTE: u32 = 200;

@@ -1,4 +1,5 @@
-//! The one supervised actor every worker runs in ([`WorkerActor`]), and the
+//! What a worker does ([`Worker`]), the one supervised actor every worker runs
+//! in ([`WorkerActor`]), and the
 //! guard around each event: count, time, deadline, and a panic turned into a
 //! failed attempt plus a restart by the actix `Supervisor`.
 
@@ -11,11 +12,38 @@ use actix::prelude::*;
 use futures::FutureExt;
 use tracing::Instrument;
 
-use crate::event::Envelope;
+use crate::event::{Envelope, Event};
 use crate::messages::{HandleEvent, HandlerError, Rebuild};
 use crate::metrics::{ActorMetrics, ActorState};
 use crate::ports::{RebuildReport, StoreError};
-use crate::worker::Worker;
+use crate::worker::{WorkerKind, WorkerSpec};
+
+/// A worker's behaviour. The generic supervised actor ([`WorkerActor`]) gives
+/// every worker the same guard,
+/// panic → restart, deadline, claim release (by drop) and metrics.
+pub trait Worker: Unpin + Sized + 'static {
+    /// Who the worker is.
+    const SPEC: &'static WorkerSpec;
+
+    /// Handles one event of a type it subscribes to. Must be idempotent: a
+    /// redelivery changes nothing. Whatever the future holds (a claim) must
+    /// release itself when dropped, as the deadline or a panic may drop it.
+    fn handle(&self, envelope: Arc<Envelope>, event: Event) -> impl Future<Output = Result<(), HandlerError>> + 'static;
+
+    /// Recomputes the worker's state from the store, for `POST /admin/rebuild`;
+    /// `None` for a worker with nothing to rebuild.
+    fn rebuild(&self) -> Option<impl Future<Output = Result<RebuildReport, StoreError>> + 'static> {
+        None::<std::future::Ready<Result<RebuildReport, StoreError>>>
+    }
+
+    /// Called each time the actor starts (and restarts), e.g. to set timers.
+    fn started(&mut self, _ctx: &mut actix::Context<WorkerActor<Self>>) {}
+
+    /// This worker as the registry names it.
+    fn kind() -> WorkerKind {
+        WorkerKind::of(Self::SPEC)
+    }
+}
 
 /// How a guarded handler ended.
 pub struct Guarded {

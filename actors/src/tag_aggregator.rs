@@ -11,7 +11,8 @@ use crate::event::{Envelope, Event, POST_CREATED, POST_DELETED, POST_UPDATED};
 use crate::messages::{HandlerError, Rebuild};
 use crate::ports::{Leases, RebuildReport, StoreError, TagCloudStore};
 use crate::supervision::WorkerActor;
-use crate::worker::{Worker, WorkerSpec};
+use crate::supervision::Worker;
+use crate::worker::WorkerSpec;
 
 /// The lease that lets one instance at a time run the scheduled rebuild.
 pub const REBUILD_LEASE: &str = "tag-cloud-rebuild";

@@ -1,16 +1,12 @@
 //! What a worker is: a name, the event types it takes, a mailbox size and an
-//! idempotent handler. A worker is one file that implements [`Worker`]; the
+//! idempotent handler. A worker is one file that implements
+//! [`Worker`](crate::supervision::Worker) (beside the actor that runs it); the
 //! service's registration list ([`Workers`]) names every worker it runs, and the
 //! queues, the fan-out, the metrics, `/actors` and the dashboard follow from it.
 
-use std::future::Future;
 use std::sync::Arc;
 
 use serde::{Serialize, Serializer};
-
-use crate::event::{Envelope, Event};
-use crate::messages::HandlerError;
-use crate::ports::{RebuildReport, StoreError};
 
 /// Who a worker is, declared once in its file as a `static`.
 #[derive(Debug)]
@@ -108,33 +104,6 @@ impl Workers {
     /// The workers that receive an event of this type; empty for a type none takes.
     pub fn subscribers(&self, event_type: &str) -> Vec<WorkerKind> {
         self.iter().filter(|w| w.takes(event_type)).collect()
-    }
-}
-
-/// A worker's behaviour. The generic supervised actor
-/// ([`crate::supervision::WorkerActor`]) gives every worker the same guard,
-/// panic → restart, deadline, claim release (by drop) and metrics.
-pub trait Worker: Unpin + Sized + 'static {
-    /// Who the worker is.
-    const SPEC: &'static WorkerSpec;
-
-    /// Handles one event of a type it subscribes to. Must be idempotent: a
-    /// redelivery changes nothing. Whatever the future holds (a claim) must
-    /// release itself when dropped, as the deadline or a panic may drop it.
-    fn handle(&self, envelope: Arc<Envelope>, event: Event) -> impl Future<Output = Result<(), HandlerError>> + 'static;
-
-    /// Recomputes the worker's state from the store, for `POST /admin/rebuild`;
-    /// `None` for a worker with nothing to rebuild.
-    fn rebuild(&self) -> Option<impl Future<Output = Result<RebuildReport, StoreError>> + 'static> {
-        None::<std::future::Ready<Result<RebuildReport, StoreError>>>
-    }
-
-    /// Called each time the actor starts (and restarts), e.g. to set timers.
-    fn started(&mut self, _ctx: &mut actix::Context<crate::supervision::WorkerActor<Self>>) {}
-
-    /// This worker as the registry names it.
-    fn kind() -> WorkerKind {
-        WorkerKind::of(Self::SPEC)
     }
 }
 

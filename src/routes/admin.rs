@@ -12,7 +12,7 @@ use actix_web::{web, HttpResponse};
 use blog_actors::messages::Rebuild;
 use blog_actors::ports::RebuildReport;
 use blog_actors::tag_aggregator::TagAggregator;
-use blog_actors::worker::Worker;
+use blog_actors::supervision::Worker;
 
 use super::auth::RequireApiKey;
 use super::correlation::{echo_request_id, CorrelationId};

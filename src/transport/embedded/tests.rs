@@ -4,7 +4,8 @@ use std::time::{Duration, Instant};
 use blog_actors::delivery::{Delivery, DeliverySource, Verdict};
 use blog_actors::emailer::Emailer;
 use blog_actors::trace_context::TraceContext;
-use blog_actors::worker::{Worker, WorkerKind};
+use blog_actors::supervision::Worker;
+use blog_actors::worker::WorkerKind;
 
 use crate::startup::registered_workers;
 use tempfile::TempDir;

@@ -13,7 +13,7 @@ use blog_actors::delivery::{Delivery, DeliverySource, TransportError, Verdict};
 use blog_actors::emailer::Emailer;
 use blog_actors::projector::Projector;
 use blog_actors::trace_context::TraceContext;
-use blog_actors::worker::Worker;
+use blog_actors::supervision::Worker;
 
 use crate::startup::registered_workers;
 use tokio::sync::mpsc;

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use blog_actors::delivery::{DeliverySource, Verdict};
 use blog_actors::emailer::Emailer;
-use blog_actors::worker::Worker;
+use blog_actors::supervision::Worker;
 
 use tokio_util::sync::CancellationToken;
 
