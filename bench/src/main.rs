@@ -39,6 +39,12 @@ struct Args {
     /// Events per end-to-end run.
     #[arg(long)]
     events: Option<u64>,
+    /// Posts in the HTTP section's data set (default 1,000,000): a smaller one for a quick A/B.
+    #[arg(long)]
+    http_posts: Option<u64>,
+    /// Seconds each HTTP workload runs (default 5).
+    #[arg(long)]
+    http_seconds: Option<u64>,
     /// Events of the memory run.
     #[arg(long)]
     memory_events: Option<u64>,
@@ -74,6 +80,10 @@ fn main() -> ExitCode {
         options.prefetches = args.prefetch.clone();
     }
     options.events = args.events.unwrap_or(options.events);
+    options.http_posts = args.http_posts.unwrap_or(options.http_posts);
+    if let Some(seconds) = args.http_seconds {
+        options.http_duration = std::time::Duration::from_secs(seconds);
+    }
     options.memory_events = args.memory_events.unwrap_or(options.memory_events);
     options.command = std::iter::once("cargo run --release -p blog-bench --".to_owned())
         .chain(std::env::args().skip(1))
