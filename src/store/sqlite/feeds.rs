@@ -64,9 +64,12 @@ impl FeedStore for SqliteStore {
             posts += batch.len() as u64;
             tags.extend(batch.iter().flat_map(|p| p.tags.iter().cloned()));
             let changes: Vec<FeedChange> = batch.iter().map(|p| FeedChange::Upsert(entry_of(p))).collect();
+            // Into the other file only what would survive a power cut in this one (see db.rs).
+            self.main.durable().await?;
             self.queries.write("rebuild_feed_entries", move |tx| changes.iter().try_for_each(|c| apply(tx, c).map(drop))).await?;
         }
         let deletions = self.main.read("rebuild_feed_entries", tombstones).await?;
+        self.main.durable().await?;
         self.queries.write("rebuild_feed_entries", move |tx| deletions.iter().try_for_each(|c| apply(tx, c).map(drop))).await?;
         let took_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         Ok(RebuildReport { posts, tags: tags.len() as u64, took_ms })

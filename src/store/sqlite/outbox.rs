@@ -84,7 +84,8 @@ impl Outbox for SqliteStore {
 
     async fn pending(&self, limit: usize) -> Result<Vec<OutboxEntry>, StoreError> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        self.main
+        let pending = self
+            .main
             .read("outbox pending", move |conn| {
                 let mut stmt = conn.prepare_cached(
                     "SELECT seq, message_id, routing_key, body, correlation_id, traceparent, tracestate FROM outbox
@@ -100,9 +101,12 @@ impl Outbox for SqliteStore {
                     let (seq, message_id, routing_key, body, correlation_id, trace) = row?;
                     Ok(OutboxEntry { seq, message_id: parse_id(&message_id)?, routing_key, body, correlation_id, trace })
                 })
-                .collect()
+                .collect::<DbResult<Vec<_>>>()
             })
-            .await
+            .await?;
+        // An event leaves only once its write would survive a power cut (see db.rs).
+        self.main.durable().await?;
+        Ok(pending)
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(count = seqs.len()))]
