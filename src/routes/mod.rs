@@ -15,6 +15,8 @@ mod posts;
 mod problem;
 mod server_span;
 mod tags;
+#[cfg(test)]
+mod testing;
 
 use std::sync::Arc;
 
