@@ -7,7 +7,6 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use actix::MailboxError;
-use actix_web::middleware::from_fn;
 use actix_web::{web, HttpResponse};
 use blog_actors::messages::Rebuild;
 use blog_actors::ports::RebuildReport;
@@ -15,8 +14,8 @@ use blog_actors::tag_aggregator::TagAggregator;
 use blog_actors::supervision::Worker;
 
 use super::auth::RequireApiKey;
-use super::correlation::{echo_request_id, CorrelationId};
-use super::problem::allow;
+use super::correlation::CorrelationId;
+use super::resource::with_request_id;
 use super::{AppState, Problem};
 use crate::registry::RunningWorker;
 
@@ -24,18 +23,8 @@ use crate::registry::RunningWorker;
 const REBUILD_TIMEOUT: Duration = Duration::from_secs(120);
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/admin/tag-cloud/rebuild")
-            .wrap(from_fn(echo_request_id))
-            .route(web::post().to(rebuild_tag_cloud))
-            .default_service(allow("POST")),
-    )
-    .service(
-        web::resource("/admin/rebuild")
-            .wrap(from_fn(echo_request_id))
-            .route(web::post().to(rebuild_all))
-            .default_service(allow("POST")),
-    );
+    cfg.service(with_request_id("/admin/tag-cloud/rebuild", "POST", [web::post().to(rebuild_tag_cloud)]))
+        .service(with_request_id("/admin/rebuild", "POST", [web::post().to(rebuild_all)]));
 }
 
 /// Rebuild the tag cloud from all posts now, through the tag aggregator.

@@ -2,14 +2,13 @@
 //! them, replay them once the cause is fixed, or drop them. All authenticated:
 //! bodies may hold customer data.
 
-use actix_web::middleware::from_fn;
 use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::auth::RequireApiKey;
-use super::correlation::{echo_request_id, CorrelationId};
-use super::problem::allow;
+use super::correlation::CorrelationId;
+use super::resource::with_request_id;
 use super::{AppState, Problem};
 use crate::transport::ParkedMessage;
 
@@ -17,24 +16,9 @@ pub const LIMIT_DEFAULT: usize = 100;
 pub const LIMIT_MAX: usize = 1000;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/dead-letters")
-            .wrap(from_fn(echo_request_id))
-            .route(web::get().to(list))
-            .default_service(allow("GET")),
-    )
-    .service(
-        web::resource("/dead-letters/{id}/replay")
-            .wrap(from_fn(echo_request_id))
-            .route(web::post().to(replay))
-            .default_service(allow("POST")),
-    )
-    .service(
-        web::resource("/dead-letters/{id}")
-            .wrap(from_fn(echo_request_id))
-            .route(web::delete().to(delete))
-            .default_service(allow("DELETE")),
-    );
+    cfg.service(with_request_id("/dead-letters", "GET", [web::get().to(list)]))
+        .service(with_request_id("/dead-letters/{id}/replay", "POST", [web::post().to(replay)]))
+        .service(with_request_id("/dead-letters/{id}", "DELETE", [web::delete().to(delete)]));
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

@@ -7,7 +7,6 @@
 //! would check it, so a caller learns at once that it is wrong instead of
 //! finding it later in the parking lot.
 
-use actix_web::middleware::from_fn;
 use actix_web::{web, HttpResponse};
 use blog_actors::event::{Envelope, InvalidEvent, EXTERNAL_TYPES, KNOWN_TYPES};
 use chrono::{DateTime, Utc};
@@ -16,17 +15,13 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::auth::RequireApiKey;
-use super::correlation::{echo_request_id, CorrelationId};
-use super::problem::{allow, FieldError};
+use super::correlation::CorrelationId;
+use super::problem::FieldError;
+use super::resource::with_request_id;
 use super::{AppState, Problem};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/events")
-            .wrap(from_fn(echo_request_id))
-            .route(web::post().to(publish_event))
-            .default_service(allow("POST")),
-    );
+    cfg.service(with_request_id("/events", "POST", [web::post().to(publish_event)]));
 }
 
 /// An envelope as a caller may send it: only `type` and `data` are required.

@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use sha2::{Digest, Sha256};
 
-use super::problem::allow;
+use super::resource::get_only;
 use super::{AppState, Problem};
 
 const ATOM: &str = "application/atom+xml; charset=utf-8";
@@ -20,8 +20,7 @@ const ATOM: &str = "application/atom+xml; charset=utf-8";
 const ETAG_HEX: usize = 32;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/feed.xml").route(web::get().to(site_feed)).default_service(allow("GET")))
-        .service(web::resource("/tags/{tag}/feed.xml").route(web::get().to(tag_feed)).default_service(allow("GET")));
+    cfg.service(get_only("/feed.xml", site_feed)).service(get_only("/tags/{tag}/feed.xml", tag_feed));
 }
 
 /// The newest posts as an Atom feed.

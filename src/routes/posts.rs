@@ -3,7 +3,6 @@
 //! post just written may take a moment to appear in `GET`.
 
 use actix_web::http::header::{self, HeaderValue};
-use actix_web::middleware::from_fn;
 use actix_web::{web, HttpRequest, HttpResponse};
 use blog_actors::event::PostSnapshot;
 use blog_actors::ports::PostView;
@@ -12,8 +11,9 @@ use utoipa::IntoParams;
 use uuid::Uuid;
 
 use super::auth::RequireApiKey;
-use super::correlation::{echo_request_id, CorrelationId};
-use super::problem::{allow, FieldError};
+use super::correlation::CorrelationId;
+use super::problem::FieldError;
+use super::resource::with_request_id;
 use super::{AppState, Problem};
 use crate::domain::post::{InvalidPost, PostInput};
 use crate::store::{PostPage, PostWrite};
@@ -22,21 +22,12 @@ pub const PER_PAGE_DEFAULT: u32 = 20;
 pub const PER_PAGE_MAX: u32 = 100;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/posts")
-            .wrap(from_fn(echo_request_id))
-            .route(web::get().to(list_posts))
-            .route(web::post().to(create_post))
-            .default_service(allow("GET, POST")),
-    )
-    .service(
-        web::resource("/posts/{id}")
-            .wrap(from_fn(echo_request_id))
-            .route(web::get().to(get_post))
-            .route(web::put().to(update_post))
-            .route(web::delete().to(delete_post))
-            .default_service(allow("GET, PUT, DELETE")),
-    );
+    cfg.service(with_request_id("/posts", "GET, POST", [web::get().to(list_posts), web::post().to(create_post)]))
+        .service(with_request_id(
+            "/posts/{id}",
+            "GET, PUT, DELETE",
+            [web::get().to(get_post), web::put().to(update_post), web::delete().to(delete_post)],
+        ));
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

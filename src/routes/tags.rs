@@ -6,13 +6,13 @@ use blog_actors::ports::TagCount;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use super::problem::allow;
+use super::resource::get_only;
 use super::{AppState, Problem};
 
 pub const LIMIT_MAX: u32 = 1000;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/tags").route(web::get().to(tag_cloud)).default_service(allow("GET")));
+    cfg.service(get_only("/tags", tag_cloud));
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
