@@ -15,6 +15,7 @@ use blog_actors::supervision::Worker;
 
 use super::auth::RequireApiKey;
 use super::correlation::CorrelationId;
+use super::problem_responses::NoApiKey;
 use super::resource::with_request_id;
 use super::{AppState, Problem};
 use crate::registry::RunningWorker;
@@ -35,8 +36,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     responses(
         (status = 200, description = "Rebuilt; what was found and how long it took", body = RebuildReport,
             headers(("X-Request-Id" = String, description = "The correlation id of the request"))),
-        (status = 401, description = "No valid API key", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The store or the tag aggregator is unavailable", body = Problem, content_type = "application/problem+json"),
+        NoApiKey,
     )
 )]
 #[tracing::instrument(skip_all, fields(correlation_id = %cid))]
@@ -59,8 +60,8 @@ async fn rebuild_tag_cloud(_: RequireApiKey, state: web::Data<AppState>, cid: Co
         (status = 200, description = "Rebuilt; per worker, what was found and how long it took",
             body = BTreeMap<String, RebuildReport>,
             headers(("X-Request-Id" = String, description = "The correlation id of the request"))),
-        (status = 401, description = "No valid API key", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The store or a worker is unavailable", body = Problem, content_type = "application/problem+json"),
+        NoApiKey,
     )
 )]
 #[tracing::instrument(skip_all, fields(correlation_id = %cid))]

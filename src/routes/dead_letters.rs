@@ -8,6 +8,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::auth::RequireApiKey;
 use super::correlation::CorrelationId;
+use super::problem_responses::{NoApiKey, TransportUnavailable};
 use super::resource::with_request_id;
 use super::{AppState, Problem};
 use crate::transport::ParkedMessage;
@@ -53,8 +54,7 @@ pub struct ParkedAction {
         (status = 200, description = "The oldest parked messages", body = ParkedList,
             headers(("X-Request-Id" = String, description = "The correlation id of the request"))),
         (status = 400, description = "`limit` is out of range", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid API key", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The transport is unavailable", body = Problem, content_type = "application/problem+json"),
+        NoApiKey, TransportUnavailable,
     )
 )]
 #[tracing::instrument(skip_all, fields(limit = ?query.limit))]
@@ -76,9 +76,8 @@ async fn list(_: RequireApiKey, state: web::Data<AppState>, query: web::Query<Li
     responses(
         (status = 202, description = "Sent back to its worker", body = ParkedAction,
             headers(("X-Request-Id" = String, description = "The correlation id of the request"))),
-        (status = 401, description = "No valid API key", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such parked message", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The transport is unavailable", body = Problem, content_type = "application/problem+json"),
+        NoApiKey, TransportUnavailable,
     )
 )]
 #[tracing::instrument(skip_all, fields(correlation_id = %cid, parked_id = %id))]
@@ -103,9 +102,8 @@ async fn replay(
     security(("bearer" = []), ("api_key" = [])),
     responses(
         (status = 204, description = "Dropped", headers(("X-Request-Id" = String, description = "The correlation id of the request"))),
-        (status = 401, description = "No valid API key", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such parked message", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The transport is unavailable", body = Problem, content_type = "application/problem+json"),
+        NoApiKey, TransportUnavailable,
     )
 )]
 #[tracing::instrument(skip_all, fields(correlation_id = %cid, parked_id = %id))]

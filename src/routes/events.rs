@@ -17,6 +17,7 @@ use uuid::Uuid;
 use super::auth::RequireApiKey;
 use super::correlation::CorrelationId;
 use super::problem::FieldError;
+use super::problem_responses::{JsonBodyRefused, NoApiKey, StoreUnavailable};
 use super::resource::with_request_id;
 use super::{AppState, Problem};
 
@@ -69,11 +70,8 @@ pub struct EventAccepted {
         (status = 202, description = "Stored in the outbox; it will be published", body = EventAccepted,
             headers(("X-Request-Id" = String, description = "The correlation id of the request"))),
         (status = 400, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid API key", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "The body is over 64 KiB", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "The body is not sent as JSON", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A type this endpoint does not take, or invalid data; `accepted_types` lists the types", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The store is unavailable", body = Problem, content_type = "application/problem+json"),
+        NoApiKey, JsonBodyRefused, StoreUnavailable,
     )
 )]
 #[tracing::instrument(skip_all, fields(correlation_id = %cid, event_type = %input.event_type))]

@@ -13,6 +13,7 @@ mod metrics;
 mod openapi;
 mod posts;
 mod problem;
+mod problem_responses;
 mod resource;
 mod server_span;
 mod tags;

@@ -13,6 +13,7 @@ use uuid::Uuid;
 use super::auth::RequireApiKey;
 use super::correlation::CorrelationId;
 use super::problem::FieldError;
+use super::problem_responses::{JsonBodyRefused, NoApiKey, StoreUnavailable};
 use super::resource::with_request_id;
 use super::{AppState, Problem};
 use crate::domain::post::{InvalidPost, PostInput};
@@ -49,7 +50,7 @@ pub struct ListQuery {
     responses(
         (status = 200, description = "One page of posts", body = PostPage),
         (status = 400, description = "A query parameter is out of range", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The store is unavailable", body = Problem, content_type = "application/problem+json"),
+        StoreUnavailable,
     )
 )]
 #[tracing::instrument(skip_all, fields(tag = ?query.tag, page = ?query.page))]
@@ -76,7 +77,7 @@ async fn list_posts(state: web::Data<AppState>, query: web::Query<ListQuery>) ->
         (status = 200, description = "The post", body = PostView,
             headers(("ETag" = String, description = "The version, quoted"))),
         (status = 404, description = "No such post", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The store is unavailable", body = Problem, content_type = "application/problem+json"),
+        StoreUnavailable,
     )
 )]
 #[tracing::instrument(skip_all, fields(post_id = %id))]
@@ -101,11 +102,8 @@ async fn get_post(state: web::Data<AppState>, id: web::Path<String>) -> Result<H
             ("X-Request-Id" = String, description = "The correlation id of the request"),
         )),
         (status = 400, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid API key", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "The body is over 64 KiB", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "The body is not sent as JSON", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "The post is not valid; `errors` names each field", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The store is unavailable", body = Problem, content_type = "application/problem+json"),
+        NoApiKey, JsonBodyRefused, StoreUnavailable,
     )
 )]
 #[tracing::instrument(skip_all, fields(correlation_id = %cid))]
@@ -141,13 +139,10 @@ async fn create_post(
             ("X-Request-Id" = String, description = "The correlation id of the request"),
         )),
         (status = 400, description = "The body is not JSON, or If-Match is malformed", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid API key", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such post", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "If-Match names another version; `current_version` tells which", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "The body is over 64 KiB", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "The body is not sent as JSON", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "The post is not valid; `errors` names each field", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The store is unavailable", body = Problem, content_type = "application/problem+json"),
+        NoApiKey, JsonBodyRefused, StoreUnavailable,
     )
 )]
 #[tracing::instrument(skip_all, fields(correlation_id = %cid, post_id = %id))]
@@ -179,10 +174,9 @@ async fn update_post(
     security(("bearer" = []), ("api_key" = [])),
     responses(
         (status = 204, description = "Deleted", headers(("X-Request-Id" = String, description = "The correlation id of the request"))),
-        (status = 401, description = "No valid API key", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such post", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The post changed meanwhile", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The store is unavailable", body = Problem, content_type = "application/problem+json"),
+        NoApiKey, StoreUnavailable,
     )
 )]
 #[tracing::instrument(skip_all, fields(correlation_id = %cid, post_id = %id))]

@@ -6,6 +6,7 @@ use blog_actors::ports::TagCount;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
+use super::problem_responses::StoreUnavailable;
 use super::resource::get_only;
 use super::{AppState, Problem};
 
@@ -30,7 +31,7 @@ pub struct TagsQuery {
     responses(
         (status = 200, description = "Every tag with the number of posts that carry it", body = Vec<TagCount>),
         (status = 400, description = "`limit` is out of range", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The store is unavailable", body = Problem, content_type = "application/problem+json"),
+        StoreUnavailable,
     )
 )]
 #[tracing::instrument(skip_all, fields(limit = ?query.limit))]
