@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use blog_actors::ports::{MailError, Mailer, OutgoingMail};
 use lettre::message::Mailbox;
 
-use super::message::build_message;
+use super::message::{build_message, sender};
 
 /// Writes `<message id>.eml` files; the name repeats for the same order, so a
 /// redelivered event finds its file there rather than adding a second one.
@@ -19,7 +19,7 @@ pub struct FileMailer {
 impl FileMailer {
     pub fn new(dir: PathBuf, from: &str) -> anyhow::Result<Self> {
         crate::durable_dir::create_durable_dir(&dir).map_err(|e| anyhow::anyhow!("creating mail dir {}: {e}", dir.display()))?;
-        let from = from.parse().map_err(|e| anyhow::anyhow!("BLOG_MAIL_FROM {from:?}: {e}"))?;
+        let from = sender(from)?;
         Ok(Self { dir, from })
     }
 }
