@@ -2,7 +2,7 @@
 //! store opened to check the posts, the tag cloud and the read model.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use blog::load::synthetic::{Generator, Settings as SyntheticSettings};
@@ -38,6 +38,13 @@ fn jsonl() -> String {
     .join("\n")
 }
 
+/// In `dir`: a posts file holding `lines`, and the path of a data dir to load them into.
+fn posts_file(dir: &Path, lines: &str) -> (PathBuf, PathBuf) {
+    let file = dir.join("posts.jsonl");
+    std::fs::write(&file, lines).unwrap();
+    (file, dir.join("data"))
+}
+
 fn cloud(pairs: &[(&str, i64)]) -> Vec<TagCount> {
     pairs.iter().map(|(tag, n)| TagCount { tag: tag.to_string(), posts_count: *n }).collect()
 }
@@ -45,9 +52,7 @@ fn cloud(pairs: &[(&str, i64)]) -> Vec<TagCount> {
 #[tokio::test]
 async fn a_jsonl_import_skips_a_malformed_line_naming_it_and_brings_the_cloud_and_read_model_up_to_date() {
     let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("posts.jsonl");
-    std::fs::write(&file, jsonl()).unwrap();
-    let data = dir.path().join("data");
+    let (file, data) = posts_file(dir.path(), &jsonl());
 
     let out = blog_load(&data, &["--file", file.to_str().unwrap(), "--on-error", "skip", "--batch", "2"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -68,9 +73,7 @@ async fn a_jsonl_import_skips_a_malformed_line_naming_it_and_brings_the_cloud_an
 #[tokio::test]
 async fn a_malformed_line_stops_the_load_by_default_after_importing_the_lines_before_it() {
     let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("posts.jsonl");
-    std::fs::write(&file, jsonl()).unwrap();
-    let data = dir.path().join("data");
+    let (file, data) = posts_file(dir.path(), &jsonl());
 
     let out = blog_load(&data, &["--file", file.to_str().unwrap()]);
     assert!(!out.status.success(), "a malformed line must fail the load");
@@ -86,9 +89,7 @@ async fn a_malformed_line_stops_the_load_by_default_after_importing_the_lines_be
 #[tokio::test]
 async fn loading_the_same_posts_again_stores_nothing_twice() {
     let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("posts.jsonl");
-    std::fs::write(&file, jsonl().lines().next().unwrap()).unwrap();
-    let data = dir.path().join("data");
+    let (file, data) = posts_file(dir.path(), jsonl().lines().next().unwrap());
     for _ in 0..2 {
         let out = blog_load(&data, &["--file", file.to_str().unwrap()]);
         assert!(out.status.success(), "{}", text(&out.stderr));

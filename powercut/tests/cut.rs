@@ -27,6 +27,19 @@ fn durable_file(dir: &Path, name: &str, text: &[u8]) {
     File::open(dir).unwrap().sync_all().unwrap();
 }
 
+/// Makes a file durable holding `text`, lets `change` act on it opened for writing, cuts
+/// the power and returns what the file holds afterwards.
+fn after_a_cut(text: &[u8], change: impl FnOnce(&File) -> std::io::Result<()>) -> Vec<u8> {
+    let mut f = mounted();
+    let dir = f.fs.path().to_owned();
+    durable_file(&dir, "a", text);
+    let file = File::options().write(true).open(dir.join("a")).unwrap();
+    change(&file).unwrap();
+    drop(file);
+    f.fs.cut().unwrap();
+    std::fs::read(dir.join("a")).unwrap()
+}
+
 #[test]
 fn a_write_that_was_fsynced_survives_a_cut() {
     let mut f = mounted();
@@ -52,44 +65,28 @@ fn a_write_that_was_not_fsynced_is_gone_after_a_cut() {
     assert_eq!(report.files_rolled_back, 1);
 }
 
+/// fdatasync makes writes durable too; a truncate is undone by a cut unless it was fsynced.
 #[test]
-fn fdatasync_makes_writes_durable_too() {
-    let mut f = mounted();
-    let dir = f.fs.path().to_owned();
-    durable_file(&dir, "a", b"one");
-    let file = File::options().write(true).open(dir.join("a")).unwrap();
-    file.write_all_at(b"two", 0).unwrap();
-    file.sync_data().unwrap();
-    file.write_all_at(b"six", 0).unwrap();
-    drop(file);
-    f.fs.cut().unwrap();
-    assert_eq!(std::fs::read(dir.join("a")).unwrap(), b"two");
-}
-
-#[test]
-fn a_truncate_that_was_not_fsynced_is_undone_by_a_cut() {
-    let mut f = mounted();
-    let dir = f.fs.path().to_owned();
-    durable_file(&dir, "a", b"0123456789");
-    let file = File::options().write(true).open(dir.join("a")).unwrap();
-    file.set_len(3).unwrap();
-    file.write_all_at(b"xyz", 5).unwrap();
-    drop(file);
-    f.fs.cut().unwrap();
-    assert_eq!(std::fs::read(dir.join("a")).unwrap(), b"0123456789");
-}
-
-#[test]
-fn a_truncate_that_was_fsynced_stays() {
-    let mut f = mounted();
-    let dir = f.fs.path().to_owned();
-    durable_file(&dir, "a", b"0123456789");
-    let file = File::options().write(true).open(dir.join("a")).unwrap();
-    file.set_len(4).unwrap();
-    file.sync_all().unwrap();
-    drop(file);
-    f.fs.cut().unwrap();
-    assert_eq!(std::fs::read(dir.join("a")).unwrap(), b"0123");
+fn a_cut_keeps_what_was_synced_of_writes_and_truncates() {
+    type Change = fn(&File) -> std::io::Result<()>;
+    let cases: [(&str, &[u8], Change, &[u8]); 3] = [
+        ("fdatasync", b"one", |f| {
+            f.write_all_at(b"two", 0)?;
+            f.sync_data()?;
+            f.write_all_at(b"six", 0)
+        }, b"two"),
+        ("unsynced truncate", b"0123456789", |f| {
+            f.set_len(3)?;
+            f.write_all_at(b"xyz", 5)
+        }, b"0123456789"),
+        ("fsynced truncate", b"0123456789", |f| {
+            f.set_len(4)?;
+            f.sync_all()
+        }, b"0123"),
+    ];
+    for (case, text, change, kept) in cases {
+        assert_eq!(after_a_cut(text, change), kept, "{case}");
+    }
 }
 
 #[test]

@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use blog_actors::ports::{MailError, Mailer, OutgoingMail};
 use lettre::message::Mailbox;
 
-use super::message::build_message;
+use super::message::{build_message, sender};
 
 /// Writes `<message id>.eml` files; the name repeats for the same order, so a
 /// redelivered event finds its file there rather than adding a second one.
@@ -19,7 +19,7 @@ pub struct FileMailer {
 impl FileMailer {
     pub fn new(dir: PathBuf, from: &str) -> anyhow::Result<Self> {
         crate::durable_dir::create_durable_dir(&dir).map_err(|e| anyhow::anyhow!("creating mail dir {}: {e}", dir.display()))?;
-        let from = from.parse().map_err(|e| anyhow::anyhow!("BLOG_MAIL_FROM {from:?}: {e}"))?;
+        let from = sender(from)?;
         Ok(Self { dir, from })
     }
 }
@@ -75,10 +75,16 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn a_mail_becomes_one_eml_file_named_after_its_message_id() {
+    /// A mailer writing into a fresh temporary directory (kept alive by the returned guard).
+    fn temp_mailer() -> (tempfile::TempDir, FileMailer) {
         let dir = tempfile::tempdir().unwrap();
         let mailer = FileMailer::new(dir.path().to_owned(), "Blog <no-reply@blog.local>").unwrap();
+        (dir, mailer)
+    }
+
+    #[tokio::test]
+    async fn a_mail_becomes_one_eml_file_named_after_its_message_id() {
+        let (dir, mailer) = temp_mailer();
         mailer.send(&mail("ada@example.com")).await.unwrap();
         mailer.send(&mail("ada@example.com")).await.unwrap();
         let files: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
@@ -90,8 +96,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_mail_already_there_is_never_replaced() {
-        let dir = tempfile::tempdir().unwrap();
-        let mailer = FileMailer::new(dir.path().to_owned(), "Blog <no-reply@blog.local>").unwrap();
+        let (dir, mailer) = temp_mailer();
         mailer.send(&mail("ada@example.com")).await.unwrap();
         mailer.send(&mail("eve@example.com")).await.unwrap();
         let text = std::fs::read_to_string(dir.path().join("order-A-1_blog.local.eml")).unwrap();
@@ -112,8 +117,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_unusable_address_is_rejected_for_good() {
-        let dir = tempfile::tempdir().unwrap();
-        let mailer = FileMailer::new(dir.path().to_owned(), "Blog <no-reply@blog.local>").unwrap();
+        let (_dir, mailer) = temp_mailer();
         assert!(matches!(mailer.send(&mail("ada@@example")).await, Err(MailError::Rejected(_))));
     }
 }

@@ -4,6 +4,11 @@ use blog_actors::ports::{MailError, OutgoingMail};
 use lettre::message::{header::ContentType, Mailbox, MultiPart, SinglePart};
 use lettre::Message;
 
+/// The sender every mail names, from the BLOG_MAIL_FROM setting (`Name <address>` or an address).
+pub fn sender(from: &str) -> anyhow::Result<Mailbox> {
+    from.parse().map_err(|e| anyhow::anyhow!("BLOG_MAIL_FROM {from:?}: {e}"))
+}
+
 /// Builds the message; an unusable address or header text is a permanent rejection.
 /// Nothing here may panic: lettre's header rendering panics on a line break in a
 /// display name, so header text is checked first.

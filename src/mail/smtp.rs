@@ -7,7 +7,7 @@ use blog_actors::ports::{MailError, Mailer, OutgoingMail};
 use lettre::message::Mailbox;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 
-use super::message::build_message;
+use super::message::{build_message, sender};
 
 pub struct SmtpMailer {
     /// Pooled connections; TLS and credentials come from the URL.
@@ -22,7 +22,7 @@ impl SmtpMailer {
         let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
             .map_err(|e| anyhow::anyhow!("BLOG_SMTP_URL: not a usable SMTP URL ({e})"))?
             .build();
-        let from = from.parse().map_err(|e| anyhow::anyhow!("BLOG_MAIL_FROM {from:?}: {e}"))?;
+        let from = sender(from)?;
         Ok(Self { transport, from })
     }
 }

@@ -7,7 +7,6 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use actix::MailboxError;
-use actix_web::middleware::from_fn;
 use actix_web::{web, HttpResponse};
 use blog_actors::messages::Rebuild;
 use blog_actors::ports::RebuildReport;
@@ -15,8 +14,9 @@ use blog_actors::tag_aggregator::TagAggregator;
 use blog_actors::supervision::Worker;
 
 use super::auth::RequireApiKey;
-use super::correlation::{echo_request_id, CorrelationId};
-use super::problem::allow;
+use super::correlation::CorrelationId;
+use super::problem_responses::NoApiKey;
+use super::resource::with_request_id;
 use super::{AppState, Problem};
 use crate::registry::RunningWorker;
 
@@ -24,18 +24,8 @@ use crate::registry::RunningWorker;
 const REBUILD_TIMEOUT: Duration = Duration::from_secs(120);
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/admin/tag-cloud/rebuild")
-            .wrap(from_fn(echo_request_id))
-            .route(web::post().to(rebuild_tag_cloud))
-            .default_service(allow("POST")),
-    )
-    .service(
-        web::resource("/admin/rebuild")
-            .wrap(from_fn(echo_request_id))
-            .route(web::post().to(rebuild_all))
-            .default_service(allow("POST")),
-    );
+    cfg.service(with_request_id("/admin/tag-cloud/rebuild", "POST", [web::post().to(rebuild_tag_cloud)]))
+        .service(with_request_id("/admin/rebuild", "POST", [web::post().to(rebuild_all)]));
 }
 
 /// Rebuild the tag cloud from all posts now, through the tag aggregator.
@@ -46,8 +36,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     responses(
         (status = 200, description = "Rebuilt; what was found and how long it took", body = RebuildReport,
             headers(("X-Request-Id" = String, description = "The correlation id of the request"))),
-        (status = 401, description = "No valid API key", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The store or the tag aggregator is unavailable", body = Problem, content_type = "application/problem+json"),
+        NoApiKey,
     )
 )]
 #[tracing::instrument(skip_all, fields(correlation_id = %cid))]
@@ -70,8 +60,8 @@ async fn rebuild_tag_cloud(_: RequireApiKey, state: web::Data<AppState>, cid: Co
         (status = 200, description = "Rebuilt; per worker, what was found and how long it took",
             body = BTreeMap<String, RebuildReport>,
             headers(("X-Request-Id" = String, description = "The correlation id of the request"))),
-        (status = 401, description = "No valid API key", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The store or a worker is unavailable", body = Problem, content_type = "application/problem+json"),
+        NoApiKey,
     )
 )]
 #[tracing::instrument(skip_all, fields(correlation_id = %cid))]

@@ -82,11 +82,7 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use actix_web::test::TestRequest;
-
-    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
-        pairs.iter().fold(TestRequest::default(), |r, (k, v)| r.insert_header((*k, *v))).to_http_request().headers().clone()
-    }
+    use crate::routes::testing::headers;
 
     #[test]
     fn no_configured_key_lets_everyone_in() {

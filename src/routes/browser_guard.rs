@@ -66,11 +66,7 @@ fn is_json(headers: &HeaderMap) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use actix_web::test::TestRequest;
-
-    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
-        pairs.iter().fold(TestRequest::default(), |r, (k, v)| r.insert_header((*k, *v))).to_http_request().headers().clone()
-    }
+    use crate::routes::testing::headers;
 
     #[test]
     fn only_loopback_names_pass_without_a_key() {

@@ -117,24 +117,22 @@ mod tests {
     use actix_web::middleware::from_fn;
     use actix_web::{test, web, App};
 
-    const TP: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    use crate::routes::testing::request;
 
-    fn req(headers: &[(&str, &str)]) -> HttpRequest {
-        headers.iter().fold(test::TestRequest::default(), |r, (k, v)| r.insert_header((*k, *v))).to_http_request()
-    }
+    const TP: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 
     #[actix_web::test]
     async fn x_request_id_wins_over_traceparent() {
-        let r = req(&[("x-request-id", " abc-123 "), ("traceparent", TP)]);
+        let r = request(&[("x-request-id", " abc-123 "), ("traceparent", TP)]);
         assert_eq!(CorrelationId::extract(&r).await.unwrap().0, "abc-123");
     }
 
     #[actix_web::test]
     async fn traceparent_gives_its_trace_id() {
-        let r = req(&[("traceparent", TP)]);
+        let r = request(&[("traceparent", TP)]);
         assert_eq!(CorrelationId::extract(&r).await.unwrap().0, "4bf92f3577b34da6a3ce929d0e0e4736");
         // A garbage X-Request-Id is skipped, not echoed.
-        let r = req(&[("x-request-id", "has space"), ("traceparent", TP)]);
+        let r = request(&[("x-request-id", "has space"), ("traceparent", TP)]);
         assert_eq!(CorrelationId::of(&r).0, "4bf92f3577b34da6a3ce929d0e0e4736");
     }
 
@@ -147,7 +145,7 @@ mod tests {
             "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
             "nonsense",
         ] {
-            let id = CorrelationId::of(&req(&[("traceparent", tp)]));
+            let id = CorrelationId::of(&request(&[("traceparent", tp)]));
             assert!(Uuid::parse_str(&id.0).is_ok(), "{tp} gave {id}");
         }
     }

@@ -5,7 +5,7 @@
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{web, HttpResponse};
 
-use super::problem::allow;
+use super::resource::get_only;
 
 const PAGE: &str = include_str!("../../assets/dashboard.html");
 const SCRIPT: &str = include_str!("../../assets/dashboard.js");
@@ -16,9 +16,7 @@ const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; conn
                    img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/").route(web::get().to(page)).default_service(allow("GET")))
-        .service(web::resource("/dashboard.js").route(web::get().to(script)).default_service(allow("GET")))
-        .service(web::resource("/dashboard.css").route(web::get().to(style)).default_service(allow("GET")));
+    cfg.service(get_only("/", page)).service(get_only("/dashboard.js", script)).service(get_only("/dashboard.css", style));
 }
 
 fn asset(content_type: &'static str, body: &'static str) -> HttpResponse {

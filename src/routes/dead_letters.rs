@@ -2,14 +2,14 @@
 //! them, replay them once the cause is fixed, or drop them. All authenticated:
 //! bodies may hold customer data.
 
-use actix_web::middleware::from_fn;
 use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::auth::RequireApiKey;
-use super::correlation::{echo_request_id, CorrelationId};
-use super::problem::allow;
+use super::correlation::CorrelationId;
+use super::problem_responses::{NoApiKey, TransportUnavailable};
+use super::resource::with_request_id;
 use super::{AppState, Problem};
 use crate::transport::ParkedMessage;
 
@@ -17,24 +17,9 @@ pub const LIMIT_DEFAULT: usize = 100;
 pub const LIMIT_MAX: usize = 1000;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/dead-letters")
-            .wrap(from_fn(echo_request_id))
-            .route(web::get().to(list))
-            .default_service(allow("GET")),
-    )
-    .service(
-        web::resource("/dead-letters/{id}/replay")
-            .wrap(from_fn(echo_request_id))
-            .route(web::post().to(replay))
-            .default_service(allow("POST")),
-    )
-    .service(
-        web::resource("/dead-letters/{id}")
-            .wrap(from_fn(echo_request_id))
-            .route(web::delete().to(delete))
-            .default_service(allow("DELETE")),
-    );
+    cfg.service(with_request_id("/dead-letters", "GET", [web::get().to(list)]))
+        .service(with_request_id("/dead-letters/{id}/replay", "POST", [web::post().to(replay)]))
+        .service(with_request_id("/dead-letters/{id}", "DELETE", [web::delete().to(delete)]));
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -69,8 +54,7 @@ pub struct ParkedAction {
         (status = 200, description = "The oldest parked messages", body = ParkedList,
             headers(("X-Request-Id" = String, description = "The correlation id of the request"))),
         (status = 400, description = "`limit` is out of range", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid API key", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The transport is unavailable", body = Problem, content_type = "application/problem+json"),
+        NoApiKey, TransportUnavailable,
     )
 )]
 #[tracing::instrument(skip_all, fields(limit = ?query.limit))]
@@ -92,9 +76,8 @@ async fn list(_: RequireApiKey, state: web::Data<AppState>, query: web::Query<Li
     responses(
         (status = 202, description = "Sent back to its worker", body = ParkedAction,
             headers(("X-Request-Id" = String, description = "The correlation id of the request"))),
-        (status = 401, description = "No valid API key", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such parked message", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The transport is unavailable", body = Problem, content_type = "application/problem+json"),
+        NoApiKey, TransportUnavailable,
     )
 )]
 #[tracing::instrument(skip_all, fields(correlation_id = %cid, parked_id = %id))]
@@ -119,9 +102,8 @@ async fn replay(
     security(("bearer" = []), ("api_key" = [])),
     responses(
         (status = 204, description = "Dropped", headers(("X-Request-Id" = String, description = "The correlation id of the request"))),
-        (status = 401, description = "No valid API key", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such parked message", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The transport is unavailable", body = Problem, content_type = "application/problem+json"),
+        NoApiKey, TransportUnavailable,
     )
 )]
 #[tracing::instrument(skip_all, fields(correlation_id = %cid, parked_id = %id))]

@@ -7,7 +7,6 @@
 //! would check it, so a caller learns at once that it is wrong instead of
 //! finding it later in the parking lot.
 
-use actix_web::middleware::from_fn;
 use actix_web::{web, HttpResponse};
 use blog_actors::event::{Envelope, InvalidEvent, EXTERNAL_TYPES, KNOWN_TYPES};
 use chrono::{DateTime, Utc};
@@ -16,17 +15,14 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::auth::RequireApiKey;
-use super::correlation::{echo_request_id, CorrelationId};
-use super::problem::{allow, FieldError};
+use super::correlation::CorrelationId;
+use super::problem::FieldError;
+use super::problem_responses::{JsonBodyRefused, NoApiKey, StoreUnavailable};
+use super::resource::with_request_id;
 use super::{AppState, Problem};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/events")
-            .wrap(from_fn(echo_request_id))
-            .route(web::post().to(publish_event))
-            .default_service(allow("POST")),
-    );
+    cfg.service(with_request_id("/events", "POST", [web::post().to(publish_event)]));
 }
 
 /// An envelope as a caller may send it: only `type` and `data` are required.
@@ -74,11 +70,8 @@ pub struct EventAccepted {
         (status = 202, description = "Stored in the outbox; it will be published", body = EventAccepted,
             headers(("X-Request-Id" = String, description = "The correlation id of the request"))),
         (status = 400, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid API key", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "The body is over 64 KiB", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "The body is not sent as JSON", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A type this endpoint does not take, or invalid data; `accepted_types` lists the types", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The store is unavailable", body = Problem, content_type = "application/problem+json"),
+        NoApiKey, JsonBodyRefused, StoreUnavailable,
     )
 )]
 #[tracing::instrument(skip_all, fields(correlation_id = %cid, event_type = %input.event_type))]

@@ -12,7 +12,8 @@ use chrono::{DateTime, Utc};
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use sha2::{Digest, Sha256};
 
-use super::problem::allow;
+use super::problem_responses::StoreUnavailable;
+use super::resource::get_only;
 use super::{AppState, Problem};
 
 const ATOM: &str = "application/atom+xml; charset=utf-8";
@@ -20,8 +21,7 @@ const ATOM: &str = "application/atom+xml; charset=utf-8";
 const ETAG_HEX: usize = 32;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/feed.xml").route(web::get().to(site_feed)).default_service(allow("GET")))
-        .service(web::resource("/tags/{tag}/feed.xml").route(web::get().to(tag_feed)).default_service(allow("GET")));
+    cfg.service(get_only("/feed.xml", site_feed)).service(get_only("/tags/{tag}/feed.xml", tag_feed));
 }
 
 /// The newest posts as an Atom feed.
@@ -31,7 +31,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         (status = 200, description = "An Atom 1.0 feed of the 50 newest posts, newest first", body = String,
             content_type = "application/atom+xml"),
         (status = 304, description = "Unchanged since the given ETag or date"),
-        (status = 503, description = "The store is unavailable", body = Problem, content_type = "application/problem+json"),
+        StoreUnavailable,
     )
 )]
 #[tracing::instrument(skip_all)]
@@ -48,7 +48,7 @@ async fn site_feed(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpR
             content_type = "application/atom+xml"),
         (status = 304, description = "Unchanged since the given ETag or date"),
         (status = 404, description = "Not a tag the API would accept", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The store is unavailable", body = Problem, content_type = "application/problem+json"),
+        StoreUnavailable,
     )
 )]
 #[tracing::instrument(skip_all)]

@@ -10,15 +10,14 @@ use actix_web::{web, HttpResponse};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::problem::allow;
+use super::resource::get_only;
 use super::AppState;
 
 /// A store that does not answer a ping within this is as good as down.
 const PING_TIMEOUT: Duration = Duration::from_secs(2);
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/health/live").route(web::get().to(live)).default_service(allow("GET")))
-        .service(web::resource("/health/ready").route(web::get().to(ready)).default_service(allow("GET")));
+    cfg.service(get_only("/health/live", live)).service(get_only("/health/ready", ready));
 }
 
 /// The answer of `/health/live`.

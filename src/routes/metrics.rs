@@ -14,7 +14,7 @@ use prometheus::{Encoder, IntGauge, TextEncoder};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::problem::allow;
+use super::resource::get_only;
 use super::{AppState, Problem};
 use crate::live_figures::LiveFigures;
 
@@ -22,8 +22,7 @@ use crate::live_figures::LiveFigures;
 const HIDDEN_ERROR: &str = "an error occurred (send the API key to see it)";
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/metrics").route(web::get().to(metrics)).default_service(allow("GET")))
-        .service(web::resource("/actors").route(web::get().to(actors)).default_service(allow("GET")));
+    cfg.service(get_only("/metrics", metrics)).service(get_only("/actors", actors));
 }
 
 /// Every series in the Prometheus text format.

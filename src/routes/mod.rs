@@ -13,8 +13,12 @@ mod metrics;
 mod openapi;
 mod posts;
 mod problem;
+mod problem_responses;
+mod resource;
 mod server_span;
 mod tags;
+#[cfg(test)]
+mod testing;
 
 use std::sync::Arc;
 

@@ -9,7 +9,7 @@ use actix_web::{web, HttpResponse};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::problem::allow;
+use super::resource::get_only;
 use super::{admin, dashboard, dead_letters, events, feeds, health, metrics, posts, tags};
 
 #[derive(OpenApi)]
@@ -63,7 +63,7 @@ static DOCUMENT: LazyLock<String> =
     LazyLock::new(|| ApiDoc::openapi().to_pretty_json().expect("the OpenAPI document serialises"));
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/openapi.json").route(web::get().to(openapi_json)).default_service(allow("GET")));
+    cfg.service(get_only("/openapi.json", openapi_json));
 }
 
 /// This document.

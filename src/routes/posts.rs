@@ -3,7 +3,6 @@
 //! post just written may take a moment to appear in `GET`.
 
 use actix_web::http::header::{self, HeaderValue};
-use actix_web::middleware::from_fn;
 use actix_web::{web, HttpRequest, HttpResponse};
 use blog_actors::event::PostSnapshot;
 use blog_actors::ports::PostView;
@@ -12,8 +11,10 @@ use utoipa::IntoParams;
 use uuid::Uuid;
 
 use super::auth::RequireApiKey;
-use super::correlation::{echo_request_id, CorrelationId};
-use super::problem::{allow, FieldError};
+use super::correlation::CorrelationId;
+use super::problem::FieldError;
+use super::problem_responses::{JsonBodyRefused, NoApiKey, StoreUnavailable};
+use super::resource::with_request_id;
 use super::{AppState, Problem};
 use crate::domain::post::{InvalidPost, PostInput};
 use crate::store::{PostPage, PostWrite};
@@ -22,21 +23,12 @@ pub const PER_PAGE_DEFAULT: u32 = 20;
 pub const PER_PAGE_MAX: u32 = 100;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/posts")
-            .wrap(from_fn(echo_request_id))
-            .route(web::get().to(list_posts))
-            .route(web::post().to(create_post))
-            .default_service(allow("GET, POST")),
-    )
-    .service(
-        web::resource("/posts/{id}")
-            .wrap(from_fn(echo_request_id))
-            .route(web::get().to(get_post))
-            .route(web::put().to(update_post))
-            .route(web::delete().to(delete_post))
-            .default_service(allow("GET, PUT, DELETE")),
-    );
+    cfg.service(with_request_id("/posts", "GET, POST", [web::get().to(list_posts), web::post().to(create_post)]))
+        .service(with_request_id(
+            "/posts/{id}",
+            "GET, PUT, DELETE",
+            [web::get().to(get_post), web::put().to(update_post), web::delete().to(delete_post)],
+        ));
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -58,7 +50,7 @@ pub struct ListQuery {
     responses(
         (status = 200, description = "One page of posts", body = PostPage),
         (status = 400, description = "A query parameter is out of range", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The store is unavailable", body = Problem, content_type = "application/problem+json"),
+        StoreUnavailable,
     )
 )]
 #[tracing::instrument(skip_all, fields(tag = ?query.tag, page = ?query.page))]
@@ -85,7 +77,7 @@ async fn list_posts(state: web::Data<AppState>, query: web::Query<ListQuery>) ->
         (status = 200, description = "The post", body = PostView,
             headers(("ETag" = String, description = "The version, quoted"))),
         (status = 404, description = "No such post", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The store is unavailable", body = Problem, content_type = "application/problem+json"),
+        StoreUnavailable,
     )
 )]
 #[tracing::instrument(skip_all, fields(post_id = %id))]
@@ -110,11 +102,8 @@ async fn get_post(state: web::Data<AppState>, id: web::Path<String>) -> Result<H
             ("X-Request-Id" = String, description = "The correlation id of the request"),
         )),
         (status = 400, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid API key", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "The body is over 64 KiB", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "The body is not sent as JSON", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "The post is not valid; `errors` names each field", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The store is unavailable", body = Problem, content_type = "application/problem+json"),
+        NoApiKey, JsonBodyRefused, StoreUnavailable,
     )
 )]
 #[tracing::instrument(skip_all, fields(correlation_id = %cid))]
@@ -150,13 +139,10 @@ async fn create_post(
             ("X-Request-Id" = String, description = "The correlation id of the request"),
         )),
         (status = 400, description = "The body is not JSON, or If-Match is malformed", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid API key", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such post", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "If-Match names another version; `current_version` tells which", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "The body is over 64 KiB", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "The body is not sent as JSON", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "The post is not valid; `errors` names each field", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The store is unavailable", body = Problem, content_type = "application/problem+json"),
+        NoApiKey, JsonBodyRefused, StoreUnavailable,
     )
 )]
 #[tracing::instrument(skip_all, fields(correlation_id = %cid, post_id = %id))]
@@ -188,10 +174,9 @@ async fn update_post(
     security(("bearer" = []), ("api_key" = [])),
     responses(
         (status = 204, description = "Deleted", headers(("X-Request-Id" = String, description = "The correlation id of the request"))),
-        (status = 401, description = "No valid API key", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such post", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The post changed meanwhile", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The store is unavailable", body = Problem, content_type = "application/problem+json"),
+        NoApiKey, StoreUnavailable,
     )
 )]
 #[tracing::instrument(skip_all, fields(correlation_id = %cid, post_id = %id))]

@@ -6,13 +6,14 @@ use blog_actors::ports::TagCount;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use super::problem::allow;
+use super::problem_responses::StoreUnavailable;
+use super::resource::get_only;
 use super::{AppState, Problem};
 
 pub const LIMIT_MAX: u32 = 1000;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/tags").route(web::get().to(tag_cloud)).default_service(allow("GET")));
+    cfg.service(get_only("/tags", tag_cloud));
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -30,7 +31,7 @@ pub struct TagsQuery {
     responses(
         (status = 200, description = "Every tag with the number of posts that carry it", body = Vec<TagCount>),
         (status = 400, description = "`limit` is out of range", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The store is unavailable", body = Problem, content_type = "application/problem+json"),
+        StoreUnavailable,
     )
 )]
 #[tracing::instrument(skip_all, fields(limit = ?query.limit))]

@@ -1,7 +1,6 @@
 use serde_json::json;
 
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
 
 use crate::faults::FlakyMailer;
 use crate::helpers::{eventually, order_event, spawn_app_on, spawn_app_with, Backend};
@@ -27,13 +26,9 @@ async fn one_fulfilled_order_gives_one_mail_to_the_customer_with_its_lines(backe
 
 on_every_backend!(the_same_order_event_delivered_twice_still_mails_once);
 async fn the_same_order_event_delivered_twice_still_mails_once(backend: Backend) {
-    let mailer = std::sync::OnceLock::<Arc<FlakyMailer>>::new();
-    let app = spawn_app_with(backend, |_| {}, |adapters| {
-        let counting = Arc::new(FlakyMailer::new(adapters.mailer.clone(), 0));
-        adapters.mailer = counting.clone();
-        mailer.set(counting).ok();
-    })
-    .await;
+    let mut mailer = None;
+    let app = spawn_app_with(backend, |_| {}, |adapters| mailer = Some(FlakyMailer::install(adapters, 0))).await;
+    let mailer = mailer.expect("the app was built");
     let mut event = order_event("A-2002", "bob@example.com");
     event["id"] = json!(uuid::Uuid::new_v4());
     assert_eq!(app.post_event(&event).await.status(), 202);
@@ -48,6 +43,6 @@ async fn the_same_order_event_delivered_twice_still_mails_once(backend: Backend)
     app.wait_until_idle().await;
     // …and still one mail.
     assert_eq!(app.mail_files().len(), 1);
-    assert_eq!(mailer.get().unwrap().calls.lock().unwrap().len(), 1, "the mail server saw one send");
+    assert_eq!(mailer.calls.lock().unwrap().len(), 1, "the mail server saw one send");
     let _ = Ordering::SeqCst;
 }

@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use async_trait::async_trait;
+use blog::adapters::Adapters;
 use blog_actors::ports::{Applied, MailError, Mailer, OutgoingMail, PostView, ReadModelStore, StoreError};
 use uuid::Uuid;
 
@@ -19,6 +20,13 @@ pub struct FlakyMailer {
 impl FlakyMailer {
     pub fn new(inner: Arc<dyn Mailer>, failures: u32) -> Self {
         Self { inner, failures_left: AtomicU32::new(failures), calls: Arc::default() }
+    }
+
+    /// Puts a flaky mailer in front of the app's own; the handle shows the test how it was called.
+    pub fn install(adapters: &mut Adapters, failures: u32) -> Arc<Self> {
+        let flaky = Arc::new(Self::new(adapters.mailer.clone(), failures));
+        adapters.mailer = flaky.clone();
+        flaky
     }
 }
 

@@ -1,21 +1,15 @@
-use std::sync::Arc;
-
 use crate::faults::FlakyMailer;
 use crate::helpers::{eventually, order_event, spawn_app_with, Backend};
 use crate::on_every_backend;
 
 on_every_backend!(a_handler_that_fails_twice_is_retried_after_growing_delays_and_succeeds);
 async fn a_handler_that_fails_twice_is_retried_after_growing_delays_and_succeeds(backend: Backend) {
-    let flaky = std::sync::OnceLock::<Arc<FlakyMailer>>::new();
-    let app = spawn_app_with(backend, |_| {}, |adapters| {
-        let mailer = Arc::new(FlakyMailer::new(adapters.mailer.clone(), 2));
-        adapters.mailer = mailer.clone();
-        flaky.set(mailer).ok();
-    })
-    .await;
+    let mut flaky = None;
+    let app = spawn_app_with(backend, |_| {}, |adapters| flaky = Some(FlakyMailer::install(adapters, 2))).await;
+    let flaky = flaky.expect("the app was built");
     assert_eq!(app.post_event(&order_event("R-1", "ada@example.com")).await.status(), 202);
     eventually("the mail after two failures", || async { (app.mail_files().len() == 1).then_some(()) }).await;
-    let calls = flaky.get().unwrap().calls.lock().unwrap().clone();
+    let calls = flaky.calls.lock().unwrap().clone();
     assert_eq!(calls.len(), 3, "two failures and one success");
     let first_gap = calls[1] - calls[0];
     let second_gap = calls[2] - calls[1];
@@ -29,17 +23,9 @@ async fn a_handler_that_fails_twice_is_retried_after_growing_delays_and_succeeds
 
 on_every_backend!(a_handler_that_always_fails_is_parked_after_the_configured_attempts_and_can_be_replayed);
 async fn a_handler_that_always_fails_is_parked_after_the_configured_attempts_and_can_be_replayed(backend: Backend) {
-    let flaky = std::sync::OnceLock::<Arc<FlakyMailer>>::new();
-    let app = spawn_app_with(
-        backend,
-        |settings| settings.max_attempts = 3,
-        |adapters| {
-            let mailer = Arc::new(FlakyMailer::new(adapters.mailer.clone(), 3));
-            adapters.mailer = mailer.clone();
-            flaky.set(mailer).ok();
-        },
-    )
-    .await;
+    let mut flaky = None;
+    let app = spawn_app_with(backend, |s| s.max_attempts = 3, |adapters| flaky = Some(FlakyMailer::install(adapters, 3))).await;
+    let flaky = flaky.expect("the app was built");
     assert_eq!(app.post_event(&order_event("P-1", "ada@example.com")).await.status(), 202);
     let parked = eventually("the message to be parked", || async {
         let parked = app.dead_letters().await;
@@ -52,7 +38,7 @@ async fn a_handler_that_always_fails_is_parked_after_the_configured_attempts_and
     assert!(item["reason"].as_str().unwrap().contains("gave up after 3 attempts"), "{item}");
     assert!(item["reason"].as_str().unwrap().contains("421"), "{item}");
     assert_eq!(item["body"]["data"]["order_id"], "P-1");
-    assert_eq!(flaky.get().unwrap().calls.lock().unwrap().len(), 3);
+    assert_eq!(flaky.calls.lock().unwrap().len(), 3);
     assert!(app.mail_files().is_empty());
 
     // The mail server is back (its three failures are used up): replay through the API.
@@ -65,7 +51,10 @@ async fn a_handler_that_always_fails_is_parked_after_the_configured_attempts_and
 
 on_every_backend!(a_parked_message_can_be_deleted);
 async fn a_parked_message_can_be_deleted(backend: Backend) {
-    let app = spawn_app_with(backend, |s| s.max_attempts = 1, |a| a.mailer = Arc::new(FlakyMailer::new(a.mailer.clone(), 1))).await;
+    let app = spawn_app_with(backend, |s| s.max_attempts = 1, |a| {
+        FlakyMailer::install(a, 1);
+    })
+    .await;
     assert_eq!(app.post_event(&order_event("D-1", "ada@example.com")).await.status(), 202);
     let parked = eventually("the message to be parked", || async {
         let parked = app.dead_letters().await;

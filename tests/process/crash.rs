@@ -185,27 +185,29 @@ impl Drop for BackendEnv {
 
 pub const AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672";
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn after_sigkill_with_two_thousand_events_in_flight_a_restart_makes_every_effect_exactly_once() {
-    sigkill_mid_stream(BackendEnv::embedded()).await;
+/// Writes the process test `$test(backend)` once per transport, as `$test::embedded` and
+/// `$test::rabbitmq`; each starts its own service, so they run in parallel.
+#[macro_export]
+macro_rules! on_both_transports {
+    ($test:ident) => {
+        mod $test {
+            use $crate::crash::BackendEnv;
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn embedded() {
+                super::$test(BackendEnv::embedded()).await
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn rabbitmq() {
+                super::$test(BackendEnv::rabbit()).await
+            }
+        }
+    };
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn on_rabbitmq_after_sigkill_mid_stream_a_restart_makes_every_effect_exactly_once() {
-    sigkill_mid_stream(BackendEnv::rabbit()).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigterm_while_busy_exits_zero_in_time_and_a_restart_loses_nothing() {
-    sigterm_mid_stream(BackendEnv::embedded()).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn on_rabbitmq_sigterm_mid_stream_exits_zero_and_a_restart_loses_nothing() {
-    sigterm_mid_stream(BackendEnv::rabbit()).await;
-}
-
-async fn sigkill_mid_stream(backend: BackendEnv) {
+on_both_transports!(after_sigkill_with_two_thousand_events_in_flight_a_restart_makes_every_effect_exactly_once);
+async fn after_sigkill_with_two_thousand_events_in_flight_a_restart_makes_every_effect_exactly_once(backend: BackendEnv) {
     let dir = tempfile::tempdir().unwrap();
     let service = start(dir.path(), &backend.as_env());
     let (posts, orders, accepted) = (Arc::default(), Arc::default(), Arc::new(AtomicUsize::new(0)));
@@ -231,7 +233,8 @@ async fn sigkill_mid_stream(backend: BackendEnv) {
     assert!(finished_after_restart > 0, "the kill left work in flight for the restart to finish: {actors}");
 }
 
-async fn sigterm_mid_stream(backend: BackendEnv) {
+on_both_transports!(sigterm_while_busy_exits_zero_in_time_and_a_restart_loses_nothing);
+async fn sigterm_while_busy_exits_zero_in_time_and_a_restart_loses_nothing(backend: BackendEnv) {
     let backend = backend.with("BLOG_SHUTDOWN_TIMEOUT", "5s");
     let dir = tempfile::tempdir().unwrap();
     let mut service = start(dir.path(), &backend.as_env());

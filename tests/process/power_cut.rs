@@ -44,17 +44,8 @@ impl Ledger {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn on_embedded_defaults_power_cuts_lose_no_acknowledged_write_and_invent_none() {
-    power_cuts(BackendEnv::embedded()).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn on_rabbitmq_power_cuts_to_the_store_lose_no_acknowledged_write_and_invent_none() {
-    power_cuts(BackendEnv::rabbit()).await;
-}
-
-async fn power_cuts(backend: BackendEnv) {
+crate::on_both_transports!(power_cuts_to_the_store_lose_no_acknowledged_write_and_invent_none);
+async fn power_cuts_to_the_store_lose_no_acknowledged_write_and_invent_none(backend: BackendEnv) {
     let cuts: usize = std::env::var("POWER_CUTS").ok().and_then(|v| v.parse().ok()).unwrap_or(3);
     let seed: u64 = std::env::var("POWER_CUT_SEED").ok().and_then(|v| v.parse().ok()).unwrap_or_else(rand::random);
     let transport = if backend.vars.is_empty() { "embedded" } else { "rabbitmq" };

@@ -10,6 +10,7 @@ use async_trait::async_trait;
 use blog_actors::event::Envelope;
 use blog_actors::ports::StoreError;
 use blog_actors::trace_context::TraceContext;
+use futures::future::BoxFuture;
 use futures::{FutureExt, TryStreamExt};
 use mongodb::bson::spec::BinarySubtype;
 use mongodb::bson::{doc, Binary, Bson, Document};
@@ -27,6 +28,21 @@ use crate::store::{Outbox, OutboxEntry};
 /// Sent entries are kept this long, for looking into what went out recently,
 /// then deleted so the collection does not grow forever.
 const KEEP_SENT_MS: i64 = 60 * 60 * 1000;
+
+impl MongoStore {
+    /// Runs a transaction whose `body` puts an event in the outbox (with [`insert_event`]),
+    /// then, once it committed, wakes the relay instead of leaving the event to its next poll.
+    pub(super) async fn transaction_with_event<T, C, F>(&self, op: &'static str, ctx: C, body: F) -> Result<T, StoreError>
+    where
+        T: Send,
+        C: Send + Sync,
+        F: for<'s> FnMut(&'s mut ClientSession, &'s Db, &'s C) -> BoxFuture<'s, DbResult<T>> + Send,
+    {
+        let out = self.db.transaction(op, ctx, body).await?;
+        self.outbox_written.notify_one();
+        Ok(out)
+    }
+}
 
 /// Adds `envelope` to the outbox inside the caller's transaction, with the trace context of the write.
 pub(super) async fn insert_event(
@@ -113,12 +129,10 @@ impl Outbox for MongoStore {
         correlation_id: Option<String>,
     ) -> Result<(), StoreError> {
         let ctx = (routing_key, body, correlation_id, TraceContext::current());
-        self.db
-            .transaction("outbox enqueue", ctx, |s, db, (key, body, corr, trace)| {
-                insert(s, db, key, message_id, body.clone(), (corr.as_deref(), trace.as_ref())).boxed()
-            })
-            .await
-            .inspect(|_| self.outbox_written.notify_one())
+        self.transaction_with_event("outbox enqueue", ctx, |s, db, (key, body, corr, trace)| {
+            insert(s, db, key, message_id, body.clone(), (corr.as_deref(), trace.as_ref())).boxed()
+        })
+        .await
     }
 
     fn written(&self) -> std::sync::Arc<tokio::sync::Notify> {

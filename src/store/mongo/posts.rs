@@ -29,16 +29,14 @@ impl PostRepository for MongoStore {
         let PostChange { post: snapshot, event: envelope } =
             post_write::create(post, now(), correlation_id).map_err(|e| failed("create_post", e))?;
         let trace = TraceContext::current();
-        self.db
-            .transaction("create_post", (&snapshot, &envelope, &trace), |s, db, (snapshot, envelope, trace)| {
-                async move {
-                    db.main(POSTS).insert_one(post_doc(snapshot)).session(&mut *s).await?;
-                    insert_event(s, db, envelope, trace.as_ref()).await
-                }
-                .boxed()
-            })
-            .await?;
-        self.outbox_written.notify_one();
+        self.transaction_with_event("create_post", (&snapshot, &envelope, &trace), |s, db, (snapshot, envelope, trace)| {
+            async move {
+                db.main(POSTS).insert_one(post_doc(snapshot)).session(&mut *s).await?;
+                insert_event(s, db, envelope, trace.as_ref()).await
+            }
+            .boxed()
+        })
+        .await?;
         Ok(snapshot)
     }
 
@@ -51,59 +49,55 @@ impl PostRepository for MongoStore {
         correlation_id: Option<String>,
     ) -> Result<PostWrite, StoreError> {
         let trace = TraceContext::current();
-        self.db
-            .transaction("update_post", (&post, &correlation_id, &trace), |s, db, (post, correlation_id, trace)| {
-                async move {
-                    let Some(before) = load(s, db, id).await? else { return Ok(PostWrite::NotFound) };
-                    let previous_version = before.version;
-                    let PostChange { post: after, event } =
-                        match post_write::update(before, (*post).clone(), expected_version, now(), (*correlation_id).clone())? {
-                            Update::Conflict { current } => return Ok(PostWrite::VersionConflict { current }),
-                            Update::Apply(change) => *change,
-                        };
-                    // A whole-document replace rather than `$set`: the nx-27017 stand-in
-                    // stores dates written by `$set` as strings. The version in the filter
-                    // is belt and braces: the transaction's write conflict already stops
-                    // a concurrent update.
-                    db.main(POSTS)
-                        .replace_one(doc! { "_id": id_text(id), "version": previous_version }, post_doc(&after))
-                        .session(&mut *s)
-                        .await?;
-                    insert_event(s, db, &event, trace.as_ref()).await?;
-                    Ok(PostWrite::Done(after))
-                }
-                .boxed()
-            })
-            .await
-            .inspect(|_| self.outbox_written.notify_one())
+        self.transaction_with_event("update_post", (&post, &correlation_id, &trace), |s, db, (post, correlation_id, trace)| {
+            async move {
+                let Some(before) = load(s, db, id).await? else { return Ok(PostWrite::NotFound) };
+                let previous_version = before.version;
+                let PostChange { post: after, event } =
+                    match post_write::update(before, (*post).clone(), expected_version, now(), (*correlation_id).clone())? {
+                        Update::Conflict { current } => return Ok(PostWrite::VersionConflict { current }),
+                        Update::Apply(change) => *change,
+                    };
+                // A whole-document replace rather than `$set`: the nx-27017 stand-in
+                // stores dates written by `$set` as strings. The version in the filter
+                // is belt and braces: the transaction's write conflict already stops
+                // a concurrent update.
+                db.main(POSTS)
+                    .replace_one(doc! { "_id": id_text(id), "version": previous_version }, post_doc(&after))
+                    .session(&mut *s)
+                    .await?;
+                insert_event(s, db, &event, trace.as_ref()).await?;
+                Ok(PostWrite::Done(after))
+            }
+            .boxed()
+        })
+        .await
     }
 
     /// Answers `Done` with the post as it was last stored.
     #[tracing::instrument(level = "debug", skip(self, correlation_id))]
     async fn delete_post(&self, id: Uuid, correlation_id: Option<String>) -> Result<PostWrite, StoreError> {
         let trace = TraceContext::current();
-        self.db
-            .transaction("delete_post", (correlation_id, trace), |s, db, (correlation_id, trace)| {
-                async move {
-                    let Some(last) = load(s, db, id).await? else { return Ok(PostWrite::NotFound) };
-                    let Deletion { version, event } = post_write::delete(&last, correlation_id.clone())?;
-                    db.main(POSTS).delete_one(doc! { "_id": id_text(id) }).session(&mut *s).await?;
-                    // Remembered so a rebuild can mark the post deleted in the tag cloud's bookkeeping.
-                    db.main(POST_TOMBSTONES)
-                        .replace_one(
-                            doc! { "_id": id_text(id) },
-                            doc! { "_id": id_text(id), "version": version, "deleted_at": to_bson_time(now()) },
-                        )
-                        .upsert(true)
-                        .session(&mut *s)
-                        .await?;
-                    insert_event(s, db, &event, trace.as_ref()).await?;
-                    Ok(PostWrite::Done(last))
-                }
-                .boxed()
-            })
-            .await
-            .inspect(|_| self.outbox_written.notify_one())
+        self.transaction_with_event("delete_post", (correlation_id, trace), |s, db, (correlation_id, trace)| {
+            async move {
+                let Some(last) = load(s, db, id).await? else { return Ok(PostWrite::NotFound) };
+                let Deletion { version, event } = post_write::delete(&last, correlation_id.clone())?;
+                db.main(POSTS).delete_one(doc! { "_id": id_text(id) }).session(&mut *s).await?;
+                // Remembered so a rebuild can mark the post deleted in the tag cloud's bookkeeping.
+                db.main(POST_TOMBSTONES)
+                    .replace_one(
+                        doc! { "_id": id_text(id) },
+                        doc! { "_id": id_text(id), "version": version, "deleted_at": to_bson_time(now()) },
+                    )
+                    .upsert(true)
+                    .session(&mut *s)
+                    .await?;
+                insert_event(s, db, &event, trace.as_ref()).await?;
+                Ok(PostWrite::Done(last))
+            }
+            .boxed()
+        })
+        .await
     }
 
     async fn get_post(&self, id: Uuid) -> Result<Option<PostSnapshot>, StoreError> {

@@ -1,6 +1,7 @@
 //! How Rust values are stored in columns and read back.
 
 use chrono::{DateTime, Utc};
+use rusqlite::Connection;
 use uuid::Uuid;
 
 use super::db::{DbError, DbResult};
@@ -17,6 +18,12 @@ pub(super) fn to_ms(t: DateTime<Utc>) -> i64 {
 
 pub(super) fn from_ms(ms: i64) -> DbResult<DateTime<Utc>> {
     DateTime::from_timestamp_millis(ms).ok_or_else(|| DbError::Data(format!("timestamp {ms} ms is out of range")))
+}
+
+/// The one count a `SELECT COUNT(*) ...` answers.
+pub(super) fn count(conn: &Connection, sql: &str) -> DbResult<u64> {
+    let n: i64 = conn.query_row(sql, [], |r| r.get(0))?;
+    Ok(n.max(0) as u64)
 }
 
 pub(super) fn id_text(id: Uuid) -> String {

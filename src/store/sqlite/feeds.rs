@@ -29,23 +29,22 @@ impl FeedStore for SqliteStore {
         let tag = tag.map(str::to_owned);
         self.queries
             .read("feed_entries", move |conn| {
-                let rows = match &tag {
+                match &tag {
                     None => {
                         let sql = format!(
                             "SELECT {ENTRY_COLUMNS} FROM feed_entries e WHERE e.deleted = 0
                              ORDER BY e.published DESC, e.id DESC LIMIT ?1"
                         );
-                        conn.prepare_cached(&sql)?.query_map(params![limit], RawEntry::from_row)?.collect::<Result<Vec<_>, _>>()?
+                        conn.prepare_cached(&sql)?.query_and_then(params![limit], entry_from_row)?.collect()
                     }
                     Some(tag) => {
                         let sql = format!(
                             "SELECT {ENTRY_COLUMNS} FROM feed_entry_tags t JOIN feed_entries e ON e.id = t.id
                              WHERE t.tag = ?1 ORDER BY t.published DESC, t.id DESC LIMIT ?2"
                         );
-                        conn.prepare_cached(&sql)?.query_map(params![tag, limit], RawEntry::from_row)?.collect::<Result<Vec<_>, _>>()?
+                        conn.prepare_cached(&sql)?.query_and_then(params![tag, limit], entry_from_row)?.collect()
                     }
-                };
-                rows.into_iter().map(RawEntry::into_entry).collect()
+                }
             })
             .await
     }
@@ -128,39 +127,15 @@ fn tombstones(conn: &Connection) -> DbResult<Vec<FeedChange>> {
     .collect()
 }
 
-/// A row as stored, before its text is parsed.
-struct RawEntry {
-    id: String,
-    title: String,
-    summary: String,
-    tags: String,
-    published: i64,
-    updated: i64,
-    version: i64,
-}
-
-impl RawEntry {
-    fn from_row(r: &Row<'_>) -> rusqlite::Result<Self> {
-        Ok(Self {
-            id: r.get(0)?,
-            title: r.get(1)?,
-            summary: r.get(2)?,
-            tags: r.get(3)?,
-            published: r.get(4)?,
-            updated: r.get(5)?,
-            version: r.get(6)?,
-        })
-    }
-
-    fn into_entry(self) -> DbResult<FeedEntry> {
-        Ok(FeedEntry {
-            id: parse_id(&self.id)?,
-            title: self.title,
-            summary: self.summary,
-            tags: parse_tags(&self.tags)?,
-            published: from_ms(self.published)?,
-            updated: from_ms(self.updated)?,
-            version: self.version,
-        })
-    }
+/// Reads a row selected with `ENTRY_COLUMNS`.
+fn entry_from_row(r: &Row<'_>) -> DbResult<FeedEntry> {
+    Ok(FeedEntry {
+        id: parse_id(&r.get::<_, String>(0)?)?,
+        title: r.get(1)?,
+        summary: r.get(2)?,
+        tags: parse_tags(&r.get::<_, String>(3)?)?,
+        published: from_ms(r.get(4)?)?,
+        updated: from_ms(r.get(5)?)?,
+        version: r.get(6)?,
+    })
 }

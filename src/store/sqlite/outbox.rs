@@ -8,7 +8,7 @@ use blog_actors::trace_context::TraceContext;
 use rusqlite::{params, Connection};
 use uuid::Uuid;
 
-use super::codec::{id_text, now, parse_id, to_ms};
+use super::codec::{count, id_text, now, parse_id, to_ms};
 use super::db::DbResult;
 use super::SqliteStore;
 use crate::store::{Outbox, OutboxEntry};
@@ -127,12 +127,7 @@ impl Outbox for SqliteStore {
     }
 
     async fn backlog(&self) -> Result<u64, StoreError> {
-        self.main
-            .read("outbox backlog", |conn| {
-                let n: i64 = conn.query_row("SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL", [], |r| r.get(0))?;
-                Ok(n.max(0) as u64)
-            })
-            .await
+        self.main.read("outbox backlog", |conn| count(conn, "SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL")).await
     }
 }
 

@@ -5,10 +5,10 @@ use async_trait::async_trait;
 use blog_actors::event::PostSnapshot;
 use blog_actors::ports::StoreError;
 use blog_actors::trace_context::TraceContext;
-use rusqlite::{params, Connection, OptionalExtension, Row};
+use rusqlite::{params, Connection, Row};
 use uuid::Uuid;
 
-use super::codec::{from_ms, id_text, now, parse_id, parse_tags, tags_json, to_ms};
+use super::codec::{count, from_ms, id_text, now, parse_id, parse_tags, tags_json, to_ms};
 use super::db::DbResult;
 use super::outbox::insert_event;
 use super::SqliteStore;
@@ -110,12 +110,7 @@ impl PostRepository for SqliteStore {
     }
 
     async fn count_posts(&self) -> Result<u64, StoreError> {
-        self.main
-            .read("count_posts", |conn| {
-                let n: i64 = conn.query_row("SELECT COUNT(*) FROM posts", [], |r| r.get(0))?;
-                Ok(n.max(0) as u64)
-            })
-            .await
+        self.main.read("count_posts", |conn| count(conn, "SELECT COUNT(*) FROM posts")).await
     }
 
     /// One transaction per call: the caller's batch size is the commit size.
@@ -152,13 +147,12 @@ pub(super) fn posts_after(conn: &Connection, after: &str, limit: u32) -> DbResul
     let mut stmt = conn.prepare_cached(
         "SELECT id, title, description, tags, created_at, updated_at, version FROM posts WHERE id > ?1 ORDER BY id LIMIT ?2",
     )?;
-    let rows = stmt.query_map(params![after, limit], RawPost::from_row)?;
-    rows.map(|raw| raw?.into_snapshot()).collect()
+    let rows = stmt.query_and_then(params![after, limit], snapshot_from_row)?;
+    rows.collect()
 }
 
 fn load(conn: &Connection, id: Uuid) -> DbResult<Option<PostSnapshot>> {
-    let raw = conn.prepare_cached(SELECT_POST)?.query_row([id_text(id)], RawPost::from_row).optional()?;
-    raw.map(RawPost::into_snapshot).transpose()
+    conn.prepare_cached(SELECT_POST)?.query_and_then([id_text(id)], snapshot_from_row)?.next().transpose()
 }
 
 /// Keeps `post_tags` equal to the post's tags (what the rebuild aggregates).
@@ -171,39 +165,15 @@ fn replace_tags(conn: &Connection, id: Uuid, tags: &[String]) -> DbResult<()> {
     Ok(())
 }
 
-/// A row as stored, before its text is parsed.
-struct RawPost {
-    id: String,
-    title: String,
-    description: String,
-    tags: String,
-    created_at: i64,
-    updated_at: i64,
-    version: i64,
-}
-
-impl RawPost {
-    fn from_row(r: &Row<'_>) -> rusqlite::Result<Self> {
-        Ok(Self {
-            id: r.get(0)?,
-            title: r.get(1)?,
-            description: r.get(2)?,
-            tags: r.get(3)?,
-            created_at: r.get(4)?,
-            updated_at: r.get(5)?,
-            version: r.get(6)?,
-        })
-    }
-
-    fn into_snapshot(self) -> DbResult<PostSnapshot> {
-        Ok(PostSnapshot {
-            id: parse_id(&self.id)?,
-            title: self.title,
-            description: self.description,
-            tags: parse_tags(&self.tags)?,
-            created_at: from_ms(self.created_at)?,
-            updated_at: from_ms(self.updated_at)?,
-            version: self.version,
-        })
-    }
+/// Reads a row of `id, title, description, tags, created_at, updated_at, version`.
+fn snapshot_from_row(r: &Row<'_>) -> DbResult<PostSnapshot> {
+    Ok(PostSnapshot {
+        id: parse_id(&r.get::<_, String>(0)?)?,
+        title: r.get(1)?,
+        description: r.get(2)?,
+        tags: parse_tags(&r.get::<_, String>(3)?)?,
+        created_at: from_ms(r.get(4)?)?,
+        updated_at: from_ms(r.get(5)?)?,
+        version: r.get(6)?,
+    })
 }

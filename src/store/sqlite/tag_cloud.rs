@@ -13,7 +13,7 @@ use blog_actors::ports::{Applied, RebuildReport, StoreError, TagCloudStore};
 use rusqlite::{params, Connection, OptionalExtension};
 use uuid::Uuid;
 
-use super::codec::{id_text, parse_tags, tags_json};
+use super::codec::{count, id_text, parse_tags, tags_json};
 use super::db::DbResult;
 use super::SqliteStore;
 
@@ -56,11 +56,9 @@ impl TagCloudStore for SqliteStore {
                      INSERT OR REPLACE INTO tag_cloud_applied (post_id, version, tags, deleted)
                          SELECT id, version, '[]', 1 FROM post_tombstones;",
                 )?;
-                let posts: i64 = tx.query_row("SELECT COUNT(*) FROM posts", [], |r| r.get(0))?;
-                let tags: i64 = tx.query_row("SELECT COUNT(*) FROM tag_cloud", [], |r| r.get(0))?;
                 Ok(RebuildReport {
-                    posts: posts.max(0) as u64,
-                    tags: tags.max(0) as u64,
+                    posts: count(tx, "SELECT COUNT(*) FROM posts")?,
+                    tags: count(tx, "SELECT COUNT(*) FROM tag_cloud")?,
                     took_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
                 })
             })

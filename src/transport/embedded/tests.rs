@@ -1,4 +1,5 @@
 use std::collections::HashSet;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use blog_actors::delivery::{Delivery, DeliverySource, Verdict};
@@ -22,9 +23,19 @@ const DEADLINE: Duration = Duration::from_secs(5);
 /// How long "nothing arrives" is watched for: longer than the consumers' poll.
 const QUIET: Duration = Duration::from_millis(600);
 
+/// The queue's file in a test's temp dir.
+fn queue_file(dir: &TempDir) -> PathBuf {
+    dir.path().join("data/queue.sqlite")
+}
+
+/// A handle on the queue file; a second one is what another process (or a restart) would have.
+fn open(path: &Path) -> EmbeddedQueue {
+    EmbeddedQueue::open(path, registered_workers()).unwrap()
+}
+
 fn open_temp() -> (TempDir, EmbeddedQueue) {
     let dir = tempfile::tempdir().unwrap();
-    let queue = EmbeddedQueue::open(&dir.path().join("data/queue.sqlite"), registered_workers()).unwrap();
+    let queue = open(&queue_file(&dir));
     (dir, queue)
 }
 
@@ -52,6 +63,14 @@ async fn consume(
     let stop = CancellationToken::new();
     let rx = queue.consume(workers, prefetch, stop.clone()).await.unwrap();
     (stop, rx)
+}
+
+/// A fresh queue holding one order (`body(1)`), being consumed by the emailer alone.
+async fn one_order_for_the_emailer(prefetch: u16) -> (TempDir, EmbeddedQueue, CancellationToken, Receiver<Delivery>) {
+    let (dir, queue) = open_temp();
+    queue.publish_raw("order.fulfilled", body(1), None).await.unwrap();
+    let (stop, rx) = consume(&queue, &[Emailer::kind()], prefetch).await;
+    (dir, queue, stop, rx)
 }
 
 #[tokio::test]
@@ -99,9 +118,7 @@ async fn an_event_type_no_worker_subscribes_to_is_parked_as_unrouted_with_the_re
 
 #[tokio::test]
 async fn an_acked_delivery_is_removed_from_the_queue() {
-    let (_dir, queue) = open_temp();
-    queue.publish_raw("order.fulfilled", body(1), None).await.unwrap();
-    let (_stop, mut rx) = consume(&queue, &[Emailer::kind()], 10).await;
+    let (_dir, queue, _stop, mut rx) = one_order_for_the_emailer(10).await;
 
     next(&mut rx).await.settler.settle(Verdict::Ack).await.unwrap();
 
@@ -111,9 +128,7 @@ async fn an_acked_delivery_is_removed_from_the_queue() {
 
 #[tokio::test]
 async fn a_retried_delivery_comes_back_after_its_delay_as_the_next_attempt() {
-    let (_dir, queue) = open_temp();
-    queue.publish_raw("order.fulfilled", body(1), None).await.unwrap();
-    let (_stop, mut rx) = consume(&queue, &[Emailer::kind()], 10).await;
+    let (_dir, _queue, _stop, mut rx) = one_order_for_the_emailer(10).await;
     let first = next(&mut rx).await;
     assert_eq!(first.attempt, 1);
 
@@ -227,9 +242,8 @@ async fn no_more_than_prefetch_deliveries_are_out_per_worker_until_one_is_settle
 
 #[tokio::test]
 async fn deliveries_leased_when_the_process_died_come_again_as_redelivered_after_reopening() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("queue.sqlite");
-    let queue = EmbeddedQueue::open(&path, registered_workers()).unwrap();
+    let (dir, queue) = open_temp();
+    let path = queue_file(&dir);
     queue.publish_raw("order.fulfilled", body(1), None).await.unwrap();
     queue.publish_raw("order.fulfilled", body(2), None).await.unwrap();
     let (stop, mut rx) = consume(&queue, &[Emailer::kind()], 10).await;
@@ -241,7 +255,7 @@ async fn deliveries_leased_when_the_process_died_come_again_as_redelivered_after
     assert!(timeout(DEADLINE, rx.recv()).await.unwrap().is_none());
     drop(queue);
 
-    let reopened = EmbeddedQueue::open(&path, registered_workers()).unwrap();
+    let reopened = open(&path);
     let (_stop, mut rx) = consume(&reopened, &[Emailer::kind()], 10).await;
     let (a, b) = (next(&mut rx).await, next(&mut rx).await);
     assert_eq!((number(&a), a.attempt, a.redelivered), (1, 1, true));
@@ -250,15 +264,14 @@ async fn deliveries_leased_when_the_process_died_come_again_as_redelivered_after
 
 #[tokio::test]
 async fn a_second_handle_that_only_publishes_does_not_steal_leases_and_is_seen_by_polling() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("queue.sqlite");
-    let service = EmbeddedQueue::open(&path, registered_workers()).unwrap();
+    let (dir, service) = open_temp();
+    let path = queue_file(&dir);
     service.publish_raw("order.fulfilled", body(1), None).await.unwrap();
     let (_stop, mut rx) = consume(&service, &[Emailer::kind()], 10).await;
     let _held = next(&mut rx).await;
 
     // Like the `publish` CLI: its own connection, and no wake-up reaches the service.
-    let cli = EmbeddedQueue::open(&path, registered_workers()).unwrap();
+    let cli = open(&path);
     cli.publish_raw("order.fulfilled", body(2), None).await.unwrap();
 
     let d = next(&mut rx).await;
@@ -268,9 +281,7 @@ async fn a_second_handle_that_only_publishes_does_not_steal_leases_and_is_seen_b
 
 #[tokio::test]
 async fn a_released_delivery_comes_again_marked_redelivered() {
-    let (_dir, queue) = open_temp();
-    queue.publish_raw("order.fulfilled", body(1), None).await.unwrap();
-    let (_stop, mut rx) = consume(&queue, &[Emailer::kind()], 10).await;
+    let (_dir, _queue, _stop, mut rx) = one_order_for_the_emailer(10).await;
 
     next(&mut rx).await.settler.settle(Verdict::Release).await.unwrap();
 
@@ -280,9 +291,7 @@ async fn a_released_delivery_comes_again_marked_redelivered() {
 
 #[tokio::test]
 async fn a_delivery_dropped_without_a_verdict_goes_back_to_the_queue() {
-    let (_dir, queue) = open_temp();
-    queue.publish_raw("order.fulfilled", body(1), None).await.unwrap();
-    let (_stop, mut rx) = consume(&queue, &[Emailer::kind()], 1).await;
+    let (_dir, _queue, _stop, mut rx) = one_order_for_the_emailer(1).await;
 
     drop(next(&mut rx).await);
 
