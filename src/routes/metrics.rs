@@ -10,7 +10,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use blog_actors::metrics::{ActorSnapshot, QUEUE_READER};
 use prometheus::core::Collector;
 use prometheus::proto::MetricFamily;
-use prometheus::{Encoder, IntGauge, TextEncoder};
+use prometheus::{Encoder, IntGauge, IntGaugeVec, Opts, TextEncoder};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -54,6 +54,9 @@ async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, Problem> {
             families.extend(gauge(name, help, value)?);
         }
     }
+    if let Some(node) = &live.node {
+        families.extend(node_gauge(node).map_err(|e| Problem::internal(&e))?);
+    }
     // The text format wants each family once; sorted output is also easier to read and diff.
     families.sort_by(|a, b| a.name().cmp(b.name()));
     let encoder = TextEncoder::new();
@@ -65,6 +68,14 @@ async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, Problem> {
 fn gauge(name: &str, help: &str, value: u64) -> Result<Vec<MetricFamily>, Problem> {
     let gauge = IntGauge::new(name, help).map_err(|e| Problem::internal(&e))?;
     gauge.set(i64::try_from(value).unwrap_or(i64::MAX));
+    Ok(gauge.collect())
+}
+
+/// `blog_broker_node{node="amqp://***@host:port"} 1`: which node of the list is in use.
+fn node_gauge(node: &str) -> prometheus::Result<Vec<MetricFamily>> {
+    let opts = Opts::new("blog_broker_node", "1 for the RabbitMQ node in use (its URL without credentials)");
+    let gauge = IntGaugeVec::new(opts, &["node"])?;
+    gauge.with_label_values(&[node]).set(1);
     Ok(gauge.collect())
 }
 
@@ -86,6 +97,8 @@ pub struct ActorView {
 pub struct TransportView {
     pub connected: bool,
     pub consuming: bool,
+    /// The RabbitMQ node in use, without credentials; null when not connected or embedded.
+    pub node: Option<String>,
     /// Messages in the parking lots now; null when it could not be read.
     pub parked_messages: Option<u64>,
 }
@@ -109,6 +122,7 @@ async fn actors(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
             transport: (figures.name == QUEUE_READER).then_some(TransportView {
                 connected: live.connected,
                 consuming: live.consuming,
+                node: live.node.clone(),
                 parked_messages: live.parked,
             }),
             figures: ActorSnapshot {

@@ -19,6 +19,7 @@ use blog_actors::worker::{WorkerKind, Workers};
 use tokio_util::sync::CancellationToken;
 
 use super::connection::{open_channel, CloseReason, Link};
+use super::queues::QueueOptions;
 
 /// The worker name of parked events whose type no worker takes.
 pub(super) const UNROUTED: &str = "unrouted";
@@ -108,9 +109,10 @@ impl Names {
     }
 }
 
-/// Declares the whole topology on a channel of its own. A name that exists
-/// with other settings is one clear error, not a crash loop.
-pub(super) async fn declare(link: &Link, names: &Names) -> Result<(), TransportError> {
+/// Declares the whole topology on a channel of its own, every queue of the
+/// type `queues` says. A name that exists with other settings (another queue
+/// type, say) is one clear error, not a crash loop.
+pub(super) async fn declare(link: &Link, names: &Names, queues: &QueueOptions) -> Result<(), TransportError> {
     // A failed declare closes only this channel; the connection stays usable.
     let (channel, reason) = open_channel(link, &CancellationToken::new(), None).await?;
     let mut current = String::new();
@@ -124,27 +126,25 @@ pub(super) async fn declare(link: &Link, names: &Names) -> Result<(), TransportE
         let events = ExchangeDeclareArguments::new(&names.events(), "topic").durable(true).arguments(args).finish();
         channel.exchange_declare(events).await?;
         current = format!("queue {unrouted}");
-        channel.queue_declare(QueueDeclareArguments::durable_client_named(&unrouted)).await?;
+        channel.queue_declare(QueueDeclareArguments::durable_client_named(&unrouted).arguments(queues.plain()).finish()).await?;
         channel.queue_bind(QueueBindArguments::new(&unrouted, &unrouted, "")).await?;
         for (_, lot) in names.parking_lots() {
             current = format!("queue {lot}");
-            channel.queue_declare(QueueDeclareArguments::durable_client_named(&lot)).await?;
+            channel.queue_declare(QueueDeclareArguments::durable_client_named(&lot).arguments(queues.plain()).finish()).await?;
         }
         for worker in names.workers.iter() {
             let queue = names.worker(worker);
             current = format!("queue {queue}");
-            channel.queue_declare(QueueDeclareArguments::durable_client_named(&queue)).await?;
+            let parking_lot = names.parked(worker.name());
+            let declare = QueueDeclareArguments::durable_client_named(&queue).arguments(queues.worker(&parking_lot)).finish();
+            channel.queue_declare(declare).await?;
             for event_type in worker.event_types() {
                 channel.queue_bind(QueueBindArguments::new(&queue, &names.events(), event_type)).await?;
             }
             for millis in &names.levels {
                 let retry = names.retry(worker, *millis);
                 current = format!("queue {retry}");
-                let mut args = FieldTable::new();
-                args.insert(key("x-message-ttl"), FieldValue::l(i64::try_from(*millis).unwrap_or(i64::MAX)));
-                args.insert(key("x-dead-letter-exchange"), FieldValue::from(""));
-                args.insert(key("x-dead-letter-routing-key"), FieldValue::from(queue.as_str()));
-                let declare = QueueDeclareArguments::durable_client_named(&retry).arguments(args).finish();
+                let declare = QueueDeclareArguments::durable_client_named(&retry).arguments(queues.retry(*millis, &queue)).finish();
                 channel.queue_declare(declare).await?;
             }
         }
@@ -162,9 +162,14 @@ pub(super) async fn declare(link: &Link, names: &Names) -> Result<(), TransportE
 
 fn declare_error(what: &str, error: &str, reason: &CloseReason) -> TransportError {
     match reason.get() {
+        Some((406, text)) if text.contains("x-queue-type") => TransportError(format!(
+            "RabbitMQ refused to declare {what}: it exists as another queue type than BLOG_AMQP_QUEUE_TYPE asks for ({text}). \
+             Set BLOG_AMQP_QUEUE_TYPE to the type it has, or migrate the queues (README: \"Moving from classic to quorum queues\")"
+        )),
         Some((406, text)) => TransportError(format!(
             "RabbitMQ refused to declare {what}: it already exists with other settings ({text}). \
-             Delete it (e.g. `rabbitmqctl delete_queue <name>`) or pick another prefix (BLOG_AMQP_PREFIX)"
+             Delete it (e.g. `rabbitmqctl delete_queue <name>`), pick another prefix (BLOG_AMQP_PREFIX) \
+             or check BLOG_AMQP_QUEUE_TYPE and BLOG_AMQP_DELIVERY_LIMIT"
         )),
         Some((code, text)) => TransportError(format!("cannot declare {what}: {code} {text}")),
         None => TransportError(format!("cannot declare {what}: {error}")),
