@@ -2,6 +2,7 @@
 //! real queue. Only faults are injected, by wrapping one real adapter.
 
 mod broker_outage;
+mod cluster;
 mod corpus;
 mod emails;
 mod faults;
@@ -15,6 +16,8 @@ mod post_life;
 mod rabbit_resilience;
 mod retries;
 mod smtp;
+#[path = "../support/cluster.rs"]
+mod support_cluster;
 #[path = "../support/smtp_sink.rs"]
 mod smtp_sink;
 mod supervision;
