@@ -1,5 +1,6 @@
 //! Tests of the real binary as a process: crashes, signals, power cuts, configuration errors, exported traces.
 
+mod cluster;
 mod container;
 mod crash;
 mod observability;
@@ -8,6 +9,8 @@ mod power_cut;
 mod publish;
 mod instances;
 mod service;
+#[path = "../support/cluster.rs"]
+mod support_cluster;
 #[path = "../support/smtp_sink.rs"]
 mod smtp_sink;
 mod startup_errors;

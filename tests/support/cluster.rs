@@ -1,6 +1,8 @@
 //! The local three-node RabbitMQ cluster of the cluster tests (started by
 //! `scripts/rabbit-cluster start`, which scripts/test runs): its URLs, killing
 //! and restarting its nodes, and which node leads a quorum queue.
+// Shared by the api and process test binaries; each uses a part of it.
+#![allow(dead_code)]
 
 use std::path::PathBuf;
 use std::process::Command;
