@@ -136,8 +136,13 @@ async fn assert_exact(service: &Service, data_dir: &std::path::Path, posts: &Has
         let prefix = format!("order-{order}-");
         assert_eq!(mails.iter().filter(|m| m.starts_with(&prefix)).count(), 1, "one mail for accepted order {order}");
     }
-    let dead: Value = client.get(format!("{}/dead-letters", service.address)).bearer_auth(API_KEY).send().await.unwrap().json().await.unwrap();
+    let dead = dead_letters(&client, service).await;
     assert_eq!(dead["total"], 0, "nothing parked: {dead}");
+}
+
+/// `GET /dead-letters` with the API key.
+pub async fn dead_letters(client: &reqwest::Client, service: &Service) -> Value {
+    client.get(format!("{}/dead-letters", service.address)).bearer_auth(API_KEY).send().await.unwrap().json().await.unwrap()
 }
 
 /// Env vars that put the service on a backend; the broker's queues are deleted on drop.

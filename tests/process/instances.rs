@@ -52,17 +52,23 @@ pub async fn both_work_exactly(a: &Service, b: &Service, sink: &SmtpSink) {
     assert_eq!(ids, *posts.lock().unwrap(), "every post projected once");
     assert_eq!(served_cloud(&client, b).await, cloud_of(&read_model), "the tag cloud counts each post once");
 
-    let mut mails_per_order: HashMap<String, usize> = HashMap::new();
-    for mail in sink.received() {
-        let subject = mail.lines().find(|l| l.starts_with("Subject: ")).unwrap().to_owned();
-        *mails_per_order.entry(subject).or_default() += 1;
-    }
+    let mails_per_order = mails_per_subject(sink);
     let orders = orders.lock().unwrap().clone();
     assert_eq!(mails_per_order.len(), orders.len(), "one mail per order");
     assert!(mails_per_order.values().all(|n| *n == 1), "no order mailed twice: {mails_per_order:?}");
 
     let (work_a, work_b) = (work_done(a).await, work_done(b).await);
     assert!(work_a > 0 && work_b > 0, "both instances consumed: {work_a} and {work_b}");
+}
+
+/// How many mails the sink received with each subject (one subject per order).
+pub fn mails_per_subject(sink: &SmtpSink) -> HashMap<String, usize> {
+    let mut mails: HashMap<String, usize> = HashMap::new();
+    for mail in sink.received() {
+        let subject = mail.lines().find(|l| l.starts_with("Subject: ")).unwrap().to_owned();
+        *mails.entry(subject).or_default() += 1;
+    }
+    mails
 }
 
 /// How many scheduled rebuilds an instance has logged.

@@ -3,6 +3,7 @@
 mod cluster;
 mod container;
 mod crash;
+mod crash_loop;
 mod observability;
 mod otlp_receiver;
 mod power_cut;
