@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use blog_actors::retry::RetryPolicy;
-use crate::transport::rabbitmq::{QueueOptions, QueueType, DEFAULT_DELIVERY_LIMIT};
+use crate::transport::rabbitmq::{QueueOptions, QueueType, RabbitOptions, DEFAULT_DELIVERY_LIMIT};
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use secrecy::{ExposeSecret, SecretString};
@@ -33,6 +33,8 @@ pub struct Settings {
     /// Quorum worker queues: deliveries of one message (crashes, lost connections,
     /// shutdown hand-backs) before the broker parks it.
     pub amqp_delivery_limit: u32,
+    /// PEM CA certificate(s) an `amqps://` broker must chain to; unset: the system's roots.
+    pub amqp_ca_file: Option<PathBuf>,
     /// The MongoDB write database (posts, outbox, tag cloud, email log, leases).
     pub db: String,
     /// The MongoDB queries database (the read model).
@@ -74,7 +76,7 @@ pub struct Settings {
 }
 
 /// Every setting's key: the env var is `BLOG_` + the key in upper case.
-pub const SETTING_KEYS: [&str; 22] = [
+pub const SETTING_KEYS: [&str; 23] = [
     "http_addr",
     "data_dir",
     "store_url",
@@ -82,6 +84,7 @@ pub const SETTING_KEYS: [&str; 22] = [
     "amqp_prefix",
     "amqp_queue_type",
     "amqp_delivery_limit",
+    "amqp_ca_file",
     "db",
     "queries_db",
     "smtp_url",
@@ -116,6 +119,7 @@ impl Default for Settings {
             amqp_prefix: "blog".into(),
             amqp_queue_type: QueueType::Quorum,
             amqp_delivery_limit: DEFAULT_DELIVERY_LIMIT,
+            amqp_ca_file: None,
             db: "blog".into(),
             queries_db: "blog_queries".into(),
             smtp_url: None,
@@ -147,7 +151,7 @@ pub enum StoreChoice {
 pub enum BrokerChoice {
     Embedded(PathBuf),
     /// `url`: one AMQP URL or a comma-separated list of a cluster's nodes.
-    Rabbit { url: String, prefix: String, queues: QueueOptions },
+    Rabbit { url: String, prefix: String, options: RabbitOptions },
 }
 
 /// A setting that is wrong: names it and says what is wrong.
@@ -268,8 +272,12 @@ impl Settings {
                 if !prefix_ok {
                     return Err(ConfigError::new("BLOG_AMQP_PREFIX", "must be non-empty letters, digits, '-', '_' or '.'"));
                 }
+                if let Some(file) = self.amqp_ca_file.as_ref().filter(|file| !file.is_file()) {
+                    return Err(ConfigError::new("BLOG_AMQP_CA_FILE", format!("no such file {}", file.display())));
+                }
                 let queues = QueueOptions { kind: self.amqp_queue_type, delivery_limit: self.amqp_delivery_limit };
-                Ok(BrokerChoice::Rabbit { url: url.to_owned(), prefix: self.amqp_prefix.clone(), queues })
+                let options = RabbitOptions { queues, ca_file: self.amqp_ca_file.clone() };
+                Ok(BrokerChoice::Rabbit { url: url.to_owned(), prefix: self.amqp_prefix.clone(), options })
             }
             _ => Err(ConfigError::new(
                 "BLOG_BROKER_URL",
@@ -317,7 +325,7 @@ mod tests {
     #[test]
     fn a_node_list_is_checked_entry_by_entry_and_never_prints_credentials() {
         let ok = load_with(&[("broker_url", "amqp://u:p@a:5701, amqp://u:p@b:5702,amqps://u:p@c:5703/vh")]).unwrap();
-        assert!(matches!(ok.broker().unwrap(), BrokerChoice::Rabbit { queues: QueueOptions { kind: QueueType::Quorum, .. }, .. }));
+        assert!(matches!(ok.broker().unwrap(), BrokerChoice::Rabbit { options: RabbitOptions { queues: QueueOptions { kind: QueueType::Quorum, .. }, .. }, .. }));
         for bad in ["amqp://u:Hunter2pw@a:5701,", "amqp://u:Hunter2pw@a:5701,,amqp://b", "amqp://a,http://u:Hunter2pw@b", "amqp://a, amqp://"] {
             let err = load_with(&[("broker_url", bad)]).unwrap_err();
             assert_eq!(err.setting, "BLOG_BROKER_URL", "{bad}: {err}");
@@ -328,11 +336,13 @@ mod tests {
     #[test]
     fn the_queue_type_is_quorum_or_classic() {
         let classic = load_with(&[("broker_url", "amqp://a"), ("amqp_queue_type", "classic")]).unwrap();
-        assert!(matches!(classic.broker().unwrap(), BrokerChoice::Rabbit { queues: QueueOptions { kind: QueueType::Classic, .. }, .. }));
+        assert!(matches!(classic.broker().unwrap(), BrokerChoice::Rabbit { options: RabbitOptions { queues: QueueOptions { kind: QueueType::Classic, .. }, .. }, .. }));
         let err = load_with(&[("amqp_queue_type", "stream")]).unwrap_err();
         assert_eq!(err.setting, "BLOG_AMQP_QUEUE_TYPE", "{err}");
         let err = load_with(&[("amqp_delivery_limit", "0")]).unwrap_err();
         assert_eq!(err.setting, "BLOG_AMQP_DELIVERY_LIMIT", "{err}");
+        let err = load_with(&[("broker_url", "amqps://a"), ("amqp_ca_file", "/no/such/ca.pem")]).unwrap_err();
+        assert_eq!(err.setting, "BLOG_AMQP_CA_FILE", "{err}");
     }
 
     fn load_with(pairs: &[(&str, &str)]) -> Result<Settings, ConfigError> {

@@ -21,3 +21,4 @@ mod support_cluster;
 #[path = "../support/smtp_sink.rs"]
 mod smtp_sink;
 mod supervision;
+mod tls;

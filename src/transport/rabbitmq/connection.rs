@@ -61,6 +61,12 @@ pub(super) async fn open(args: &OpenConnectionArguments, name: &str, node: usize
     args.connection_name(name);
     let conn = match tokio::time::timeout(OPEN_TIMEOUT, Connection::open(&args)).await {
         Ok(Ok(conn)) => conn,
+        Ok(Err(e)) if e.to_string().contains("certificate") => {
+            return Err(TransportError(format!(
+                "cannot connect to RabbitMQ: its TLS certificate is not trusted ({e}); \
+                 BLOG_AMQP_CA_FILE must name the CA that signed it"
+            )))
+        }
         Ok(Err(e)) => return Err(TransportError(format!("cannot connect to RabbitMQ: {e}"))),
         Err(_) => return Err(TransportError(format!("cannot connect to RabbitMQ within {OPEN_TIMEOUT:?}"))),
     };

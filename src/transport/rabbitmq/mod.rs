@@ -37,10 +37,12 @@ mod queues;
 mod runtime;
 mod session;
 mod settle;
+mod tls;
 mod topology;
 #[cfg(test)]
 mod tests;
 
+use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -53,6 +55,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use self::queues::{QueueOptions, QueueType, DEFAULT_DELIVERY_LIMIT};
 
+
 use self::consumer::ConsumeSide;
 use self::nodes::Nodes;
 use self::publisher::PublishSide;
@@ -60,6 +63,20 @@ use self::runtime::AmqpRuntime;
 use self::topology::Names;
 use super::{DeadLetters, ParkedMessage, Publisher, Transport};
 use crate::store::OutboxEntry;
+
+/// How the transport declares its queues and trusts `amqps://` servers.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RabbitOptions {
+    pub queues: QueueOptions,
+    /// PEM CA certificate(s) an `amqps://` server must chain to; `None`: the system's roots.
+    pub ca_file: Option<PathBuf>,
+}
+
+impl From<QueueOptions> for RabbitOptions {
+    fn from(queues: QueueOptions) -> Self {
+        Self { queues, ca_file: None }
+    }
+}
 
 /// What every connection is opened with.
 struct Config {
@@ -98,7 +115,7 @@ impl RabbitTransport {
         retry_delays: Vec<Duration>,
         workers: Workers,
     ) -> Result<RabbitTransport, TransportError> {
-        Self::connect_with(urls, prefix, retry_delays, workers, QueueOptions::default()).await
+        Self::connect_with(urls, prefix, retry_delays, workers, RabbitOptions::default()).await
     }
 
     /// Connects to the first answering node of `urls` (one AMQP URL or a
@@ -111,9 +128,10 @@ impl RabbitTransport {
         prefix: &str,
         retry_delays: Vec<Duration>,
         workers: Workers,
-        queues: QueueOptions,
+        options: impl Into<RabbitOptions>,
     ) -> Result<RabbitTransport, TransportError> {
-        let nodes = Nodes::parse(urls)?;
+        let RabbitOptions { queues, ca_file } = options.into();
+        let nodes = Nodes::parse(urls, ca_file.as_deref())?;
         let names = Names::new(prefix, &retry_delays, workers)?;
         let cfg = Arc::new(Config { nodes, names, queues });
         let runtime = AmqpRuntime::start("amqp")?;
@@ -135,13 +153,14 @@ impl RabbitTransport {
 
     /// Deletes every queue and exchange of `prefix`, messages included: for
     /// tests and for decommissioning a deployment. Call on a closed transport.
+    /// (`amqps://` nodes are trusted by the system's roots here.)
     pub async fn delete_topology(
         urls: &str,
         prefix: &str,
         retry_delays: &[Duration],
         workers: Workers,
     ) -> Result<(), TransportError> {
-        let nodes = Nodes::parse(urls)?;
+        let nodes = Nodes::parse(urls, None)?;
         let names = Names::new(prefix, retry_delays, workers)?;
         let link = nodes.open(&format!("blog-{prefix}-admin")).await?;
         let channel = link.conn.open_channel(None).await.map_err(|e| TransportError(format!("opening a channel: {e}")))?;

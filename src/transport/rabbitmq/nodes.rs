@@ -8,6 +8,7 @@
 //! `i + 1` (round robin), while the caller's capped backoff keeps a dead cluster
 //! from being hammered.
 
+use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
@@ -32,8 +33,13 @@ pub(super) struct Nodes {
 }
 
 impl Nodes {
-    /// Parses a comma-separated list of `amqp://` URLs; every entry must be valid.
-    pub(super) fn parse(list: &str) -> Result<Nodes, TransportError> {
+    /// Parses a comma-separated list of `amqp://` or `amqps://` URLs; every entry
+    /// must be valid. `amqps://` servers must chain to `ca_file`, else to the system's roots.
+    pub(super) fn parse(list: &str, ca_file: Option<&Path>) -> Result<Nodes, TransportError> {
+        let roots = match list.split(',').any(|url| url.trim().starts_with("amqps://")) {
+            true => Some(super::tls::roots(ca_file)?),
+            false => None,
+        };
         let mut nodes = Vec::new();
         for (n, url) in list.split(',').map(str::trim).enumerate() {
             let invalid = |why: String| TransportError(format!("invalid AMQP URL (entry {} of the list): {why}", n + 1));
@@ -46,7 +52,10 @@ impl Nodes {
                 return Err(invalid("every query parameter needs a value".into()));
             }
             // amqprs' message never repeats the URL, so no password ends up in a log.
-            let args = OpenConnectionArguments::try_from(url).map_err(|e| invalid(e.to_string()))?;
+            let mut args = OpenConnectionArguments::try_from(url).map_err(|e| invalid(e.to_string()))?;
+            if let (Some(roots), Some(rest)) = (&roots, url.strip_prefix("amqps://")) {
+                args.tls_adaptor(super::tls::adaptor(roots.clone(), host_of(rest))?);
+            }
             let without_query = url.split(['?', '#']).next().unwrap_or(url);
             nodes.push(Node { args, label: blog_actors::redact::url(without_query) });
         }
@@ -91,6 +100,16 @@ impl Nodes {
     }
 }
 
+/// The host of `user:pass@host:port/vhost?query` (a bracketed IPv6 address without its brackets).
+fn host_of(rest: &str) -> &str {
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or(rest);
+    let host_port = authority.rsplit('@').next().unwrap_or(authority);
+    match host_port.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(v6),
+        None => host_port.split(':').next().unwrap_or(host_port),
+    }
+}
+
 /// The node a side (publisher or consumer) is connected to now, if any.
 #[derive(Default)]
 pub(super) struct InUse(Mutex<Option<usize>>);
@@ -113,7 +132,7 @@ mod tests {
 
     #[test]
     fn a_list_parses_every_entry_and_labels_hide_credentials() {
-        let nodes = Nodes::parse("amqp://u:Hunter2pw@10.0.0.1:5672/%2f?heartbeat=10, amqp://u:Hunter2pw@10.0.0.2:5673").unwrap();
+        let nodes = Nodes::parse("amqp://u:Hunter2pw@10.0.0.1:5672/%2f?heartbeat=10, amqp://u:Hunter2pw@10.0.0.2:5673", None).unwrap();
         assert_eq!(nodes.label(0), Some("amqp://***@10.0.0.1:5672/%2f"));
         assert_eq!(nodes.label(1), Some("amqp://***@10.0.0.2:5673"));
         assert_eq!(nodes.label(2), None);
@@ -122,14 +141,14 @@ mod tests {
     #[test]
     fn a_bad_entry_is_refused_by_position() {
         for bad in ["amqp://a:5672,", "amqp://a:5672,,amqp://b", "amqp://a:5672,http://b", "amqp://a?heartbeat"] {
-            let error = Nodes::parse(bad).err().expect(bad).0;
+            let error = Nodes::parse(bad, None).err().expect(bad).0;
             assert!(error.contains("invalid AMQP URL (entry"), "{bad}: {error}");
         }
     }
 
     #[test]
     fn losing_the_preferred_node_moves_round_the_list() {
-        let nodes = Nodes::parse("amqp://a:1,amqp://b:2,amqp://c:3").unwrap();
+        let nodes = Nodes::parse("amqp://a:1,amqp://b:2,amqp://c:3", None).unwrap();
         nodes.lost(0);
         assert_eq!(nodes.preferred.load(Ordering::SeqCst), 1);
         nodes.lost(0); // an older loss does not undo the move
@@ -137,5 +156,20 @@ mod tests {
         nodes.lost(1);
         nodes.lost(2);
         assert_eq!(nodes.preferred.load(Ordering::SeqCst), 0);
+    }
+
+    #[test]
+    fn the_tls_host_is_the_urls_host() {
+        assert_eq!(host_of("u:p@rabbit.example:5671/vh?x=1"), "rabbit.example");
+        assert_eq!(host_of("[::1]:5671"), "::1");
+        assert_eq!(host_of("localhost"), "localhost");
+    }
+
+    #[test]
+    fn a_ca_file_that_is_not_pem_is_an_error_naming_the_setting() {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), "not a certificate").unwrap();
+        let error = Nodes::parse("amqps://localhost:5671", Some(file.path())).err().expect("refused").0;
+        assert!(error.contains("BLOG_AMQP_CA_FILE"), "{error}");
     }
 }
