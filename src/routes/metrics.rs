@@ -10,7 +10,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use blog_actors::metrics::{ActorSnapshot, QUEUE_READER};
 use prometheus::core::Collector;
 use prometheus::proto::MetricFamily;
-use prometheus::{Encoder, IntGauge, IntGaugeVec, Opts, TextEncoder};
+use prometheus::{Encoder, IntCounter, IntGauge, IntGaugeVec, Opts, TextEncoder};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -57,6 +57,7 @@ async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, Problem> {
     if let Some(node) = &live.node {
         families.extend(node_gauge(node).map_err(|e| Problem::internal(&e))?);
     }
+    families.extend(losses_counter(live.losses).map_err(|e| Problem::internal(&e))?);
     // The text format wants each family once; sorted output is also easier to read and diff.
     families.sort_by(|a, b| a.name().cmp(b.name()));
     let encoder = TextEncoder::new();
@@ -77,6 +78,14 @@ fn node_gauge(node: &str) -> prometheus::Result<Vec<MetricFamily>> {
     let gauge = IntGaugeVec::new(opts, &["node"])?;
     gauge.with_label_values(&[node]).set(1);
     Ok(gauge.collect())
+}
+
+/// `blog_broker_connection_losses_total`: consumer sessions lost (a node's death, a forced
+/// close, a 406 delivery acknowledgement timeout), each followed by a reconnect.
+fn losses_counter(losses: u64) -> prometheus::Result<Vec<MetricFamily>> {
+    let counter = IntCounter::new("blog_broker_connection_losses_total", "Broker sessions of the queue reader lost and reconnected")?;
+    counter.inc_by(losses);
+    Ok(counter.collect())
 }
 
 /// One actor as `/actors` shows it: its own figures plus what the store and transport say about its work.

@@ -60,6 +60,10 @@ pub trait Transport: Publisher + DeliverySource + DeadLetters + Send + Sync + 's
     fn broker_node(&self) -> Option<String> {
         None
     }
+    /// How often the consumers lost their broker session and reconnected.
+    fn connection_losses(&self) -> u64 {
+        0
+    }
     /// Deliveries waiting in the worker queues or handed out and not yet settled.
     async fn pending_deliveries(&self) -> Result<u64, TransportError>;
     /// Closes connections cleanly at shutdown.

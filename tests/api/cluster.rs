@@ -120,6 +120,10 @@ async fn killing_the_node_in_use_and_then_the_queue_leader_loses_nothing_and_the
     }
 
     let in_use = eventually("a node in use", || async { node_in_use(&app) }).await;
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    let series = format!("blog_broker_node{{node=\"amqp://***@127.0.0.1:{}\"}} 1", crate::support_cluster::port(in_use));
+    assert!(metrics.contains(&series), "{series} in:\n{metrics}");
+    assert!(!metrics.contains("guest:guest"), "no credentials in /metrics");
     let (first, down) = kill_and_fail_over(&app, in_use, batches.next().unwrap()).await;
     for batch in batches.by_ref().take(6) {
         publish(&app, batch).await;
@@ -145,4 +149,5 @@ async fn killing_the_node_in_use_and_then_the_queue_leader_loses_nothing_and_the
     assert_eq!(app.handles.transport.pending_deliveries().await.unwrap(), 0, "nothing left unacked");
     assert_eq!(app.dead_letters().await["total"], 0);
     assert_eq!(app.get("/health/ready").await.status(), 200);
+    assert!(app.handles.transport.connection_losses() >= 1, "the reader's loss of its node is counted");
 }

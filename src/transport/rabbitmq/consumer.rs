@@ -41,6 +41,9 @@ pub(super) struct ConsumeSide {
     pub unsettled: Arc<AtomicU64>,
     /// The node the latest session is connected to.
     in_use: InUse,
+    /// Sessions lost (connection or channel closed: a node's death, a forced
+    /// close, a 406 delivery acknowledgement timeout) since the start.
+    pub losses: AtomicU64,
     /// Each supervisor's shutdown token and task, for `close`.
     supervisors: Mutex<Vec<(CancellationToken, JoinHandle<()>)>>,
 }
@@ -70,6 +73,7 @@ impl ConsumeSide {
             connected: AtomicUsize::new(0),
             unsettled: Arc::new(AtomicU64::new(0)),
             in_use: InUse::default(),
+            losses: AtomicU64::new(0),
             supervisors: Mutex::new(Vec::new()),
         }
     }
@@ -124,6 +128,7 @@ impl ConsumeSide {
                 }
                 _ = session.link.lost.cancelled() => {}
             }
+            self.losses.fetch_add(1, Ordering::SeqCst);
             let node = self.cfg.nodes.label(session.link.node).unwrap_or_default();
             tracing::warn!(generation = session.shared.generation, node, "RabbitMQ consumer connection lost; reconnecting");
             // The next try starts at the next node of the list (round robin).

@@ -262,6 +262,10 @@ impl Transport for RabbitTransport {
         self.node_in_use()
     }
 
+    fn connection_losses(&self) -> u64 {
+        self.inner.consumer.losses.load(Ordering::SeqCst)
+    }
+
     /// Ready messages in the worker, retry and unrouted queues, plus deliveries
     /// handed out and not settled yet.
     async fn pending_deliveries(&self) -> Result<u64, TransportError> {
