@@ -12,10 +12,11 @@
 //!
 //! Classic queues keep the arguments they always had (no delivery limit).
 
-use amqprs::{FieldTable, FieldValue};
+use amqprs::FieldValue;
 use serde::{Deserialize, Serialize};
 
-use super::topology::key;
+/// Queue arguments, name and value; `topology` turns them into the declare's table.
+pub(super) type Arguments = Vec<(&'static str, FieldValue)>;
 
 /// `x-queue-type` of every queue the service declares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -59,34 +60,34 @@ impl QueueOptions {
     /// Arguments of a queue that holds messages until someone takes them
     /// (the unrouted queue and the parking lots). A classic queue is declared
     /// without `x-queue-type`, exactly as before, so existing deployments match.
-    pub(super) fn plain(&self) -> FieldTable {
-        let mut args = FieldTable::new();
+    pub(super) fn plain(&self) -> Arguments {
+        let mut args = Arguments::new();
         if self.kind == QueueType::Quorum {
-            args.insert(key("x-queue-type"), FieldValue::from(self.kind.as_str()));
+            args.push(("x-queue-type", FieldValue::from(self.kind.as_str())));
         }
         args
     }
 
     /// A worker queue's: past the delivery limit a message goes to `parking_lot`.
-    pub(super) fn worker(&self, parking_lot: &str) -> FieldTable {
+    pub(super) fn worker(&self, parking_lot: &str) -> Arguments {
         let mut args = self.plain();
         if self.kind == QueueType::Quorum {
-            args.insert(key("x-delivery-limit"), FieldValue::l(i64::from(self.delivery_limit)));
-            args.insert(key("x-dead-letter-exchange"), FieldValue::from(""));
-            args.insert(key("x-dead-letter-routing-key"), FieldValue::from(parking_lot));
+            args.push(("x-delivery-limit", FieldValue::l(i64::from(self.delivery_limit))));
+            args.push(("x-dead-letter-exchange", FieldValue::from("")));
+            args.push(("x-dead-letter-routing-key", FieldValue::from(parking_lot)));
         }
         args
     }
 
     /// A retry level's: messages wait `millis`, then go back to `worker_queue`.
-    pub(super) fn retry(&self, millis: u64, worker_queue: &str) -> FieldTable {
+    pub(super) fn retry(&self, millis: u64, worker_queue: &str) -> Arguments {
         let mut args = self.plain();
-        args.insert(key("x-message-ttl"), FieldValue::l(i64::try_from(millis).unwrap_or(i64::MAX)));
-        args.insert(key("x-dead-letter-exchange"), FieldValue::from(""));
-        args.insert(key("x-dead-letter-routing-key"), FieldValue::from(worker_queue));
+        args.push(("x-message-ttl", FieldValue::l(i64::try_from(millis).unwrap_or(i64::MAX))));
+        args.push(("x-dead-letter-exchange", FieldValue::from("")));
+        args.push(("x-dead-letter-routing-key", FieldValue::from(worker_queue)));
         if self.kind == QueueType::Quorum {
-            args.insert(key("x-dead-letter-strategy"), FieldValue::from("at-least-once"));
-            args.insert(key("x-overflow"), FieldValue::from("reject-publish"));
+            args.push(("x-dead-letter-strategy", FieldValue::from("at-least-once")));
+            args.push(("x-overflow", FieldValue::from("reject-publish")));
         }
         args
     }

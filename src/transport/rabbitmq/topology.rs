@@ -19,7 +19,7 @@ use blog_actors::worker::{WorkerKind, Workers};
 use tokio_util::sync::CancellationToken;
 
 use super::connection::{open_channel, CloseReason, Link};
-use super::queues::QueueOptions;
+use super::queues::{Arguments, QueueOptions};
 
 /// The worker name of parked events whose type no worker takes.
 pub(super) const UNROUTED: &str = "unrouted";
@@ -126,17 +126,17 @@ pub(super) async fn declare(link: &Link, names: &Names, queues: &QueueOptions) -
         let events = ExchangeDeclareArguments::new(&names.events(), "topic").durable(true).arguments(args).finish();
         channel.exchange_declare(events).await?;
         current = format!("queue {unrouted}");
-        channel.queue_declare(QueueDeclareArguments::durable_client_named(&unrouted).arguments(queues.plain()).finish()).await?;
+        channel.queue_declare(QueueDeclareArguments::durable_client_named(&unrouted).arguments(table(queues.plain())).finish()).await?;
         channel.queue_bind(QueueBindArguments::new(&unrouted, &unrouted, "")).await?;
         for (_, lot) in names.parking_lots() {
             current = format!("queue {lot}");
-            channel.queue_declare(QueueDeclareArguments::durable_client_named(&lot).arguments(queues.plain()).finish()).await?;
+            channel.queue_declare(QueueDeclareArguments::durable_client_named(&lot).arguments(table(queues.plain())).finish()).await?;
         }
         for worker in names.workers.iter() {
             let queue = names.worker(worker);
             current = format!("queue {queue}");
             let parking_lot = names.parked(worker.name());
-            let declare = QueueDeclareArguments::durable_client_named(&queue).arguments(queues.worker(&parking_lot)).finish();
+            let declare = QueueDeclareArguments::durable_client_named(&queue).arguments(table(queues.worker(&parking_lot))).finish();
             channel.queue_declare(declare).await?;
             for event_type in worker.event_types() {
                 channel.queue_bind(QueueBindArguments::new(&queue, &names.events(), event_type)).await?;
@@ -144,7 +144,7 @@ pub(super) async fn declare(link: &Link, names: &Names, queues: &QueueOptions) -
             for millis in &names.levels {
                 let retry = names.retry(worker, *millis);
                 current = format!("queue {retry}");
-                let declare = QueueDeclareArguments::durable_client_named(&retry).arguments(queues.retry(*millis, &queue)).finish();
+                let declare = QueueDeclareArguments::durable_client_named(&retry).arguments(table(queues.retry(*millis, &queue))).finish();
                 channel.queue_declare(declare).await?;
             }
         }
@@ -193,6 +193,15 @@ pub(super) async fn message_count(link: &Link, queues: &[String]) -> Result<u64,
     }
     let _ = channel.close().await;
     Ok(total)
+}
+
+/// The arguments as a declare takes them.
+pub(super) fn table(args: Arguments) -> FieldTable {
+    let mut table = FieldTable::new();
+    for (name, value) in args {
+        table.insert(key(name), value);
+    }
+    table
 }
 
 /// A header or argument name; ours are short ASCII literals.

@@ -20,7 +20,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use super::topology::{key, Names};
+use super::topology::{key, table, Names};
 use super::{QueueOptions, QueueType, RabbitTransport};
 use crate::store::OutboxEntry;
 use crate::transport::{DeadLetters, Publisher, Transport};
@@ -152,7 +152,7 @@ async fn a_queue_with_other_settings_is_one_clear_error() {
     let p = prefix();
     let conn = raw().await;
     let channel = conn.open_channel(None).await.unwrap();
-    let mut args = queue_options().plain();
+    let mut args = table(queue_options().plain());
     args.insert(key("x-max-length"), FieldValue::l(1));
     let queue = format!("{p}.emailer");
     channel.queue_declare(QueueDeclareArguments::durable_client_named(&queue).arguments(args).finish()).await.unwrap();
