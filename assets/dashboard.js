@@ -184,7 +184,8 @@
     setText('p-rate', rate(workers.reduce((sum, w) => sum + (rates.get(w.name) || 0), 0)));
     const restarts = actors.reduce((sum, a) => sum + a.restarts, 0);
     setText('p-restarts', count(restarts), restarts > 0 ? 'warn' : '');
-    pill('broker', transport.connected ? 'broker connected' : 'broker disconnected', transport.connected ? 'good' : 'bad');
+    const broker = transport.connected ? (transport.node ? `broker ${transport.node}` : 'broker connected') : 'broker disconnected';
+    pill('broker', broker, transport.connected ? 'good' : 'bad');
     pill('consumers', transport.consuming ? 'consumers attached' : 'consumers stopped', transport.consuming ? 'good' : 'bad');
   }
 

@@ -69,8 +69,8 @@ pub async fn open_transport(settings: &Settings, workers: Workers) -> anyhow::Re
         BrokerChoice::Embedded(path) => Arc::new(
             EmbeddedQueue::open(&path, workers).with_context(|| format!("opening the queue {}", path.display()))?,
         ),
-        BrokerChoice::Rabbit { url, prefix } => Arc::new(
-            RabbitTransport::connect(&url, &prefix, settings.retry_policy().delay_levels(), workers)
+        BrokerChoice::Rabbit { url, prefix, options } => Arc::new(
+            RabbitTransport::connect_with(&url, &prefix, settings.retry_policy().delay_levels(), workers, options)
                 .await
                 .context("BLOG_BROKER_URL: connecting to RabbitMQ")?,
         ),

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use blog_actors::retry::RetryPolicy;
+use crate::transport::rabbitmq::{QueueOptions, QueueType, RabbitOptions, DEFAULT_DELIVERY_LIMIT};
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use secrecy::{ExposeSecret, SecretString};
@@ -22,10 +23,18 @@ pub struct Settings {
     pub data_dir: PathBuf,
     /// `sqlite://<dir>` (embedded) or `mongodb://…`; unset means the embedded store in the data dir.
     pub store_url: Option<String>,
-    /// `embedded` or `amqp://…`.
+    /// `embedded`, or `amqp://…` / `amqps://…`: one URL or a comma-separated list
+    /// of one cluster's nodes (the connection fails over between them).
     pub broker_url: String,
     /// Prefix of every RabbitMQ exchange and queue, so deployments (and tests) can share a broker.
     pub amqp_prefix: String,
+    /// `quorum` (replicated; the default) or `classic`: the type of every queue declared.
+    pub amqp_queue_type: QueueType,
+    /// Quorum worker queues: deliveries of one message (crashes, lost connections,
+    /// shutdown hand-backs) before the broker parks it.
+    pub amqp_delivery_limit: u32,
+    /// PEM CA certificate(s) an `amqps://` broker must chain to; unset: the system's roots.
+    pub amqp_ca_file: Option<PathBuf>,
     /// The MongoDB write database (posts, outbox, tag cloud, email log, leases).
     pub db: String,
     /// The MongoDB queries database (the read model).
@@ -67,12 +76,15 @@ pub struct Settings {
 }
 
 /// Every setting's key: the env var is `BLOG_` + the key in upper case.
-pub const SETTING_KEYS: [&str; 20] = [
+pub const SETTING_KEYS: [&str; 23] = [
     "http_addr",
     "data_dir",
     "store_url",
     "broker_url",
     "amqp_prefix",
+    "amqp_queue_type",
+    "amqp_delivery_limit",
+    "amqp_ca_file",
     "db",
     "queries_db",
     "smtp_url",
@@ -105,6 +117,9 @@ impl Default for Settings {
             store_url: None,
             broker_url: "embedded".into(),
             amqp_prefix: "blog".into(),
+            amqp_queue_type: QueueType::Quorum,
+            amqp_delivery_limit: DEFAULT_DELIVERY_LIMIT,
+            amqp_ca_file: None,
             db: "blog".into(),
             queries_db: "blog_queries".into(),
             smtp_url: None,
@@ -135,7 +150,8 @@ pub enum StoreChoice {
 #[derive(Debug, Clone, PartialEq)]
 pub enum BrokerChoice {
     Embedded(PathBuf),
-    Rabbit { url: String, prefix: String },
+    /// `url`: one AMQP URL or a comma-separated list of a cluster's nodes.
+    Rabbit { url: String, prefix: String, options: RabbitOptions },
 }
 
 /// A setting that is wrong: names it and says what is wrong.
@@ -177,6 +193,9 @@ impl Settings {
     fn validate(&self) -> Result<(), ConfigError> {
         if self.max_attempts == 0 {
             return Err(ConfigError::new("BLOG_MAX_ATTEMPTS", "must be at least 1"));
+        }
+        if self.amqp_delivery_limit == 0 {
+            return Err(ConfigError::new("BLOG_AMQP_DELIVERY_LIMIT", "must be at least 1"));
         }
         if self.prefetch == 0 {
             return Err(ConfigError::new("BLOG_PREFETCH", "must be at least 1"));
@@ -247,16 +266,22 @@ impl Settings {
         match self.broker_url.as_str() {
             "embedded" => Ok(BrokerChoice::Embedded(self.data_dir.join("queue.sqlite"))),
             url if url.starts_with("amqp://") || url.starts_with("amqps://") => {
+                check_node_list(url)?;
                 let prefix_ok = !self.amqp_prefix.is_empty()
                     && self.amqp_prefix.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
                 if !prefix_ok {
                     return Err(ConfigError::new("BLOG_AMQP_PREFIX", "must be non-empty letters, digits, '-', '_' or '.'"));
                 }
-                Ok(BrokerChoice::Rabbit { url: url.to_owned(), prefix: self.amqp_prefix.clone() })
+                if let Some(file) = self.amqp_ca_file.as_ref().filter(|file| !file.is_file()) {
+                    return Err(ConfigError::new("BLOG_AMQP_CA_FILE", format!("no such file {}", file.display())));
+                }
+                let queues = QueueOptions { kind: self.amqp_queue_type, delivery_limit: self.amqp_delivery_limit };
+                let options = RabbitOptions { queues, ca_file: self.amqp_ca_file.clone() };
+                Ok(BrokerChoice::Rabbit { url: url.to_owned(), prefix: self.amqp_prefix.clone(), options })
             }
             _ => Err(ConfigError::new(
                 "BLOG_BROKER_URL",
-                "unsupported broker URL; expected \"embedded\" or amqp://user:pass@host:port/vhost",
+                "unsupported broker URL; expected \"embedded\" or amqp://user:pass@host:port/vhost (or a comma-separated list of a cluster's nodes)",
             )),
         }
     }
@@ -275,9 +300,50 @@ impl Settings {
     }
 }
 
+/// Every entry of a node list is an `amqp://` or `amqps://` URL with a host.
+fn check_node_list(list: &str) -> Result<(), ConfigError> {
+    for (n, url) in list.split(',').map(str::trim).enumerate() {
+        let host = url.strip_prefix("amqp://").or_else(|| url.strip_prefix("amqps://")).map(|rest| {
+            let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+            authority.rsplit('@').next().unwrap_or("").to_owned()
+        });
+        if host.as_deref().is_none_or(|host| host.is_empty() || host.starts_with(':')) {
+            let shown = if url.is_empty() { "an empty entry".to_owned() } else { blog_actors::redact::url(url) };
+            return Err(ConfigError::new(
+                "BLOG_BROKER_URL",
+                format!("entry {} of the node list is {shown}; expected amqp://user:pass@host:port/vhost, comma-separated", n + 1),
+            ));
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_node_list_is_checked_entry_by_entry_and_never_prints_credentials() {
+        let ok = load_with(&[("broker_url", "amqp://u:p@a:5701, amqp://u:p@b:5702,amqps://u:p@c:5703/vh")]).unwrap();
+        assert!(matches!(ok.broker().unwrap(), BrokerChoice::Rabbit { options: RabbitOptions { queues: QueueOptions { kind: QueueType::Quorum, .. }, .. }, .. }));
+        for bad in ["amqp://u:Hunter2pw@a:5701,", "amqp://u:Hunter2pw@a:5701,,amqp://b", "amqp://a,http://u:Hunter2pw@b", "amqp://a, amqp://"] {
+            let err = load_with(&[("broker_url", bad)]).unwrap_err();
+            assert_eq!(err.setting, "BLOG_BROKER_URL", "{bad}: {err}");
+            assert!(!err.to_string().contains("Hunter2pw"), "{err}");
+        }
+    }
+
+    #[test]
+    fn the_queue_type_is_quorum_or_classic() {
+        let classic = load_with(&[("broker_url", "amqp://a"), ("amqp_queue_type", "classic")]).unwrap();
+        assert!(matches!(classic.broker().unwrap(), BrokerChoice::Rabbit { options: RabbitOptions { queues: QueueOptions { kind: QueueType::Classic, .. }, .. }, .. }));
+        let err = load_with(&[("amqp_queue_type", "stream")]).unwrap_err();
+        assert_eq!(err.setting, "BLOG_AMQP_QUEUE_TYPE", "{err}");
+        let err = load_with(&[("amqp_delivery_limit", "0")]).unwrap_err();
+        assert_eq!(err.setting, "BLOG_AMQP_DELIVERY_LIMIT", "{err}");
+        let err = load_with(&[("broker_url", "amqps://a"), ("amqp_ca_file", "/no/such/ca.pem")]).unwrap_err();
+        assert_eq!(err.setting, "BLOG_AMQP_CA_FILE", "{err}");
+    }
 
     fn load_with(pairs: &[(&str, &str)]) -> Result<Settings, ConfigError> {
         let mut overrides = Figment::new();

@@ -19,6 +19,10 @@ pub struct LiveFigures {
     pub pending: Option<u64>,
     pub connected: bool,
     pub consuming: bool,
+    /// The RabbitMQ node in use, without credentials.
+    pub node: Option<String>,
+    /// Consumer sessions lost since the start (each one reconnected).
+    pub losses: u64,
 }
 
 impl LiveFigures {
@@ -26,7 +30,7 @@ impl LiveFigures {
         let backlog = store.backlog().await.map_err(|e| tracing::warn!(error = %e, "outbox backlog unavailable")).ok();
         let parked = transport.parked_count().await.map_err(|e| tracing::warn!(error = %e, "parked count unavailable")).ok();
         let pending = transport.pending_deliveries().await.map_err(|e| tracing::warn!(error = %e, "queue depth unavailable")).ok();
-        Self { backlog, parked, pending, connected: transport.is_connected(), consuming: transport.is_consuming() }
+        Self { backlog, parked, pending, connected: transport.is_connected(), consuming: transport.is_consuming(), node: transport.broker_node(), losses: transport.connection_losses() }
     }
 
     /// Work waiting for `actor`: the outbox for the relay, the worker queues for the reader, else its mailbox.
@@ -74,7 +78,7 @@ mod tests {
 
     #[test]
     fn each_actor_has_its_own_backlog() {
-        let live = LiveFigures { backlog: Some(3), parked: None, pending: Some(5), connected: true, consuming: true };
+        let live = LiveFigures { backlog: Some(3), parked: None, pending: Some(5), connected: true, consuming: true, node: None, losses: 0 };
         assert_eq!(live.backlog_of("relay", Some(0)), Some(3));
         assert_eq!(live.backlog_of("queue_reader", Some(0)), Some(5));
         assert_eq!(live.backlog_of("emailer", Some(2)), Some(2));

@@ -13,10 +13,13 @@
 //! - [`redact`]: credentials and mail addresses taken out of what is logged or served.
 //! - [`retry`]: the attempt limit and backoff delays.
 //! - [`metrics`]: per-actor counters, histograms and states.
+//! - `fault_hooks` (feature `fault-hooks`, test builds only): faults a test can trigger with an event.
 
 pub mod delivery;
 pub mod emailer;
 pub mod event;
+#[cfg(feature = "fault-hooks")]
+pub mod fault_hooks;
 pub mod feed_writer;
 pub mod messages;
 pub mod metrics;

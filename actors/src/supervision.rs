@@ -66,6 +66,8 @@ pub async fn guard<F>(
 where
     F: Future<Output = Result<(), HandlerError>>,
 {
+    #[cfg(feature = "fault-hooks")]
+    crate::fault_hooks::before_handling(actor, &envelope);
     let span = tracing::info_span!(
         parent: &parent,
         "handle",

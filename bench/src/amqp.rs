@@ -92,9 +92,16 @@ async fn most_ready(channel: &Channel, queues: &[String]) -> anyhow::Result<u32>
     Ok(most)
 }
 
+/// The type of the bare loop's queues: the service's default, or the older kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueueKind {
+    Quorum,
+    Classic,
+}
+
 /// The bare loop: events per second from the first publish to the last ack of
-/// both queues, `messages` published while the consumers run.
-pub async fn bare_consume_ack(url: &str, prefetch: u16, messages: &[Message], limit: Duration) -> anyhow::Result<f64> {
+/// both queues (of `kind`), `messages` published while the consumers run.
+pub async fn bare_consume_ack(url: &str, prefetch: u16, messages: &[Message], limit: Duration, kind: QueueKind) -> anyhow::Result<f64> {
     let prefix = format!("bench-bare-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
     let connection = connect(url, &format!("{prefix}-consume")).await?;
     let publisher = connect(url, &format!("{prefix}-publish")).await?;
@@ -103,7 +110,11 @@ pub async fn bare_consume_ack(url: &str, prefetch: u16, messages: &[Message], li
     setup.exchange_declare(ExchangeDeclareArguments::new(&exchange, "topic").durable(true).finish()).await?;
     let queues = post_queues(&prefix);
     for queue in &queues {
-        setup.queue_declare(QueueDeclareArguments::durable_client_named(queue)).await?;
+        let mut args = amqprs::FieldTable::new();
+        if kind == QueueKind::Quorum {
+            args.insert("x-queue-type".try_into().unwrap_or_default(), amqprs::FieldValue::from("quorum"));
+        }
+        setup.queue_declare(QueueDeclareArguments::durable_client_named(queue).arguments(args).finish()).await?;
         for key in ["post.created", "post.updated", "post.deleted"] {
             setup.queue_bind(QueueBindArguments::new(queue, &exchange, key)).await?;
         }

@@ -42,6 +42,10 @@ pub struct Readiness {
     /// `ready` or `unavailable`.
     pub status: &'static str,
     pub checks: Checks,
+    /// The RabbitMQ node in use (its URL without credentials); absent when not
+    /// connected or on the embedded queue.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub broker_node: Option<String>,
 }
 
 #[derive(Debug, Serialize, PartialEq, ToSchema)]
@@ -57,7 +61,7 @@ pub struct Checks {
 impl Checks {
     pub fn readiness(self) -> Readiness {
         let ok = self.store == "ok" && self.broker == "ok" && self.consumers == "ok";
-        Readiness { status: if ok { "ready" } else { "unavailable" }, checks: self }
+        Readiness { status: if ok { "ready" } else { "unavailable" }, checks: self, broker_node: None }
     }
 }
 
@@ -85,7 +89,7 @@ async fn ready(state: web::Data<AppState>) -> HttpResponse {
     };
     let broker = if state.transport.is_connected() { "ok" } else { "disconnected" };
     let consumers = if state.transport.is_consuming() { "ok" } else { "stopped" };
-    let readiness = Checks { store, broker, consumers }.readiness();
+    let readiness = Readiness { broker_node: state.transport.broker_node(), ..Checks { store, broker, consumers }.readiness() };
     if readiness.status == "ready" {
         HttpResponse::Ok().json(readiness)
     } else {

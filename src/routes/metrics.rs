@@ -10,7 +10,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use blog_actors::metrics::{ActorSnapshot, QUEUE_READER};
 use prometheus::core::Collector;
 use prometheus::proto::MetricFamily;
-use prometheus::{Encoder, IntGauge, TextEncoder};
+use prometheus::{Encoder, IntCounter, IntGauge, IntGaugeVec, Opts, TextEncoder};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -53,6 +53,10 @@ async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, Problem> {
             families.extend(gauge(name, help, value)?);
         }
     }
+    if let Some(node) = &live.node {
+        families.extend(node_gauge(node).map_err(|e| Problem::internal(&e))?);
+    }
+    families.extend(losses_counter(live.losses).map_err(|e| Problem::internal(&e))?);
     // The text format wants each family once; sorted output is also easier to read and diff.
     families.sort_by(|a, b| a.name().cmp(b.name()));
     let encoder = TextEncoder::new();
@@ -65,6 +69,22 @@ fn gauge(name: &str, help: &str, value: u64) -> Result<Vec<MetricFamily>, Proble
     let gauge = IntGauge::new(name, help).map_err(|e| Problem::internal(&e))?;
     gauge.set(i64::try_from(value).unwrap_or(i64::MAX));
     Ok(gauge.collect())
+}
+
+/// `blog_broker_node{node="amqp://***@host:port"} 1`: which node of the list is in use.
+fn node_gauge(node: &str) -> prometheus::Result<Vec<MetricFamily>> {
+    let opts = Opts::new("blog_broker_node", "1 for the RabbitMQ node in use (its URL without credentials)");
+    let gauge = IntGaugeVec::new(opts, &["node"])?;
+    gauge.with_label_values(&[node]).set(1);
+    Ok(gauge.collect())
+}
+
+/// `blog_broker_connection_losses_total`: consumer sessions lost (a node's death, a forced
+/// close, a 406 delivery acknowledgement timeout), each followed by a reconnect.
+fn losses_counter(losses: u64) -> prometheus::Result<Vec<MetricFamily>> {
+    let counter = IntCounter::new("blog_broker_connection_losses_total", "Broker sessions of the queue reader lost and reconnected")?;
+    counter.inc_by(losses);
+    Ok(counter.collect())
 }
 
 /// One actor as `/actors` shows it: its own figures plus what the store and transport say about its work.
@@ -85,6 +105,8 @@ pub struct ActorView {
 pub struct TransportView {
     pub connected: bool,
     pub consuming: bool,
+    /// The RabbitMQ node in use, without credentials; null when not connected or embedded.
+    pub node: Option<String>,
     /// Messages in the parking lots now; null when it could not be read.
     pub parked_messages: Option<u64>,
 }
@@ -108,6 +130,7 @@ async fn actors(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
             transport: (figures.name == QUEUE_READER).then_some(TransportView {
                 connected: live.connected,
                 consuming: live.consuming,
+                node: live.node.clone(),
                 parked_messages: live.parked,
             }),
             figures: ActorSnapshot {

@@ -70,6 +70,15 @@ pub trait DeadLetters: Send + Sync {
 pub trait Transport: Publisher + DeliverySource + DeadLetters + Send + Sync + 'static {
     /// Whether the transport is reachable now (for `/health/ready` and metrics).
     fn is_connected(&self) -> bool;
+    /// The broker node in use now, without credentials; `None` when not connected
+    /// or when the transport has no nodes (embedded).
+    fn broker_node(&self) -> Option<String> {
+        None
+    }
+    /// How often the consumers lost their broker session and reconnected.
+    fn connection_losses(&self) -> u64 {
+        0
+    }
     /// Deliveries waiting in the worker queues or handed out and not yet settled.
     async fn pending_deliveries(&self) -> Result<u64, TransportError>;
     /// Closes connections cleanly at shutdown.

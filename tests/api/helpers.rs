@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use blog::configuration::Settings;
+use blog::transport::rabbitmq::QueueType;
 use blog::adapters::Adapters;
 use blog::startup::{registered_workers, AppHandles, Application};
 use serde_json::{json, Value};
@@ -36,7 +37,17 @@ pub fn test_settings(data_dir: PathBuf) -> Settings {
         retry_max_delay: Duration::from_millis(400),
         max_attempts: 4,
         shutdown_timeout: Duration::from_secs(5),
+        amqp_queue_type: queue_type_under_test(),
         ..Settings::default()
+    }
+}
+
+/// Quorum queues, or classic ones when the suite runs with `BLOG_AMQP_QUEUE_TYPE=classic`
+/// (scripts/test runs the broker tests both ways).
+pub fn queue_type_under_test() -> QueueType {
+    match std::env::var("BLOG_AMQP_QUEUE_TYPE").as_deref() {
+        Ok("classic") => QueueType::Classic,
+        _ => QueueType::Quorum,
     }
 }
 

@@ -2,6 +2,7 @@
 //! real queue. Only faults are injected, by wrapping one real adapter.
 
 mod broker_outage;
+mod cluster;
 mod corpus;
 mod emails;
 mod faults;
@@ -16,6 +17,9 @@ mod rabbit_resilience;
 mod retries;
 mod smtp;
 mod store_failures;
+#[path = "../support/cluster.rs"]
+mod support_cluster;
 #[path = "../support/smtp_sink.rs"]
 mod smtp_sink;
 mod supervision;
+mod tls;

@@ -57,7 +57,8 @@ fn close_from_broker(pid: &str) {
 
 const TAGS: [&str; 5] = ["one", "two", "three", "four", "five"];
 
-fn post_created(i: usize) -> OutgoingMessage {
+/// Post `i`, tagged with every one of `TAGS` whose position + 1 divides `i`.
+pub(crate) fn post_created(i: usize) -> OutgoingMessage {
     let tags: Vec<String> = TAGS.iter().enumerate().filter(|(t, _)| i % (t + 1) == 0).map(|(_, tag)| tag.to_string()).collect();
     let now = chrono::Utc::now();
     let post = PostSnapshot {
@@ -71,6 +72,21 @@ fn post_created(i: usize) -> OutgoingMessage {
     };
     let envelope = Envelope::new(POST_CREATED, serde_json::to_value(post).unwrap(), None);
     OutgoingMessage { message_id: envelope.id, routing_key: POST_CREATED.into(), body: envelope.to_bytes(), correlation_id: None, trace: None }
+}
+
+/// The tag cloud of posts `0..events` made by `post_created`, most used first.
+pub(crate) fn expected_cloud(events: usize) -> Vec<(&'static str, i64)> {
+    let mut expected: BTreeMap<&str, i64> = BTreeMap::new();
+    for i in 0..events {
+        for (t, tag) in TAGS.iter().enumerate() {
+            if i % (t + 1) == 0 {
+                *expected.entry(tag).or_default() += 1;
+            }
+        }
+    }
+    let mut expected: Vec<(&str, i64)> = expected.into_iter().collect();
+    expected.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    expected
 }
 
 #[actix_web::test]
@@ -92,16 +108,7 @@ async fn three_broker_side_connection_closes_during_five_thousand_events_leave_e
     }
     assert_eq!(closes, 3);
 
-    let mut expected: BTreeMap<&str, i64> = BTreeMap::new();
-    for i in 0..EVENTS {
-        for (t, tag) in TAGS.iter().enumerate() {
-            if i % (t + 1) == 0 {
-                *expected.entry(tag).or_default() += 1;
-            }
-        }
-    }
-    let mut expected: Vec<(&str, i64)> = expected.into_iter().collect();
-    expected.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    let expected = expected_cloud(EVENTS);
     app.wait_for_cloud(&expected).await;
     eventually("every post projected", || async { (app.get_json("/posts?per_page=1").await["total"] == EVENTS).then_some(()) }).await;
     app.wait_until_idle().await;

@@ -136,14 +136,20 @@ async fn assert_exact(service: &Service, data_dir: &std::path::Path, posts: &Has
         let prefix = format!("order-{order}-");
         assert_eq!(mails.iter().filter(|m| m.starts_with(&prefix)).count(), 1, "one mail for accepted order {order}");
     }
-    let dead: Value = client.get(format!("{}/dead-letters", service.address)).bearer_auth(API_KEY).send().await.unwrap().json().await.unwrap();
+    let dead = dead_letters(&client, service).await;
     assert_eq!(dead["total"], 0, "nothing parked: {dead}");
+}
+
+/// `GET /dead-letters` with the API key.
+pub async fn dead_letters(client: &reqwest::Client, service: &Service) -> Value {
+    client.get(format!("{}/dead-letters", service.address)).bearer_auth(API_KEY).send().await.unwrap().json().await.unwrap()
 }
 
 /// Env vars that put the service on a backend; the broker's queues are deleted on drop.
 pub struct BackendEnv {
     pub vars: Vec<(String, String)>,
-    rabbit_prefix: Option<String>,
+    /// The queue prefix and the broker URL(s), for deleting the queues at the end.
+    rabbit_prefix: Option<(String, String)>,
 }
 
 impl BackendEnv {
@@ -152,9 +158,14 @@ impl BackendEnv {
     }
 
     pub fn rabbit() -> Self {
+        Self::rabbit_at(AMQP_URL)
+    }
+
+    /// RabbitMQ at `urls` (one URL or a cluster's node list).
+    pub fn rabbit_at(urls: &str) -> Self {
         let prefix = format!("t_p_{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
-        let vars = vec![("BLOG_BROKER_URL".into(), AMQP_URL.into()), ("BLOG_AMQP_PREFIX".into(), prefix.clone())];
-        Self { vars, rabbit_prefix: Some(prefix) }
+        let vars = vec![("BLOG_BROKER_URL".into(), urls.into()), ("BLOG_AMQP_PREFIX".into(), prefix.clone())];
+        Self { vars, rabbit_prefix: Some((prefix, urls.into())) }
     }
 
     pub fn with(mut self, key: &str, value: &str) -> Self {
@@ -169,11 +180,11 @@ impl BackendEnv {
 
 impl Drop for BackendEnv {
     fn drop(&mut self) {
-        if let Some(prefix) = self.rabbit_prefix.take() {
+        if let Some((prefix, urls)) = self.rabbit_prefix.take() {
             let delays = blog_actors::retry::RetryPolicy { base_delay: Duration::from_millis(50), ..Default::default() }.delay_levels();
             let cleaned = std::thread::spawn(move || {
                 let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-                runtime.block_on(blog::transport::rabbitmq::RabbitTransport::delete_topology(AMQP_URL, &prefix, &delays, blog::startup::registered_workers()))
+                runtime.block_on(blog::transport::rabbitmq::RabbitTransport::delete_topology(&urls, &prefix, &delays, blog::startup::registered_workers()))
             })
             .join();
             if !matches!(cleaned, Ok(Ok(()))) {

@@ -30,6 +30,12 @@ async fn two_instances_share_the_queues_both_work_and_every_effect_is_exact() {
     let backend = BackendEnv::rabbit().with("BLOG_SMTP_URL", &sink.url());
     let dir = tempfile::tempdir().unwrap();
     let (a, b) = (start(dir.path(), &backend.as_env()), start(dir.path(), &backend.as_env()));
+    both_work_exactly(&a, &b, &sink).await;
+}
+
+/// Writes through both instances, then checks that each post was projected and
+/// counted once, each order mailed once, and that both instances did work.
+pub async fn both_work_exactly(a: &Service, b: &Service, sink: &SmtpSink) {
     let (posts, orders, accepted) = (Arc::<Mutex<HashSet<String>>>::default(), Arc::<Mutex<HashSet<String>>>::default(), Arc::new(AtomicUsize::new(0)));
     tokio::join!(
         send_writes(a.address.clone(), 400, 0, posts.clone(), orders.clone(), accepted.clone()),
@@ -38,25 +44,31 @@ async fn two_instances_share_the_queues_both_work_and_every_effect_is_exact() {
     );
     assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 800);
     let client = reqwest::Client::new();
-    wait_until_idle(&client, &a).await;
-    wait_until_idle(&client, &b).await;
+    wait_until_idle(&client, a).await;
+    wait_until_idle(&client, b).await;
 
-    let read_model = all_posts(&client, &a).await;
+    let read_model = all_posts(&client, a).await;
     let ids: HashSet<String> = read_model.iter().map(|p| p["id"].as_str().unwrap().to_owned()).collect();
     assert_eq!(ids, *posts.lock().unwrap(), "every post projected once");
-    assert_eq!(served_cloud(&client, &b).await, cloud_of(&read_model), "the tag cloud counts each post once");
+    assert_eq!(served_cloud(&client, b).await, cloud_of(&read_model), "the tag cloud counts each post once");
 
-    let mut mails_per_order: HashMap<String, usize> = HashMap::new();
-    for mail in sink.received() {
-        let subject = mail.lines().find(|l| l.starts_with("Subject: ")).unwrap().to_owned();
-        *mails_per_order.entry(subject).or_default() += 1;
-    }
+    let mails_per_order = mails_per_subject(sink);
     let orders = orders.lock().unwrap().clone();
     assert_eq!(mails_per_order.len(), orders.len(), "one mail per order");
     assert!(mails_per_order.values().all(|n| *n == 1), "no order mailed twice: {mails_per_order:?}");
 
-    let (work_a, work_b) = (work_done(&a).await, work_done(&b).await);
+    let (work_a, work_b) = (work_done(a).await, work_done(b).await);
     assert!(work_a > 0 && work_b > 0, "both instances consumed: {work_a} and {work_b}");
+}
+
+/// How many mails the sink received with each subject (one subject per order).
+pub fn mails_per_subject(sink: &SmtpSink) -> HashMap<String, usize> {
+    let mut mails: HashMap<String, usize> = HashMap::new();
+    for mail in sink.received() {
+        let subject = mail.lines().find(|l| l.starts_with("Subject: ")).unwrap().to_owned();
+        *mails.entry(subject).or_default() += 1;
+    }
+    mails
 }
 
 /// How many scheduled rebuilds an instance has logged.

@@ -18,6 +18,12 @@ pub struct Service {
 
 /// Starts the binary on `data_dir` with `extra` env vars and waits until it listens.
 pub fn start(data_dir: &Path, extra: &[(&str, &str)]) -> Service {
+    try_start(data_dir, extra).unwrap_or_else(|(status, log)| panic!("the service exited with {status} before listening: {log:?}"))
+}
+
+/// Like `start`, but a process that exits before it listens is an answer (its exit
+/// status and log lines), not a failure.
+pub fn try_start(data_dir: &Path, extra: &[(&str, &str)]) -> Result<Service, (ExitStatus, Vec<String>)> {
     let mut command = Command::new(env!("CARGO_BIN_EXE_blog"));
     command
         .env("BLOG_DATA_DIR", data_dir)
@@ -49,12 +55,12 @@ pub fn start(data_dir: &Path, extra: &[(&str, &str)]) -> Service {
             break port;
         }
         if let Ok(Some(status)) = child.try_wait() {
-            panic!("the service exited with {status} before listening: {:?}", log.lock().unwrap());
+            return Err((status, log.lock().unwrap().clone()));
         }
         assert!(Instant::now() < deadline, "the service never listened: {:?}", log.lock().unwrap());
         std::thread::sleep(Duration::from_millis(20));
     };
-    Service { child, address: format!("http://127.0.0.1:{port}"), log }
+    Ok(Service { child, address: format!("http://127.0.0.1:{port}"), log })
 }
 
 /// The port of the "listening" line, human (`port=8080`) or JSON (`"port":8080`).

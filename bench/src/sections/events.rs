@@ -19,7 +19,7 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 
 use super::{fresh_dir, mib, ratio, start, stop, thousands, wait_handled};
-use crate::amqp::{self, Message};
+use crate::amqp::{self, Message, QueueKind};
 use crate::client::{request, Conn};
 use crate::data::Posts;
 use crate::report::{table, Report};
@@ -53,14 +53,15 @@ fn broker_cpu() -> f64 {
 pub(crate) async fn run(options: &Options, report: &mut Report) -> anyhow::Result<()> {
     let mut rows = Vec::new();
     for &prefetch in &options.prefetches {
-        let (mut bare, mut rabbit, mut embedded) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut bare, mut bare_classic, mut rabbit, mut embedded) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         let (mut rabbit_peak, mut embedded_peak) = (0, 0);
         let (mut bare_broker, mut broker, mut service, mut embedded_cpu) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for i in 0..options.runs.max(1) {
             let messages = events(options.events, i as u64);
             let before = broker_cpu();
-            bare.push(amqp::bare_consume_ack(&options.amqp_url, prefetch, &messages, RUN_LIMIT).await?);
+            bare.push(amqp::bare_consume_ack(&options.amqp_url, prefetch, &messages, RUN_LIMIT, QueueKind::Quorum).await?);
             bare_broker.push((broker_cpu() - before) * 1e6 / options.events as f64);
+            bare_classic.push(amqp::bare_consume_ack(&options.amqp_url, prefetch, &messages, RUN_LIMIT, QueueKind::Classic).await?);
             let r = on_rabbitmq(options, prefetch, &messages).await?;
             rabbit.push(r.rate);
             rabbit_peak = rabbit_peak.max(r.peak_kb);
@@ -71,11 +72,14 @@ pub(crate) async fn run(options: &Options, report: &mut Report) -> anyhow::Resul
             embedded_cpu.push(e.service_us);
             embedded_peak = embedded_peak.max(e.peak_kb);
         }
-        let (bare, rabbit, embedded) = (median(bare), median(rabbit), median(embedded));
+        let (bare, bare_classic, rabbit, embedded) = (median(bare), median(bare_classic), median(rabbit), median(embedded));
         report.remember(&format!("events_ratio_rabbit_{prefetch}"), rabbit / bare);
+        report.remember(&format!("events_quorum_over_classic_{prefetch}"), bare / bare_classic);
         rows.push(vec![
             prefetch.to_string(),
+            thousands(bare_classic as u64),
             thousands(bare as u64),
+            ratio(bare, bare_classic),
             thousands(rabbit as u64),
             ratio(rabbit, bare),
             format!("{:.0} / {:.0}", median(bare_broker), median(broker)),
@@ -94,9 +98,11 @@ pub(crate) async fn run(options: &Options, report: &mut Report) -> anyhow::Resul
          sends {} messages at a time and waits while either queue holds more than {} ready messages, so each \
          run measures the rate the consumers sustain, not how fast a backlog piles up (a backlog the broker pages \
          to its message store costs it ~1.5× the CPU per message; unpaced, the service's runs gave 0.19–0.28). \
+         The service declares quorum queues (its default, BLOG_AMQP_QUEUE_TYPE). \
          Baseline: the bare amqprs loop on the same \
-         broker in the same run — the same durable topic exchange and two durable queues, the same persistent \
-         messages and prefetch, each delivery acked as it arrives, no work. Embedded: the events enter through \
+         broker in the same run — the same durable topic exchange and two durable quorum queues, the same persistent \
+         messages and prefetch, each delivery acked as it arrives, no work; beside it the same bare loop on classic \
+         queues, for what a quorum queue costs (single node here: no replication, but its Raft log is written and fsynced). Embedded: the events enter through \
          `POST /posts` ({POSTERS} keep-alive clients), so its figure includes the HTTP write and the outbox relay. \
          CPU per event: the broker's (`beam.smp`, from /proc) in the bare run and in the service's run, and the \
          service process's — where the time goes.\n\n{}",
@@ -107,7 +113,9 @@ pub(crate) async fn run(options: &Options, report: &mut Report) -> anyhow::Resul
         table(
             &[
                 "prefetch",
-                "bare consume+ack (events/s)",
+                "bare consume+ack, classic queues (events/s)",
+                "bare consume+ack, quorum queues (events/s)",
+                "quorum / classic",
                 "RabbitMQ e2e (events/s)",
                 "ratio to bare",
                 "broker CPU µs/event, bare / e2e",

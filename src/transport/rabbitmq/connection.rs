@@ -33,6 +33,8 @@ const LIVENESS_POLL: Duration = Duration::from_secs(1);
 pub(super) struct Link {
     pub conn: Connection,
     pub lost: CancellationToken,
+    /// Which node of the list (`Nodes`) it is connected to.
+    pub node: usize,
 }
 
 impl Link {
@@ -52,12 +54,20 @@ impl Link {
     }
 }
 
-/// Opens a connection named `name` (shown by `rabbitmqctl list_connections`).
-pub(super) async fn open(args: &OpenConnectionArguments, name: &str) -> Result<Link, TransportError> {
+/// Opens a connection named `name` (shown by `rabbitmqctl list_connections`) to
+/// node `node` of the list; `Nodes::open` picks the node.
+pub(super) async fn open(args: &OpenConnectionArguments, name: &str, node: usize) -> Result<Link, TransportError> {
     let mut args = args.clone();
     args.connection_name(name);
     let conn = match tokio::time::timeout(OPEN_TIMEOUT, Connection::open(&args)).await {
         Ok(Ok(conn)) => conn,
+        Ok(Err(e)) if e.to_string().contains("certificate") => {
+            return Err(TransportError::refused(
+                "cannot connect to RabbitMQ: its TLS certificate is not trusted; \
+                 BLOG_AMQP_CA_FILE must name the CA that signed it",
+                e,
+            ))
+        }
         Ok(Err(e)) => return Err(TransportError::unavailable("cannot connect to RabbitMQ", e)),
         Err(e) => return Err(TransportError::unavailable(format!("cannot connect to RabbitMQ within {OPEN_TIMEOUT:?}"), e)),
     };
@@ -69,7 +79,7 @@ pub(super) async fn open(args: &OpenConnectionArguments, name: &str) -> Result<L
     }
     tokio::spawn(watch_io(conn.clone(), lost.clone()));
     tracing::info!(connection = name, "connected to RabbitMQ");
-    Ok(Link { conn, lost })
+    Ok(Link { conn, lost, node })
 }
 
 /// Cancels `lost` on a network or heartbeat failure, or when the connection is found closed.

@@ -16,7 +16,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::ack_window::AckWindow;
 use super::confirm::ConfirmChannel;
-use super::connection::{self, Backoff, Link};
+use super::connection::{Backoff, Link};
+use super::nodes::InUse;
 use super::pump::{park_unrouted, subscribe, Pump};
 use super::session::SessionShared;
 use super::topology;
@@ -38,6 +39,11 @@ pub(super) struct ConsumeSide {
     /// Consumer sessions whose connection is open now.
     connected: AtomicUsize,
     pub unsettled: Arc<AtomicU64>,
+    /// The node the latest session is connected to.
+    in_use: InUse,
+    /// Sessions lost (connection or channel closed: a node's death, a forced
+    /// close, a 406 delivery acknowledgement timeout) since the start.
+    pub losses: AtomicU64,
     /// Each supervisor's shutdown token and task, for `close`.
     supervisors: Mutex<Vec<(CancellationToken, JoinHandle<()>)>>,
 }
@@ -66,6 +72,8 @@ impl ConsumeSide {
             attached: AtomicUsize::new(0),
             connected: AtomicUsize::new(0),
             unsettled: Arc::new(AtomicU64::new(0)),
+            in_use: InUse::default(),
+            losses: AtomicU64::new(0),
             supervisors: Mutex::new(Vec::new()),
         }
     }
@@ -76,6 +84,10 @@ impl ConsumeSide {
 
     pub(super) fn is_connected(&self) -> bool {
         self.connected.load(Ordering::SeqCst) > 0
+    }
+
+    pub(super) fn node(&self) -> Option<usize> {
+        self.in_use.get().filter(|_| self.is_connected())
     }
 
     /// Opens the first session (its error is the caller's), then leaves the
@@ -116,7 +128,11 @@ impl ConsumeSide {
                 }
                 _ = session.link.lost.cancelled() => {}
             }
-            tracing::warn!(generation = session.shared.generation, "RabbitMQ consumer connection lost; reconnecting");
+            self.losses.fetch_add(1, Ordering::SeqCst);
+            let node = self.cfg.nodes.label(session.link.node).unwrap_or_default();
+            tracing::warn!(generation = session.shared.generation, node, "RabbitMQ consumer connection lost; reconnecting");
+            // The next try starts at the next node of the list (round robin).
+            self.cfg.nodes.lost(session.link.node);
             let generation = session.shared.generation + 1;
             self.end(session).await;
             match self.reconnect(&spec, &tx, &stop, &shutdown, generation).await {
@@ -172,9 +188,9 @@ impl ConsumeSide {
         generation: u64,
     ) -> Result<Session, TransportError> {
         let names = &self.cfg.names;
-        let link = connection::open(&self.cfg.args, &self.cfg.connection_name("consume")).await?;
+        let link = self.cfg.nodes.open(&self.cfg.connection_name("consume")).await?;
         let opened = async {
-            topology::declare(&link, names).await?;
+            topology::declare(&link, names, &self.cfg.queues).await?;
             let confirm = ConfirmChannel::open(&link, &link.lost).await?;
             let mut consumers = Vec::new();
             for worker in &spec.workers {
@@ -186,10 +202,14 @@ impl ConsumeSide {
         let (confirm, consumers, unrouted) = match opened.await {
             Ok(opened) => opened,
             Err(e) => {
+                // A node that accepts connections but cannot serve the queues (no
+                // quorum leader reachable from it) is as good as lost: try the next.
+                self.cfg.nodes.lost(link.node);
                 link.close().await;
                 return Err(e);
             }
         };
+        self.in_use.set(Some(link.node));
         spec.current.store(generation, Ordering::SeqCst);
         let channels = consumers.iter().map(|(w, sub)| (*w, sub.channel.clone())).collect();
         let windows = consumers.iter().map(|(w, _)| (*w, AckWindow::new(spec.prefetch))).collect();

@@ -157,10 +157,23 @@ pub(super) fn parked_message(worker: &str, get: &GetOk, props: &BasicProperties,
         message_id: props.message_id().cloned(),
         correlation_id: props.correlation_id().cloned(),
         body: body_value,
-        reason: header_str(props, PARKED_REASON).unwrap_or_default(),
-        attempts: header_int(props, ATTEMPTS).and_then(|a| u32::try_from(a).ok()).unwrap_or(0),
+        reason: header_str(props, PARKED_REASON).or_else(|| broker_reason(props)).unwrap_or_default(),
+        attempts: header_int(props, ATTEMPTS).or_else(|| header_int(props, "x-delivery-count")).and_then(|a| u32::try_from(a).ok()).unwrap_or(0),
         parked_at,
     }
+}
+
+/// Why the broker itself dead-lettered a message into a parking lot: a quorum
+/// worker queue's `x-delivery-limit` (the process kept dying while holding it).
+fn broker_reason(props: &BasicProperties) -> Option<String> {
+    let reason = header_str(props, "x-first-death-reason")?;
+    Some(match reason.as_str() {
+        "delivery_limit" => {
+            let count = header_int(props, "x-delivery-count").map(|n| format!(" ({n} deliveries)")).unwrap_or_default();
+            format!("redelivered too often{count}: the broker's delivery limit (BLOG_AMQP_DELIVERY_LIMIT) was reached, so handling it may crash the process")
+        }
+        other => format!("dead-lettered by the broker: {other}"),
+    })
 }
 
 fn unix_now() -> u64 {
@@ -225,6 +238,18 @@ mod tests {
         }
         let forged = with_headers(&published, vec![(TRACEPARENT, FieldValue::from("00-zz-nonsense-01"))], &[]);
         assert_eq!(trace_context(&forged), None, "a malformed header starts a new trace");
+    }
+
+    #[test]
+    fn a_message_the_broker_parked_for_its_delivery_limit_says_so() {
+        let mut headers = FieldTable::new();
+        headers.insert(key("x-first-death-reason"), FieldValue::from("delivery_limit"));
+        headers.insert(key("x-delivery-count"), FieldValue::l(3));
+        let mut props = BasicProperties::default();
+        props.with_headers(headers);
+        let reason = broker_reason(&props).unwrap();
+        assert!(reason.starts_with("redelivered too often (3 deliveries)"), "{reason}");
+        assert_eq!(broker_reason(&BasicProperties::default()), None);
     }
 
     #[test]

@@ -14,7 +14,11 @@
 //!   (for retry and park, after the copy is confirmed); whatever is not acked
 //!   when a connection ends is delivered again.
 //!
-//! Startup: `RabbitTransport::connect(url, prefix, RetryPolicy::delay_levels())`;
+//! - Several nodes (`nodes`): the URL may list a cluster's nodes; each connection
+//!   goes to the first answering and moves round the list when it is lost.
+//! - Quorum or classic queues (`queues`), quorum by default.
+//!
+//! Startup: `RabbitTransport::connect_with(urls, prefix, RetryPolicy::delay_levels(), workers, queues)`;
 //! shutdown: `Transport::close()` (consumers cancelled, channels and connections
 //! closed, the thread ended). Dropping the last clone without `close` does the
 //! same without waiting.
@@ -27,38 +31,59 @@ mod connection;
 mod consumer;
 mod dead_letters;
 mod message;
+mod nodes;
 mod publisher;
 mod pump;
+mod queues;
 mod runtime;
 mod session;
 mod settle;
+mod tls;
 mod topology;
 #[cfg(test)]
 mod tests;
 
+use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use amqprs::connection::OpenConnectionArguments;
 use async_trait::async_trait;
 use blog_actors::delivery::{Delivery, DeliverySource, TransportError};
-use blog_actors::ports::Reason;
 use blog_actors::worker::{WorkerKind, Workers};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+pub use self::queues::{QueueOptions, QueueType, DEFAULT_DELIVERY_LIMIT};
+
+
 use self::consumer::ConsumeSide;
+use self::nodes::Nodes;
 use self::publisher::PublishSide;
 use self::runtime::AmqpRuntime;
 use self::topology::Names;
 use super::{DeadLetters, ParkedMessage, Publisher, Transport};
 use crate::transport::OutgoingMessage;
 
+/// How the transport declares its queues and trusts `amqps://` servers.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RabbitOptions {
+    pub queues: QueueOptions,
+    /// PEM CA certificate(s) an `amqps://` server must chain to; `None`: the system's roots.
+    pub ca_file: Option<PathBuf>,
+}
+
+impl From<QueueOptions> for RabbitOptions {
+    fn from(queues: QueueOptions) -> Self {
+        Self { queues, ca_file: None }
+    }
+}
+
 /// What every connection is opened with.
 struct Config {
-    args: OpenConnectionArguments,
+    nodes: Nodes,
     names: Names,
+    queues: QueueOptions,
 }
 
 impl Config {
@@ -84,26 +109,32 @@ struct Inner {
 }
 
 impl RabbitTransport {
-    /// Connects, declares the topology and opens the publisher. `retry_delays`
-    /// are the delay levels (`RetryPolicy::delay_levels`): one retry queue each.
-    /// Fails with a clear error when a queue exists with other settings.
+    /// `connect_with` the default queues (quorum).
     pub async fn connect(
-        url: &str,
+        urls: &str,
         prefix: &str,
         retry_delays: Vec<Duration>,
         workers: Workers,
     ) -> Result<RabbitTransport, TransportError> {
-        // amqprs panics on a query pair without '=' (`?heartbeat`): refuse it first.
-        if let Some((_, query)) = url.split_once('?') {
-            if query.split('&').any(|pair| !pair.contains('=')) {
-                return Err(TransportError::misconfigured("invalid AMQP URL", Reason("every query parameter needs a value")));
-            }
-        }
-        let args = OpenConnectionArguments::try_from(url)
-            // amqprs' message never repeats the URL, so no password ends up in a log.
-            .map_err(|e| TransportError::misconfigured("invalid AMQP URL", e))?;
+        Self::connect_with(urls, prefix, retry_delays, workers, RabbitOptions::default()).await
+    }
+
+    /// Connects to the first answering node of `urls` (one AMQP URL or a
+    /// comma-separated list of one cluster's nodes), declares the topology and
+    /// opens the publisher. `retry_delays` are the delay levels
+    /// (`RetryPolicy::delay_levels`): one retry queue each. Fails with a clear
+    /// error when a queue exists with other settings.
+    pub async fn connect_with(
+        urls: &str,
+        prefix: &str,
+        retry_delays: Vec<Duration>,
+        workers: Workers,
+        options: impl Into<RabbitOptions>,
+    ) -> Result<RabbitTransport, TransportError> {
+        let RabbitOptions { queues, ca_file } = options.into();
+        let nodes = Nodes::parse(urls, ca_file.as_deref())?;
         let names = Names::new(prefix, &retry_delays, workers)?;
-        let cfg = Arc::new(Config { args, names });
+        let cfg = Arc::new(Config { nodes, names, queues });
         let runtime = AmqpRuntime::start("amqp")?;
         let inner = Inner {
             publisher: Arc::new(PublishSide::new(cfg.clone())),
@@ -123,18 +154,17 @@ impl RabbitTransport {
 
     /// Deletes every queue and exchange of `prefix`, messages included: for
     /// tests and for decommissioning a deployment. Call on a closed transport.
+    /// (`amqps://` nodes are trusted by the system's roots here.)
     pub async fn delete_topology(
-        url: &str,
+        urls: &str,
         prefix: &str,
         retry_delays: &[Duration],
         workers: Workers,
     ) -> Result<(), TransportError> {
-        let args = OpenConnectionArguments::try_from(url).map_err(|e| TransportError::misconfigured("invalid AMQP URL", e))?;
+        let nodes = Nodes::parse(urls, None)?;
         let names = Names::new(prefix, retry_delays, workers)?;
-        let connection = amqprs::connection::Connection::open(&args)
-            .await
-            .map_err(|e| TransportError::unavailable("cannot connect to RabbitMQ", e))?;
-        let channel = connection.open_channel(None).await.map_err(|e| TransportError::unavailable("opening a channel", e))?;
+        let link = nodes.open(&format!("blog-{prefix}-admin")).await?;
+        let channel = link.conn.open_channel(None).await.map_err(|e| TransportError::unavailable("opening a channel", e))?;
         for queue in names.all_queues() {
             let _ = channel.queue_delete(amqprs::channel::QueueDeleteArguments::new(&queue)).await;
         }
@@ -142,13 +172,19 @@ impl RabbitTransport {
             let _ = channel.exchange_delete(amqprs::channel::ExchangeDeleteArguments::new(&exchange)).await;
         }
         let _ = channel.close().await;
-        let _ = connection.close().await;
+        link.close().await;
         Ok(())
     }
 
     /// The name a connection of `role` (`publish` or `consume`) has on the broker.
     pub fn connection_name(&self, role: &str) -> String {
         self.inner.cfg.connection_name(role)
+    }
+
+    /// The node (its URL without credentials) the consumers use now, else the publisher's.
+    pub fn node_in_use(&self) -> Option<String> {
+        let node = self.inner.consumer.node().or_else(|| self.inner.publisher.node())?;
+        self.inner.cfg.nodes.label(node).map(str::to_owned)
     }
 }
 
@@ -221,6 +257,14 @@ impl DeadLetters for RabbitTransport {
 impl Transport for RabbitTransport {
     fn is_connected(&self) -> bool {
         self.inner.consumer.is_connected() || self.inner.publisher.is_connected()
+    }
+
+    fn broker_node(&self) -> Option<String> {
+        self.node_in_use()
+    }
+
+    fn connection_losses(&self) -> u64 {
+        self.inner.consumer.losses.load(Ordering::SeqCst)
     }
 
     /// Ready messages in the worker, retry and unrouted queues, plus deliveries

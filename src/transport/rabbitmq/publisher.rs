@@ -8,7 +8,8 @@ use blog_actors::delivery::TransportError;
 use tokio_util::sync::CancellationToken;
 
 use super::confirm::ConfirmChannel;
-use super::connection::{self, Link};
+use super::connection::Link;
+use super::nodes::InUse;
 use super::message::event_properties;
 use super::{topology, Config};
 use crate::transport::OutgoingMessage;
@@ -32,11 +33,13 @@ pub(super) struct PublishSide {
     session: tokio::sync::Mutex<Option<Arc<PubSession>>>,
     /// The live session's loss token, readable without the AMQP thread.
     alive: Mutex<Option<CancellationToken>>,
+    /// The node the live session is connected to.
+    in_use: InUse,
 }
 
 impl PublishSide {
     pub(super) fn new(cfg: Arc<Config>) -> Self {
-        Self { cfg, session: tokio::sync::Mutex::new(None), alive: Mutex::new(None) }
+        Self { cfg, session: tokio::sync::Mutex::new(None), alive: Mutex::new(None), in_use: InUse::default() }
     }
 
     /// The open session, reconnecting (and redeclaring) when the last one died.
@@ -46,17 +49,22 @@ impl PublishSide {
             return Ok(session.clone());
         }
         if let Some(old) = slot.take() {
-            tracing::info!("reopening the RabbitMQ publisher connection");
+            tracing::info!(node = self.cfg.nodes.label(old.link.node).unwrap_or_default(), "reopening the RabbitMQ publisher connection");
+            if !old.link.is_alive() {
+                // Lost: the next try starts at the next node of the list (round robin).
+                self.cfg.nodes.lost(old.link.node);
+            }
             old.close().await;
         }
-        let link = connection::open(&self.cfg.args, &self.cfg.connection_name("publish")).await?;
+        let link = self.cfg.nodes.open(&self.cfg.connection_name("publish")).await?;
         let opened = async {
-            topology::declare(&link, &self.cfg.names).await?;
+            topology::declare(&link, &self.cfg.names, &self.cfg.queues).await?;
             ConfirmChannel::open(&link, &link.lost).await
         };
         let confirm = match opened.await {
             Ok(confirm) => confirm,
             Err(e) => {
+                self.cfg.nodes.lost(link.node);
                 link.close().await;
                 return Err(e);
             }
@@ -64,6 +72,7 @@ impl PublishSide {
         if let Ok(mut alive) = self.alive.lock() {
             *alive = Some(link.lost.clone());
         }
+        self.in_use.set(Some(link.node));
         let session = Arc::new(PubSession { link, confirm });
         *slot = Some(session.clone());
         Ok(session)
@@ -85,6 +94,10 @@ impl PublishSide {
             confirm.confirmed().await?;
         }
         Ok(())
+    }
+
+    pub(super) fn node(&self) -> Option<usize> {
+        self.in_use.get().filter(|_| self.is_connected())
     }
 
     pub(super) fn is_connected(&self) -> bool {

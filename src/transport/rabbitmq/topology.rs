@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::broker_said::{reply_or, BrokerReply};
 use super::connection::{open_channel, CloseReason, Link};
+use super::queues::{Arguments, QueueOptions};
 
 /// The worker name of parked events whose type no worker takes.
 pub(super) const UNROUTED: &str = "unrouted";
@@ -111,9 +112,10 @@ impl Names {
     }
 }
 
-/// Declares the whole topology on a channel of its own. A name that exists
-/// with other settings is one clear error, not a crash loop.
-pub(super) async fn declare(link: &Link, names: &Names) -> Result<(), TransportError> {
+/// Declares the whole topology on a channel of its own, every queue of the
+/// type `queues` says. A name that exists with other settings (another queue
+/// type, say) is one clear error, not a crash loop.
+pub(super) async fn declare(link: &Link, names: &Names, queues: &QueueOptions) -> Result<(), TransportError> {
     // A failed declare closes only this channel; the connection stays usable.
     let (channel, reason) = open_channel(link, &CancellationToken::new(), None).await?;
     let mut current = String::new();
@@ -127,27 +129,25 @@ pub(super) async fn declare(link: &Link, names: &Names) -> Result<(), TransportE
         let events = ExchangeDeclareArguments::new(&names.events(), "topic").durable(true).arguments(args).finish();
         channel.exchange_declare(events).await?;
         current = format!("queue {unrouted}");
-        channel.queue_declare(QueueDeclareArguments::durable_client_named(&unrouted)).await?;
+        channel.queue_declare(QueueDeclareArguments::durable_client_named(&unrouted).arguments(table(queues.plain())).finish()).await?;
         channel.queue_bind(QueueBindArguments::new(&unrouted, &unrouted, "")).await?;
         for (_, lot) in names.parking_lots() {
             current = format!("queue {lot}");
-            channel.queue_declare(QueueDeclareArguments::durable_client_named(&lot)).await?;
+            channel.queue_declare(QueueDeclareArguments::durable_client_named(&lot).arguments(table(queues.plain())).finish()).await?;
         }
         for worker in names.workers.iter() {
             let queue = names.worker(worker);
             current = format!("queue {queue}");
-            channel.queue_declare(QueueDeclareArguments::durable_client_named(&queue)).await?;
+            let parking_lot = names.parked(worker.name());
+            let declare = QueueDeclareArguments::durable_client_named(&queue).arguments(table(queues.worker(&parking_lot))).finish();
+            channel.queue_declare(declare).await?;
             for event_type in worker.event_types() {
                 channel.queue_bind(QueueBindArguments::new(&queue, &names.events(), event_type)).await?;
             }
             for millis in &names.levels {
                 let retry = names.retry(worker, *millis);
                 current = format!("queue {retry}");
-                let mut args = FieldTable::new();
-                args.insert(key("x-message-ttl"), FieldValue::l(i64::try_from(*millis).unwrap_or(i64::MAX)));
-                args.insert(key("x-dead-letter-exchange"), FieldValue::from(""));
-                args.insert(key("x-dead-letter-routing-key"), FieldValue::from(queue.as_str()));
-                let declare = QueueDeclareArguments::durable_client_named(&retry).arguments(args).finish();
+                let declare = QueueDeclareArguments::durable_client_named(&retry).arguments(table(queues.retry(*millis, &queue))).finish();
                 channel.queue_declare(declare).await?;
             }
         }
@@ -165,10 +165,18 @@ pub(super) async fn declare(link: &Link, names: &Names) -> Result<(), TransportE
 
 fn declare_error(what: &str, error: amqprs::error::Error, reason: &CloseReason) -> TransportError {
     match reason.get() {
+        Some((406, text)) if text.contains("x-queue-type") => TransportError::refused(
+            format!(
+                "RabbitMQ refused to declare {what}: it exists as another queue type than BLOG_AMQP_QUEUE_TYPE asks for. \
+                 Set BLOG_AMQP_QUEUE_TYPE to the type it has, or migrate the queues (README: \"Moving from classic to quorum queues\")"
+            ),
+            BrokerReply { code: 406, text },
+        ),
         Some((406, text)) => TransportError::refused(
             format!(
                 "RabbitMQ refused to declare {what}: it already exists with other settings. \
-                 Delete it (e.g. `rabbitmqctl delete_queue <name>`) or pick another prefix (BLOG_AMQP_PREFIX)"
+                 Delete it (e.g. `rabbitmqctl delete_queue <name>`), pick another prefix (BLOG_AMQP_PREFIX) \
+                 or check BLOG_AMQP_QUEUE_TYPE and BLOG_AMQP_DELIVERY_LIMIT"
             ),
             BrokerReply { code: 406, text },
         ),
@@ -193,6 +201,15 @@ pub(super) async fn message_count(link: &Link, queues: &[String]) -> Result<u64,
     }
     let _ = channel.close().await;
     Ok(total)
+}
+
+/// The arguments as a declare takes them.
+pub(super) fn table(args: Arguments) -> FieldTable {
+    let mut table = FieldTable::new();
+    for (name, value) in args {
+        table.insert(key(name), value);
+    }
+    table
 }
 
 /// A header or argument name; ours are short ASCII literals.

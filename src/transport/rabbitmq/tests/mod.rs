@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use amqprs::channel::{ExchangeDeleteArguments, QueueDeclareArguments, QueueDeleteArguments};
 use amqprs::connection::{Connection, OpenConnectionArguments};
-use amqprs::{FieldTable, FieldValue};
+use amqprs::FieldValue;
 use blog_actors::delivery::{Delivery, DeliverySource, TransportError, Verdict};
 use blog_actors::emailer::Emailer;
 use blog_actors::projector::Projector;
@@ -20,8 +20,8 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use super::topology::{key, Names};
-use super::RabbitTransport;
+use super::topology::{key, table, Names};
+use super::{QueueOptions, QueueType, RabbitTransport};
 use crate::transport::OutgoingMessage;
 use crate::transport::{DeadLetters, Publisher, Transport};
 
@@ -34,8 +34,20 @@ fn prefix() -> String {
     format!("t-{}", &Uuid::new_v4().simple().to_string()[..12])
 }
 
+/// The queues under test: quorum, or classic when the suite runs with
+/// `BLOG_AMQP_QUEUE_TYPE=classic` (scripts/test runs the broker tests both ways).
+fn queue_options() -> QueueOptions {
+    let kind = match std::env::var("BLOG_AMQP_QUEUE_TYPE").as_deref() {
+        Ok("classic") => QueueType::Classic,
+        _ => QueueType::Quorum,
+    };
+    QueueOptions { kind, ..QueueOptions::default() }
+}
+
 async fn connect(prefix: &str) -> RabbitTransport {
-    RabbitTransport::connect(URL, prefix, LEVELS.to_vec(), registered_workers()).await.expect("broker at 127.0.0.1:5672")
+    RabbitTransport::connect_with(URL, prefix, LEVELS.to_vec(), registered_workers(), queue_options())
+        .await
+        .expect("broker at 127.0.0.1:5672")
 }
 
 fn entry(routing_key: &str) -> OutgoingMessage {
@@ -128,7 +140,7 @@ async fn an_unreachable_broker_or_a_bad_url_is_an_error_not_a_hang() {
     let refused = RabbitTransport::connect("amqp://guest:guest@127.0.0.1:1", &prefix(), LEVELS.to_vec(), registered_workers()).await;
     let refused = refused.err().expect("nothing listens on port 1");
     assert!(matches!(refused, TransportError::Unavailable { .. }) && refused.to_string().contains("cannot connect"), "{refused}");
-    for url in ["http://127.0.0.1", "amqp://127.0.0.1?heartbeat", "amqps://127.0.0.1"] {
+    for url in ["http://127.0.0.1", "amqp://127.0.0.1?heartbeat", "amqp://127.0.0.1,"] {
         let error = RabbitTransport::connect(url, &prefix(), LEVELS.to_vec(), registered_workers()).await.err().expect(url);
         assert!(matches!(error, TransportError::Misconfigured { .. }), "{url}: {error}");
         assert!(error.to_string().contains("invalid AMQP URL"), "{url}: {error}");
@@ -142,18 +154,69 @@ async fn a_queue_with_other_settings_is_one_clear_error() {
     let p = prefix();
     let conn = raw().await;
     let channel = conn.open_channel(None).await.unwrap();
-    let mut args = FieldTable::new();
+    let mut args = table(queue_options().plain());
     args.insert(key("x-max-length"), FieldValue::l(1));
     let queue = format!("{p}.emailer");
     channel.queue_declare(QueueDeclareArguments::durable_client_named(&queue).arguments(args).finish()).await.unwrap();
     channel.close().await.unwrap();
     conn.close().await.unwrap();
 
-    let error = RabbitTransport::connect(URL, &p, LEVELS.to_vec(), registered_workers()).await.err().expect("a mismatch is refused");
+    let error = RabbitTransport::connect_with(URL, &p, LEVELS.to_vec(), registered_workers(), queue_options())
+        .await
+        .err()
+        .expect("a mismatch is refused");
     assert!(matches!(error, TransportError::Refused { .. }), "{error}");
     let error = error.to_string();
     assert!(error.contains(&format!("queue {queue}")), "{error}");
     assert!(error.contains("PRECONDITION_FAILED") && error.contains("BLOG_AMQP_PREFIX"), "{error}");
+    cleanup(&p).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn classic_queues_where_quorum_ones_are_asked_for_are_one_error_naming_the_setting() {
+    let p = prefix();
+    let classic = QueueOptions { kind: QueueType::Classic, ..QueueOptions::default() };
+    RabbitTransport::connect_with(URL, &p, LEVELS.to_vec(), registered_workers(), classic).await.unwrap().close().await;
+    let error = connect_quorum(&p).await.err().expect("another queue type is refused");
+    assert!(matches!(error, TransportError::Refused { .. }), "{error}");
+    let error = error.to_string();
+    assert!(error.contains("PRECONDITION_FAILED") && error.contains("BLOG_AMQP_QUEUE_TYPE"), "{error}");
+    assert!(error.contains("x-queue-type"), "{error}");
+    cleanup(&p).await;
+}
+
+async fn connect_quorum(prefix: &str) -> Result<RabbitTransport, blog_actors::delivery::TransportError> {
+    RabbitTransport::connect_with(URL, prefix, LEVELS.to_vec(), registered_workers(), QueueOptions::default()).await
+}
+
+/// The backstop against a message that kills the process: each time its
+/// connection dies holding it, the quorum queue counts a delivery; past the
+/// limit the broker parks it, and the parked entry says why.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_message_returned_past_the_delivery_limit_is_parked_saying_it_was_redelivered_too_often() {
+    let p = prefix();
+    let limited = QueueOptions { kind: QueueType::Quorum, delivery_limit: 2 };
+    let publisher = RabbitTransport::connect_with(URL, &p, LEVELS.to_vec(), registered_workers(), limited).await.unwrap();
+    let poison = entry("order.fulfilled");
+    publisher.publish(std::slice::from_ref(&poison)).await.unwrap();
+    // Three consumers in turn take it and go without settling it (a crash, as the broker sees it).
+    for round in 1..=3 {
+        let dying = RabbitTransport::connect_with(URL, &p, LEVELS.to_vec(), registered_workers(), limited).await.unwrap();
+        let stop = CancellationToken::new();
+        let mut rx = dying.consume(&[Emailer::kind()], 10, stop.clone()).await.unwrap();
+        let delivery = next(&mut rx).await;
+        assert_eq!(delivery.redelivered, round > 1, "round {round}");
+        std::mem::forget(delivery); // never settled: the connection's end hands it back
+        dying.close().await;
+    }
+    until("the broker parked it", || async { publisher.parked_count().await.unwrap() == 1 }).await;
+    let parked = publisher.list_parked(10).await.unwrap();
+    assert_eq!(parked.len(), 1);
+    assert_eq!(parked[0].worker, "emailer");
+    assert_eq!(parked[0].message_id.as_deref(), Some(poison.message_id.to_string().as_str()));
+    assert!(parked[0].reason.starts_with("redelivered too often"), "{}", parked[0].reason);
+    assert_eq!(pending(&publisher).await, 0);
+    publisher.close().await;
     cleanup(&p).await;
 }
 

@@ -39,6 +39,7 @@ async fn the_consumer_reconnects_by_itself_after_the_broker_closes_its_connectio
     // The unacked delivery comes again on the new connection; its old tag is dead.
     let again = next(&mut rx).await;
     assert!(again.redelivered);
+    assert_eq!(t.connection_losses(), 1, "the loss is counted");
     assert!(held.settler.settle(Verdict::Ack).await.is_err(), "a tag from the lost session is not acked");
     again.settler.settle(Verdict::Ack).await.unwrap();
     assert!(t.is_consuming() && t.is_connected());
