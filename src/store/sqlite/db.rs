@@ -472,38 +472,22 @@ mod tests {
         db.read("count", |c| Ok(c.query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))?)).await.unwrap()
     }
 
-    #[tokio::test]
-    async fn a_write_is_answered_once_the_syncer_made_it_durable() {
+    fn temp_db() -> (tempfile::TempDir, Db) {
         let dir = tempfile::tempdir().unwrap();
         let db = Db::open(&dir.path().join("t.sqlite"), "t.sqlite", &SCHEMA).unwrap();
-        let writes: Vec<_> = (0..40)
-            .map(|i| {
-                let db = db.clone();
-                tokio::spawn(async move { db.write("insert", move |tx| Ok(tx.execute("INSERT INTO t (k) VALUES (?1)", [format!("k{i}")])?)).await })
-            })
-            .collect();
-        for w in writes {
-            w.await.unwrap().unwrap();
-            // Answered: the syncer's watermark covers every group counted so far or
-            // is about to; what a reader saw is durable once `durable` answers.
-        }
-        db.durable().await.unwrap();
-        assert!(*db.inner.synced.borrow() >= 1, "a group was fsynced");
-        assert_eq!(*db.inner.synced.borrow(), db.inner.groups.load(Ordering::SeqCst), "every group is durable");
-        assert_eq!(count(&db).await, 40);
+        (dir, db)
     }
 
-    #[tokio::test]
-    async fn a_failing_write_rolls_back_alone_while_the_rest_of_its_group_commits() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = Db::open(&dir.path().join("t.sqlite"), "t.sqlite", &SCHEMA).unwrap();
-        let writes: Vec<_> = (0..60)
+    /// `n` concurrent inserts (so they commit in groups); those `refused` picks
+    /// fail after writing. Answers which were Ok, in order.
+    async fn insert_concurrently(db: &Db, n: usize, refused: fn(usize) -> bool) -> Vec<bool> {
+        let writes: Vec<_> = (0..n)
             .map(|i| {
                 let db = db.clone();
                 tokio::spawn(async move {
                     db.write("insert", move |tx| {
                         tx.execute("INSERT INTO t (k) VALUES (?1)", [format!("k{i}")])?;
-                        if i % 10 == 3 {
+                        if refused(i) {
                             return Err(DbError::Data("refused after writing".into()));
                         }
                         Ok(i)
@@ -516,6 +500,25 @@ mod tests {
         for w in writes {
             answered.push(w.await.unwrap().is_ok());
         }
+        answered
+    }
+
+    #[tokio::test]
+    async fn a_write_is_answered_once_the_syncer_made_it_durable() {
+        let (_dir, db) = temp_db();
+        let answered = insert_concurrently(&db, 40, |_| false).await;
+        assert!(answered.iter().all(|ok| *ok));
+        // Every write answered, so every group was fsynced: nothing is left for `durable` to wait for.
+        db.durable().await.unwrap();
+        assert!(*db.inner.synced.borrow() >= 1, "a group was fsynced");
+        assert_eq!(*db.inner.synced.borrow(), db.inner.groups.load(Ordering::SeqCst), "every group is durable");
+        assert_eq!(count(&db).await, 40);
+    }
+
+    #[tokio::test]
+    async fn a_failing_write_rolls_back_alone_while_the_rest_of_its_group_commits() {
+        let (_dir, db) = temp_db();
+        let answered = insert_concurrently(&db, 60, |i| i % 10 == 3).await;
         assert_eq!(answered.iter().filter(|ok| **ok).count(), 54);
         assert_eq!(count(&db).await, 54, "exactly the writes that answered Ok are stored");
     }
