@@ -291,8 +291,11 @@ impl Db {
 /// its caller once the group's commit outcome is known.
 struct Job {
     run: Box<dyn FnMut(&Transaction<'_>) -> bool + Send>,
-    reply: Box<dyn FnOnce(Result<(), CommitFailure>) + Send>,
+    reply: Reply,
 }
+
+/// Answers one write's caller with its group's outcome.
+type Reply = Box<dyn FnOnce(Result<(), CommitFailure>) + Send>;
 
 /// Why a group's writes are not durable.
 #[derive(Clone)]
@@ -308,7 +311,7 @@ struct Committed {
     /// Its number in [`Inner::groups`].
     group: u64,
     outcome: Result<(), CommitFailure>,
-    replies: Vec<Box<dyn FnOnce(Result<(), CommitFailure>) + Send>>,
+    replies: Vec<Reply>,
 }
 
 fn wal_path(db: &Path) -> std::path::PathBuf {
