@@ -46,17 +46,6 @@ impl StoreError {
     pub fn defect(context: impl Into<String>, source: impl std::error::Error + Send + Sync + 'static) -> Self {
         StoreError::Defect { context: context.into(), source: std::sync::Arc::new(source) }
     }
-
-    /// The same error, its context prefixed with where it happened.
-    pub fn within(self, place: &str) -> Self {
-        let prefix = |context: String| format!("{place} {context}");
-        match self {
-            StoreError::Unavailable { context, source } => StoreError::Unavailable { context: prefix(context), source },
-            StoreError::Corrupt { context, source } => StoreError::Corrupt { context: prefix(context), source },
-            StoreError::Conflict { context, source } => StoreError::Conflict { context: prefix(context), source },
-            StoreError::Defect { context, source } => StoreError::Defect { context: prefix(context), source },
-        }
-    }
 }
 
 /// A reason without an error type of its own (e.g. "the writer thread is gone").

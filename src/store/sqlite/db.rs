@@ -12,8 +12,8 @@
 //! third thread copies the WAL into the file (checkpoints), off the writer's path.
 //!
 //! Durability is pipelined: the writer commits a group without waiting for the
-//! disk and goes on with the next one, while a fourth thread, the syncer,
-//! fsyncs the WAL and only then answers the group's callers. The WAL is
+//! disk and goes on with the next one, while syncer threads fsync the WAL and
+//! only then answer the group's callers. The WAL is
 //! append-only, so one fsync makes every commit before it durable: nobody
 //! hears of a write (a 201, an ack, a relayed event) before it would survive a
 //! power cut, and the next group no longer waits for the last one's fsync. A
@@ -129,7 +129,7 @@ impl Db {
         // (see the module doc), so SQLite itself need not sync each commit:
         // NORMAL keeps the WAL consistent (the checkpoints sync it first) and a
         // group's commit does not wait for the disk. FULL made every group wait
-        // for the last one's fsync: 2.6x fewer `POST /posts` (BENCHMARKS.md).
+        // for the last one's fsync (BENCHMARKS.md, "Cost of durability").
         writer.pragma_update(None, "synchronous", "NORMAL")?;
         writer.pragma_update(None, "foreign_keys", "ON")?;
         // Each write of a group runs in a savepoint, whose undo pages go to a
@@ -178,7 +178,6 @@ impl Db {
         let (to_sync, committed) = mpsc::channel::<Committed>();
         let (synced_tx, synced) = watch::channel(0u64);
         let groups = Arc::new(AtomicU64::new(0));
-        let commits = groups.clone();
         let counted = groups.clone();
         std::thread::Builder::new()
             .name(format!("{label} writer"))
@@ -191,6 +190,7 @@ impl Db {
                 .name(format!("{label} syncer {n}"))
                 .spawn(move || sync_in_turn(&wal, label, &committed, &synced_tx))?;
         }
+        let commits = groups.clone();
         std::thread::Builder::new()
             .name(format!("{label} checkpoint"))
             .spawn(move || checkpoint_now_and_then(&mut checkpointer, label, &commits, &writer_gone))
