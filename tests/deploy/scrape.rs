@@ -20,8 +20,32 @@ pub struct Running {
     pub service: Service,
     /// Stands for the ConfigMap's BLOG_AMQP_PREFIX, so parallel tests never share queues.
     pub prefix: String,
+    /// The settings it runs with: they name its retry queues, deleted at the end.
+    settings: BTreeMap<String, String>,
     /// Holds the embedded store; removed when the test ends.
     _data: TempDir,
+}
+
+impl Drop for Running {
+    /// Deletes the run's queues and exchanges, so the shared broker does not
+    /// pile up a topology per test run (CI runs on the same node, session after session).
+    fn drop(&mut self) {
+        let _ = self.service.child.kill();
+        let _ = self.service.child.wait();
+        // Read as the environment would be: "5" a number, "1s" a duration.
+        let overrides: BTreeMap<String, figment::value::Value> = self
+            .settings
+            .iter()
+            .filter_map(|(k, v)| Some((k.strip_prefix("BLOG_")?.to_lowercase(), v.parse().ok()?)))
+            .collect();
+        let delays = blog::configuration::Settings::load(None, figment::Figment::from(figment::providers::Serialized::defaults(overrides)))
+            .expect("the ConfigMap's settings load")
+            .retry_policy()
+            .delay_levels();
+        if let Err(e) = blog::transport::rabbitmq::RabbitTransport::delete_topology_blocking(AMQP_URL, &self.prefix, &delays) {
+            eprintln!("could not delete the queues of {}: {e}", self.prefix);
+        }
+    }
 }
 
 /// Starts the binary with every ConfigMap setting but the address and data dir, on
@@ -35,6 +59,7 @@ pub async fn start_with_manifest_settings() -> Running {
     settings.insert("BLOG_BROKER_URL".into(), AMQP_URL.into());
     let env: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let service = start(data.path(), &env);
+    let settings = settings.into_iter().collect();
     let deadline = Instant::now() + READY_WAIT;
     loop {
         let ready = reqwest::get(format!("{}/health/ready", service.address)).await.is_ok_and(|r| r.status() == 200);
@@ -44,7 +69,7 @@ pub async fn start_with_manifest_settings() -> Running {
         assert!(Instant::now() < deadline, "never ready: {:?}", service.log.lock().unwrap());
         tokio::time::sleep(Duration::from_millis(50)).await; // poll interval under a deadline
     }
-    Running { service, prefix, _data: data }
+    Running { service, prefix, settings, _data: data }
 }
 
 /// One sample line of the text format: its name and labels.

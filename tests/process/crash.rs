@@ -164,7 +164,13 @@ impl BackendEnv {
     /// RabbitMQ at `urls` (one URL or a cluster's node list).
     pub fn rabbit_at(urls: &str) -> Self {
         let prefix = format!("t_p_{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
-        let vars = vec![("BLOG_BROKER_URL".into(), urls.into()), ("BLOG_AMQP_PREFIX".into(), prefix.clone())];
+        // The retry delay names the retry queues: set here too (not only by `start`) so a
+        // `blog publish` run declares the same ones that Drop deletes.
+        let vars = vec![
+            ("BLOG_BROKER_URL".into(), urls.into()),
+            ("BLOG_AMQP_PREFIX".into(), prefix.clone()),
+            ("BLOG_RETRY_BASE_DELAY".into(), "50ms".into()),
+        ];
         Self { vars, rabbit_prefix: Some((prefix, urls.into())) }
     }
 
@@ -182,13 +188,8 @@ impl Drop for BackendEnv {
     fn drop(&mut self) {
         if let Some((prefix, urls)) = self.rabbit_prefix.take() {
             let delays = blog_actors::retry::RetryPolicy { base_delay: Duration::from_millis(50), ..Default::default() }.delay_levels();
-            let cleaned = std::thread::spawn(move || {
-                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-                runtime.block_on(blog::transport::rabbitmq::RabbitTransport::delete_topology(&urls, &prefix, &delays, blog::startup::registered_workers()))
-            })
-            .join();
-            if !matches!(cleaned, Ok(Ok(()))) {
-                eprintln!("could not delete a test's RabbitMQ queues");
+            if let Err(e) = blog::transport::rabbitmq::RabbitTransport::delete_topology_blocking(&urls, &prefix, &delays) {
+                eprintln!("could not delete a test's RabbitMQ queues: {e}");
             }
         }
     }

@@ -164,16 +164,41 @@ impl RabbitTransport {
         let nodes = Nodes::parse(urls, None)?;
         let names = Names::new(prefix, retry_delays, workers)?;
         let link = nodes.open(&format!("blog-{prefix}-admin")).await?;
-        let channel = link.conn.open_channel(None).await.map_err(|e| TransportError::unavailable("opening a channel", e))?;
+        let open = || async { link.conn.open_channel(None).await.map_err(|e| TransportError::unavailable("opening a channel", e)) };
+        let mut channel = open().await?;
+        // A failed delete closes the channel: note it, open another, go on with the rest.
+        let mut first_failure = None;
         for queue in names.all_queues() {
-            let _ = channel.queue_delete(amqprs::channel::QueueDeleteArguments::new(&queue)).await;
+            if let Err(e) = channel.queue_delete(amqprs::channel::QueueDeleteArguments::new(&queue)).await {
+                first_failure.get_or_insert(TransportError::refused(format!("deleting queue {queue}"), e));
+                channel = open().await?;
+            }
         }
         for exchange in names.all_exchanges() {
-            let _ = channel.exchange_delete(amqprs::channel::ExchangeDeleteArguments::new(&exchange)).await;
+            if let Err(e) = channel.exchange_delete(amqprs::channel::ExchangeDeleteArguments::new(&exchange)).await {
+                first_failure.get_or_insert(TransportError::refused(format!("deleting exchange {exchange}"), e));
+                channel = open().await?;
+            }
         }
         let _ = channel.close().await;
         link.close().await;
-        Ok(())
+        first_failure.map_or(Ok(()), Err)
+    }
+
+    /// `delete_topology` for code that cannot await (a test's `Drop`): on a thread
+    /// with a runtime of its own, given ten seconds.
+    pub fn delete_topology_blocking(urls: &str, prefix: &str, retry_delays: &[Duration]) -> Result<(), String> {
+        let (urls, prefix, delays) = (urls.to_owned(), prefix.to_owned(), retry_delays.to_vec());
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
+            let delete = Self::delete_topology(&urls, &prefix, &delays, crate::startup::registered_workers());
+            match runtime.block_on(async { tokio::time::timeout(Duration::from_secs(10), delete).await }) {
+                Ok(done) => done.map_err(|e| e.to_string()),
+                Err(_) => Err(format!("deleting the topology of {prefix} took over ten seconds")),
+            }
+        })
+        .join()
+        .map_err(|_| "the cleanup thread panicked".to_owned())?
     }
 
     /// The name a connection of `role` (`publish` or `consume`) has on the broker.
