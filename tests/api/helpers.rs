@@ -157,7 +157,7 @@ impl Drop for TestApp {
             tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime").block_on(transport.close())
         })
         .join();
-        if let Err(e) = blog::transport::rabbitmq::RabbitTransport::delete_topology_blocking(&url, &prefix, &delays) {
+        if let Err(e) = blog::transport::rabbitmq::RabbitTransport::delete_topology_blocking(&url, &prefix, &delays, blog::startup::registered_workers()) {
             eprintln!("could not delete the test's RabbitMQ queues: {e}");
         }
     }

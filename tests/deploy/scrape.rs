@@ -42,7 +42,7 @@ impl Drop for Running {
             .expect("the ConfigMap's settings load")
             .retry_policy()
             .delay_levels();
-        if let Err(e) = blog::transport::rabbitmq::RabbitTransport::delete_topology_blocking(AMQP_URL, &self.prefix, &delays) {
+        if let Err(e) = blog::transport::rabbitmq::RabbitTransport::delete_topology_blocking(AMQP_URL, &self.prefix, &delays, blog::startup::registered_workers()) {
             eprintln!("could not delete the queues of {}: {e}", self.prefix);
         }
     }

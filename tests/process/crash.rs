@@ -188,7 +188,7 @@ impl Drop for BackendEnv {
     fn drop(&mut self) {
         if let Some((prefix, urls)) = self.rabbit_prefix.take() {
             let delays = blog_actors::retry::RetryPolicy { base_delay: Duration::from_millis(50), ..Default::default() }.delay_levels();
-            if let Err(e) = blog::transport::rabbitmq::RabbitTransport::delete_topology_blocking(&urls, &prefix, &delays) {
+            if let Err(e) = blog::transport::rabbitmq::RabbitTransport::delete_topology_blocking(&urls, &prefix, &delays, blog::startup::registered_workers()) {
                 eprintln!("could not delete a test's RabbitMQ queues: {e}");
             }
         }

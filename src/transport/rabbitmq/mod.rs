@@ -187,11 +187,11 @@ impl RabbitTransport {
 
     /// `delete_topology` for code that cannot await (a test's `Drop`): on a thread
     /// with a runtime of its own, given ten seconds.
-    pub fn delete_topology_blocking(urls: &str, prefix: &str, retry_delays: &[Duration]) -> Result<(), String> {
+    pub fn delete_topology_blocking(urls: &str, prefix: &str, retry_delays: &[Duration], workers: Workers) -> Result<(), String> {
         let (urls, prefix, delays) = (urls.to_owned(), prefix.to_owned(), retry_delays.to_vec());
         std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
-            let delete = Self::delete_topology(&urls, &prefix, &delays, crate::startup::registered_workers());
+            let delete = Self::delete_topology(&urls, &prefix, &delays, workers);
             match runtime.block_on(async { tokio::time::timeout(Duration::from_secs(10), delete).await }) {
                 Ok(done) => done.map_err(|e| e.to_string()),
                 Err(_) => Err(format!("deleting the topology of {prefix} took over ten seconds")),
