@@ -92,6 +92,11 @@ async fn most_ready(channel: &Channel, queues: &[String]) -> anyhow::Result<u32>
     Ok(most)
 }
 
+/// Waits for a teardown step at most five seconds; its answer does not matter.
+async fn bounded<T>(step: impl std::future::Future<Output = T>) {
+    let _ = tokio::time::timeout(Duration::from_secs(5), step).await;
+}
+
 /// The type of the bare loop's queues: the service's default, or the older kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum QueueKind {
@@ -149,13 +154,17 @@ pub async fn bare_consume_ack(url: &str, prefetch: u16, messages: &[Message], li
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
     let rate = messages.len() as f64 / started.elapsed().as_secs_f64();
+    // The publisher goes first: a quorum queue deleted while the publishing channel
+    // still waits for its flow credit leaves that connection in `flow` for good, and
+    // its close is then never read (seen: the quick bench hung in publisher.close()).
+    // Every close is bounded, so a broker that misbehaves costs seconds, not the run.
+    bounded(publish_channel.close()).await;
+    bounded(publisher.close()).await;
     for queue in &queues {
-        let _ = setup.queue_delete(QueueDeleteArguments::new(queue)).await;
+        bounded(setup.queue_delete(QueueDeleteArguments::new(queue))).await;
     }
-    let _ = setup.exchange_delete(ExchangeDeleteArguments::new(&exchange)).await;
-    let _ = publish_channel.close().await;
-    let _ = publisher.close().await;
-    let _ = connection.close().await;
+    bounded(setup.exchange_delete(ExchangeDeleteArguments::new(&exchange))).await;
+    bounded(connection.close()).await;
     for consumer in consumers {
         consumer.abort();
     }

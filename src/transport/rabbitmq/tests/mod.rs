@@ -6,7 +6,7 @@ mod resilience;
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use amqprs::channel::{ExchangeDeleteArguments, QueueDeclareArguments, QueueDeleteArguments};
+use amqprs::channel::QueueDeclareArguments;
 use amqprs::connection::{Connection, OpenConnectionArguments};
 use amqprs::FieldValue;
 use blog_actors::delivery::{Delivery, DeliverySource, TransportError, Verdict};
@@ -14,13 +14,14 @@ use blog_actors::emailer::Emailer;
 use blog_actors::projector::Projector;
 use blog_actors::trace_context::TraceContext;
 use blog_actors::supervision::Worker;
+use blog_actors::worker::WorkerKind;
 
 use crate::startup::registered_workers;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use super::topology::{key, table, Names};
+use super::topology::{key, table};
 use super::{QueueOptions, QueueType, RabbitTransport};
 use crate::transport::OutgoingMessage;
 use crate::transport::{DeadLetters, Publisher, Transport};
@@ -90,17 +91,47 @@ async fn raw() -> Connection {
 }
 
 async fn cleanup(prefix: &str) {
-    let names = Names::new(prefix, &LEVELS, registered_workers()).unwrap();
-    let conn = raw().await;
-    let channel = conn.open_channel(None).await.unwrap();
-    for queue in names.all_queues() {
-        let _ = channel.queue_delete(QueueDeleteArguments::new(&queue)).await;
+    RabbitTransport::delete_topology(URL, prefix, &LEVELS, registered_workers()).await.expect("the topology deleted");
+}
+
+/// One test's transport under a prefix of its own. Its queues and exchanges go when
+/// it drops, a failed test's too: the broker is shared by every run on this machine.
+struct Rig {
+    prefix: String,
+    transport: RabbitTransport,
+}
+
+impl Rig {
+    async fn new() -> Rig {
+        let prefix = prefix();
+        let transport = connect(&prefix).await;
+        Rig { prefix, transport }
     }
-    for exchange in names.all_exchanges() {
-        let _ = channel.exchange_delete(ExchangeDeleteArguments::new(&exchange)).await;
+
+    async fn consuming(&self, worker: WorkerKind, prefetch: u16) -> mpsc::Receiver<Delivery> {
+        self.transport.consume(&[worker], prefetch, CancellationToken::new()).await.unwrap()
     }
-    let _ = channel.close().await;
-    let _ = conn.close().await;
+
+    /// Waits until nothing is left pending, then closes the transport.
+    async fn finish(self) {
+        until("nothing is pending", || async { pending(&self.transport).await == 0 }).await;
+        self.transport.close().await;
+    }
+}
+
+impl std::ops::Deref for Rig {
+    type Target = RabbitTransport;
+    fn deref(&self) -> &RabbitTransport {
+        &self.transport
+    }
+}
+
+impl Drop for Rig {
+    fn drop(&mut self) {
+        if let Err(e) = RabbitTransport::delete_topology_blocking(URL, &self.prefix, &LEVELS, registered_workers()) {
+            eprintln!("could not delete the queues of {}: {e}", self.prefix);
+        }
+    }
 }
 
 /// Closes the broker side of the connection named `name` like an operator would.
@@ -222,8 +253,7 @@ async fn a_message_returned_past_the_delivery_limit_is_parked_saying_it_was_rede
 
 #[tokio::test(flavor = "multi_thread")]
 async fn events_reach_the_workers_subscribed_to_their_type_and_acks_remove_them() {
-    let p = prefix();
-    let t = connect(&p).await;
+    let t = Rig::new().await;
     let stop = CancellationToken::new();
     let mut rx = t.consume(registered_workers().all(), 10, stop.clone()).await.unwrap();
     assert!(t.is_consuming());
@@ -253,14 +283,12 @@ async fn events_reach_the_workers_subscribed_to_their_type_and_acks_remove_them(
     assert!(tokio::time::timeout(DEADLINE, rx.recv()).await.unwrap().is_none(), "stop ends the stream");
     assert!(!t.is_consuming());
     t.close().await;
-    cleanup(&p).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_event_no_worker_takes_is_parked_as_unrouted_with_the_reason() {
-    let p = prefix();
-    let t = connect(&p).await;
-    let _rx = t.consume(&[Emailer::kind()], 5, CancellationToken::new()).await.unwrap();
+    let t = Rig::new().await;
+    let _rx = t.consuming(Emailer::kind(), 5).await;
     let odd = entry("thing.happened");
     t.publish(std::slice::from_ref(&odd)).await.unwrap();
     until("the event is parked", || async { t.parked_count().await.unwrap() == 1 }).await;
@@ -274,14 +302,12 @@ async fn an_event_no_worker_takes_is_parked_as_unrouted_with_the_reason() {
     assert_eq!(m.body["type"], "thing.happened");
     assert_eq!(t.parked_count().await.unwrap(), 1, "listing leaves messages in place");
     t.close().await;
-    cleanup(&p).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_retry_comes_back_after_its_delay_as_the_next_attempt() {
-    let p = prefix();
-    let t = connect(&p).await;
-    let mut rx = t.consume(&[Emailer::kind()], 5, CancellationToken::new()).await.unwrap();
+    let t = Rig::new().await;
+    let mut rx = t.consuming(Emailer::kind(), 5).await;
     let sent = entry("order.fulfilled");
     t.publish(std::slice::from_ref(&sent)).await.unwrap();
     let first = next(&mut rx).await;
@@ -297,16 +323,13 @@ async fn a_retry_comes_back_after_its_delay_as_the_next_attempt() {
     assert_eq!(again.body, body);
     assert_eq!(again.trace, sent.trace, "a retry keeps the trace context");
     again.settler.settle(Verdict::Ack).await.unwrap();
-    until("nothing is pending", || async { pending(&t).await == 0 }).await;
-    t.close().await;
-    cleanup(&p).await;
+    t.finish().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_parked_message_is_listed_and_replayed_as_a_first_attempt() {
-    let p = prefix();
-    let t = connect(&p).await;
-    let mut rx = t.consume(&[Projector::kind()], 5, CancellationToken::new()).await.unwrap();
+    let t = Rig::new().await;
+    let mut rx = t.consuming(Projector::kind(), 5).await;
     let sent = entry("post.updated");
     t.publish(std::slice::from_ref(&sent)).await.unwrap();
     let d = next(&mut rx).await;
@@ -329,14 +352,12 @@ async fn a_parked_message_is_listed_and_replayed_as_a_first_attempt() {
     assert_eq!(t.parked_count().await.unwrap(), 0);
     assert!(!t.replay_parked(&m.id).await.unwrap(), "a replayed message is gone from the lot");
     t.close().await;
-    cleanup(&p).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_deleted_parked_message_is_gone_and_the_others_stay() {
-    let p = prefix();
-    let t = connect(&p).await;
-    let mut rx = t.consume(&[Emailer::kind()], 5, CancellationToken::new()).await.unwrap();
+    let t = Rig::new().await;
+    let mut rx = t.consuming(Emailer::kind(), 5).await;
     t.publish(&[entry("order.fulfilled"), entry("order.fulfilled")]).await.unwrap();
     for reason in ["first", "second"] {
         let d = next(&mut rx).await;
@@ -353,14 +374,12 @@ async fn a_deleted_parked_message_is_gone_and_the_others_stay() {
     assert_eq!(left.iter().map(|m| m.id.as_str()).collect::<Vec<_>>(), vec![parked[0].id.as_str()]);
     assert_eq!(t.list_parked(1).await.unwrap().len(), 1, "the limit holds");
     t.close().await;
-    cleanup(&p).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_released_delivery_comes_again_flagged_redelivered() {
-    let p = prefix();
-    let t = connect(&p).await;
-    let mut rx = t.consume(&[Emailer::kind()], 5, CancellationToken::new()).await.unwrap();
+    let t = Rig::new().await;
+    let mut rx = t.consuming(Emailer::kind(), 5).await;
     t.publish(&[entry("order.fulfilled")]).await.unwrap();
     next(&mut rx).await.settler.settle(Verdict::Release).await.unwrap();
     let again = next(&mut rx).await;
@@ -371,16 +390,13 @@ async fn a_released_delivery_comes_again_flagged_redelivered() {
     let third = next(&mut rx).await;
     assert!(third.redelivered);
     third.settler.settle(Verdict::Ack).await.unwrap();
-    until("nothing is pending", || async { pending(&t).await == 0 }).await;
-    t.close().await;
-    cleanup(&p).await;
+    t.finish().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn acks_held_for_a_group_never_cover_a_delivery_handed_back() {
-    let p = prefix();
-    let t = connect(&p).await;
-    let mut rx = t.consume(&[Emailer::kind()], 10, CancellationToken::new()).await.unwrap();
+    let t = Rig::new().await;
+    let mut rx = t.consuming(Emailer::kind(), 10).await;
     let sent: Vec<OutgoingMessage> = (0..6).map(|_| entry("order.fulfilled")).collect();
     t.publish(&sent).await.unwrap();
     let mut deliveries = Vec::new();
@@ -404,16 +420,14 @@ async fn acks_held_for_a_group_never_cover_a_delivery_handed_back() {
     until("nothing is pending", || async { pending(&t).await == 0 }).await;
     assert!(rx.try_recv().is_err(), "no acked delivery came back");
     t.close().await;
-    cleanup(&p).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn with_prefetch_one_every_delivery_is_acked_in_turn() {
-    let p = prefix();
-    let t = connect(&p).await;
+    let t = Rig::new().await;
     // The next delivery comes only once the ack went out; one ack is half of
     // prefetch 1, so each flush goes without lingering and the flow goes on.
-    let mut rx = t.consume(&[Emailer::kind()], 1, CancellationToken::new()).await.unwrap();
+    let mut rx = t.consuming(Emailer::kind(), 1).await;
     let sent: Vec<OutgoingMessage> = (0..20).map(|_| entry("order.fulfilled")).collect();
     t.publish(&sent).await.unwrap();
     for _ in 0..20 {
@@ -421,7 +435,5 @@ async fn with_prefetch_one_every_delivery_is_acked_in_turn() {
         assert!(!d.redelivered);
         d.settler.settle(Verdict::Ack).await.unwrap();
     }
-    until("nothing is pending", || async { pending(&t).await == 0 }).await;
-    t.close().await;
-    cleanup(&p).await;
+    t.finish().await;
 }

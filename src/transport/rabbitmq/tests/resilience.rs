@@ -8,14 +8,13 @@ use blog_actors::supervision::Worker;
 
 use tokio_util::sync::CancellationToken;
 
-use super::{cleanup, close_from_broker, connect, entry, next, pending, prefix, until, DEADLINE};
+use super::{cleanup, close_from_broker, connect, entry, next, pending, prefix, until, Rig, DEADLINE};
 use crate::transport::{Publisher, Transport};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn prefetch_bounds_the_unsettled_deliveries() {
-    let p = prefix();
-    let t = connect(&p).await;
-    let mut rx = t.consume(&[Emailer::kind()], 2, CancellationToken::new()).await.unwrap();
+    let t = Rig::new().await;
+    let mut rx = t.consuming(Emailer::kind(), 2).await;
     t.publish(&(0..5).map(|_| entry("order.fulfilled")).collect::<Vec<_>>()).await.unwrap();
     let (a, _b) = (next(&mut rx).await, next(&mut rx).await);
     // Proving an absence needs a window; 500 ms is ample on loopback for a third to show up.
@@ -24,14 +23,12 @@ async fn prefetch_bounds_the_unsettled_deliveries() {
     let _c = next(&mut rx).await;
     assert_eq!(pending(&t).await, 5 - 1, "2 waiting in the queue + 2 handed out");
     t.close().await;
-    cleanup(&p).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_consumer_reconnects_by_itself_after_the_broker_closes_its_connection() {
-    let p = prefix();
-    let t = connect(&p).await;
-    let mut rx = t.consume(&[Emailer::kind()], 5, CancellationToken::new()).await.unwrap();
+    let t = Rig::new().await;
+    let mut rx = t.consuming(Emailer::kind(), 5).await;
     t.publish(&[entry("order.fulfilled")]).await.unwrap();
     let held = next(&mut rx).await;
 
@@ -49,16 +46,13 @@ async fn the_consumer_reconnects_by_itself_after_the_broker_closes_its_connectio
     let d = next(&mut rx).await;
     assert_eq!(d.body, later.body);
     d.settler.settle(Verdict::Ack).await.unwrap();
-    until("nothing is pending", || async { pending(&t).await == 0 }).await;
-    t.close().await;
-    cleanup(&p).await;
+    t.finish().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_publisher_reconnects_on_next_use_after_the_broker_closes_it() {
-    let p = prefix();
-    let t = connect(&p).await;
-    let mut rx = t.consume(&[Emailer::kind()], 5, CancellationToken::new()).await.unwrap();
+    let t = Rig::new().await;
+    let mut rx = t.consuming(Emailer::kind(), 5).await;
     close_from_broker(&t.connection_name("publish"));
     let sent = entry("order.fulfilled");
     // The first try may still see the old connection as open for a moment.
@@ -67,13 +61,11 @@ async fn the_publisher_reconnects_on_next_use_after_the_broker_closes_it() {
     assert_eq!(d.body, sent.body);
     d.settler.settle(Verdict::Ack).await.unwrap();
     t.close().await;
-    cleanup(&p).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn stop_ends_the_stream_hands_back_the_buffered_and_still_settles_what_is_held() {
-    let p = prefix();
-    let t = connect(&p).await;
+    let t = Rig::new().await;
     let stop = CancellationToken::new();
     let mut rx = t.consume(&[Emailer::kind()], 5, stop.clone()).await.unwrap();
     t.publish(&(0..3).map(|_| entry("order.fulfilled")).collect::<Vec<_>>()).await.unwrap();
@@ -90,7 +82,6 @@ async fn stop_ends_the_stream_hands_back_the_buffered_and_still_settles_what_is_
     held.settler.settle(Verdict::Ack).await.expect("the channel stays open for in-flight work");
     until("the two unhandled are back in the queue", || async { pending(&t).await == 2 }).await;
     t.close().await;
-    cleanup(&p).await;
 }
 
 /// The actix case: the caller's runtime is gone before the last delivery and the
