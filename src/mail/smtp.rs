@@ -2,6 +2,8 @@
 //! connection is transient (retried by the queue); a 5xx answer is permanent
 //! (the message is parked).
 
+use std::time::Duration;
+
 use async_trait::async_trait;
 use blog_actors::ports::{MailError, Mailer, OutgoingMail};
 use lettre::message::Mailbox;
@@ -17,10 +19,13 @@ pub struct SmtpMailer {
 
 impl SmtpMailer {
     /// `url`: `smtp://[user:pass@]host[:port]` (STARTTLS when `?tls=required`) or `smtps://…`.
-    pub fn new(url: &str, from: &str) -> anyhow::Result<Self> {
+    /// `timeout` (`BLOG_MAIL_TIMEOUT`) bounds each exchange with the server, so a
+    /// server that stops answering fails the attempt (retried) instead of holding it.
+    pub fn new(url: &str, from: &str, timeout: Duration) -> anyhow::Result<Self> {
         // The URL holds credentials: errors name the setting, never echo it.
         let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
             .map_err(|e| anyhow::anyhow!("BLOG_SMTP_URL: not a usable SMTP URL ({e})"))?
+            .timeout(Some(timeout))
             .build();
         let from = sender(from)?;
         Ok(Self { transport, from })

@@ -8,6 +8,7 @@
 //! relay would have to scan every post for unsent events; a separate
 //! collection lets it read one collection in `seq` order off an index.
 
+use std::future::Future;
 use std::time::Duration;
 
 use blog_actors::ports::StoreError;
@@ -113,6 +114,10 @@ pub(super) async fn insert_new(collection: &Collection<Document>, docs: Vec<Docu
 #[derive(Clone)]
 pub(super) struct Db {
     client: Client,
+    /// How long one call may wait on the server. The driver has no socket
+    /// timeout: a server that accepted the connection and then froze would
+    /// otherwise hold the call, and the transaction turn, forever.
+    timeout: Duration,
     /// Posts, outbox, tag cloud, email log, leases, counters.
     pub(super) main: Database,
     /// The read model.
@@ -120,8 +125,22 @@ pub(super) struct Db {
 }
 
 impl Db {
-    pub(super) fn new(client: Client, main: &str, queries: &str) -> Self {
-        Self { main: client.database(main), queries: client.database(queries), client }
+    pub(super) fn new(client: Client, main: &str, queries: &str, timeout: Duration) -> Self {
+        Self { main: client.database(main), queries: client.database(queries), client, timeout }
+    }
+
+    /// Runs `call` under the store timeout; past it the call is dropped (the
+    /// driver closes its connection, and aborts a transaction left open as its
+    /// session drops) and fails as unavailable, so the caller retries it.
+    pub(super) async fn within<T>(&self, op: &str, call: impl Future<Output = Result<T, StoreError>>) -> Result<T, StoreError> {
+        match tokio::time::timeout(self.timeout, call).await {
+            Ok(done) => done,
+            Err(elapsed) => {
+                let context = format!("mongodb {op}: no answer within {} s (BLOG_STORE_TIMEOUT)", self.timeout.as_secs_f64());
+                tracing::warn!(op, timeout_s = self.timeout.as_secs_f64(), "a store call timed out");
+                Err(StoreError::unavailable(context, elapsed))
+            }
+        }
     }
 
     pub(super) fn main(&self, name: &str) -> Collection<Document> {
@@ -137,7 +156,20 @@ impl Db {
     /// `body` may run several times, so it must only act through the session.
     /// `ctx` is lent to each run (the pattern of the driver's own `and_run`):
     /// it lets the body's future borrow the caller's values.
-    pub(super) async fn transaction<T, C, F>(&self, op: &'static str, ctx: C, mut body: F) -> Result<T, StoreError>
+    pub(super) async fn transaction<T, C, F>(&self, op: &'static str, ctx: C, body: F) -> Result<T, StoreError>
+    where
+        T: Send,
+        C: Send + Sync,
+        F: for<'s> FnMut(&'s mut ClientSession, &'s Db, &'s C) -> BoxFuture<'s, DbResult<T>> + Send,
+    {
+        // The wait for the turn counts too: behind a frozen transaction it is as stuck.
+        self.within(op, self.long_transaction(op, ctx, body)).await
+    }
+
+    /// As [`Db::transaction`] without the store timeout, for a transaction that
+    /// may rightly take longer (the tag-cloud rebuild scans every post): its
+    /// caller bounds it (`BLOG_REBUILD_TIMEOUT`), and dropping it ends it.
+    pub(super) async fn long_transaction<T, C, F>(&self, op: &'static str, ctx: C, mut body: F) -> Result<T, StoreError>
     where
         T: Send,
         C: Send + Sync,
@@ -184,9 +216,12 @@ impl Db {
 
     /// Answers when both databases answer `{ping: 1}`.
     pub(super) async fn ping(&self) -> Result<(), StoreError> {
-        self.main.run_command(doc! { "ping": 1 }).await.map_err(|e| failed("ping (write database)", e))?;
-        self.queries.run_command(doc! { "ping": 1 }).await.map_err(|e| failed("ping (queries database)", e))?;
-        Ok(())
+        self.within("ping", async {
+            self.main.run_command(doc! { "ping": 1 }).await.map_err(|e| failed("ping (write database)", e))?;
+            self.queries.run_command(doc! { "ping": 1 }).await.map_err(|e| failed("ping (queries database)", e))?;
+            Ok(())
+        })
+        .await
     }
 }
 
