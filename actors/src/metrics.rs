@@ -425,6 +425,20 @@ mod tests {
     }
 
     #[test]
+    fn a_stalled_worker_is_marked_in_its_gauge_and_its_snapshot_until_it_recovers() {
+        let registry = Registry::new();
+        let m = metrics(&registry);
+        assert!(text(&registry).contains("blog_worker_stalled{actor=\"projector\"} 0"));
+        m.set_stalled("projector", true);
+        assert!(text(&registry).contains("blog_worker_stalled{actor=\"projector\"} 1"));
+        assert_eq!(m.stalled_workers(), ["projector"]);
+        assert!(m.snapshot().into_iter().find(|a| a.name == "projector").unwrap().stalled);
+        m.set_stalled("projector", false);
+        assert!(text(&registry).contains("blog_worker_stalled{actor=\"projector\"} 0"));
+        assert!(m.stalled_workers().is_empty());
+    }
+
+    #[test]
     fn the_state_gauge_marks_exactly_the_current_state() {
         let registry = Registry::new();
         let m = metrics(&registry);

@@ -74,8 +74,9 @@ impl MongoStore {
         // it: what a worker acks after survives a power cut or a failover,
         // whatever the server's default or the URL says.
         options.write_concern = Some(WriteConcern::builder().w(Acknowledgment::Majority).journal(true).build());
+        let turn = db::turn_of(&format!("{:?}", options.hosts));
         let client = Client::with_options(options).map_err(|e| failed("connect", e))?;
-        let db = Db::new(client, db, queries_db, timeout);
+        let db = Db::new(client, db, queries_db, timeout, turn);
         schema::ensure(&db).await?;
         let store = MongoStore { db, outbox_written: Default::default() };
         retag::upgrade(&store).await?;
