@@ -149,6 +149,12 @@ impl Db {
         Self { main: client.database(main), queries: client.database(queries), client, timeout, abandoned: Abandoned::default(), turn }
     }
 
+    /// How long one call may wait; also the server's own limit (`maxTimeMS`) on
+    /// the reads that may scan, so the server stops a query the caller gave up on.
+    pub(super) fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
     /// Runs `call` under the store timeout; past it the call is dropped (the
     /// driver closes its connection, and aborts a transaction left open as its
     /// session drops) and fails as unavailable, so the caller retries it.

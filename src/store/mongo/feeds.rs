@@ -47,6 +47,7 @@ impl FeedStore for MongoStore {
                 .find(filter)
                 .sort(doc! { "published": -1, "entry_id": -1 })
                 .limit(i64::from(limit))
+                .max_time(self.db.timeout())
                 .await
                 .map_err(|e| failed(op, e))?
                 .try_collect()

@@ -152,6 +152,7 @@ impl Outbox for MongoStore {
                 .find(doc! { "sent_at": { "$eq": Bson::Null } })
                 .sort(doc! { "seq": 1 })
                 .limit(limit)
+                .max_time(self.db.timeout())
                 .await
                 .map_err(|e| failed(op, e))?
                 .try_collect()
@@ -197,6 +198,7 @@ impl Outbox for MongoStore {
             self.db
                 .main(OUTBOX)
                 .count_documents(doc! { "sent_at": { "$eq": Bson::Null } })
+                .max_time(self.db.timeout())
                 .await
                 .map_err(|e| failed("outbox backlog", e))
         })

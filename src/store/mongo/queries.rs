@@ -50,6 +50,7 @@ impl QueryStore for MongoStore {
                     .sort(doc! { "created_at": -1, "post_id": -1 })
                     .skip(skip)
                     .limit(i64::from(per_page))
+                    .max_time(self.db.timeout())
                     .await
                     .map_err(|e| failed(op, e))?
                     .try_collect()
@@ -57,7 +58,7 @@ impl QueryStore for MongoStore {
                     .map_err(|e| failed(op, e))?
             };
             let items = docs.into_iter().map(view_from_doc).collect::<DbResult<Vec<_>>>().map_err(|e| failed(op, e))?;
-            let total = views.count_documents(filter).await.map_err(|e| failed(op, e))?;
+            let total = views.count_documents(filter).max_time(self.db.timeout()).await.map_err(|e| failed(op, e))?;
             Ok(PostPage { items, page, per_page, total })
         })
         .await
@@ -91,6 +92,7 @@ impl QueryStore for MongoStore {
                 .find(doc! { "posts_count": { "$gt": 0 } })
                 .sort(doc! { "posts_count": -1, "_id": 1 })
                 .limit(limit.map_or(0, i64::from))
+                .max_time(self.db.timeout())
                 .await
                 .map_err(|e| failed(op, e))?
                 .try_collect()
