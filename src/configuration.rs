@@ -73,7 +73,7 @@ pub struct Settings {
     /// choosing a server) may take before it fails as unavailable and is retried.
     #[serde(with = "humantime_serde")]
     pub store_timeout: Duration,
-    /// How long one SMTP exchange may wait on the mail server.
+    /// How long connecting to the mail server, and then one whole send, may take.
     #[serde(with = "humantime_serde")]
     pub mail_timeout: Duration,
     /// How long a rebuild (`POST /admin/rebuild`, the timer's) may run before it
