@@ -80,6 +80,12 @@
     return td;
   }
 
+  /** A worker holding work and settling none for BLOG_STALL_AFTER (readiness names it too). */
+  function stalledBadge(actor) {
+    if (!actor.stalled) return [];
+    return [html('span', { class: 'state stalled', 'data-stalled': 'true', title: 'work waits and none was settled for BLOG_STALL_AFTER' }, 'stalled')];
+  }
+
   function actorRow(actor, perSecond) {
     const name = html('span', { class: 'actor-name' }, label(actor.name));
     const first = cell('name', name);
@@ -91,7 +97,7 @@
       'tr',
       { 'data-actor': actor.name, 'data-state': actor.state },
       first,
-      cell('', html('span', { class: `state ${actor.state}` }, actor.state)),
+      cell('', html('span', { class: `state ${actor.state}` }, actor.state), ...stalledBadge(actor)),
       cell(`num${perSecond > 0 ? '' : ' zero'}`, rate(perSecond)),
       numberCell(actor.handled_ok),
       numberCell(actor.retried, 'warm'),

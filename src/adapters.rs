@@ -35,7 +35,7 @@ impl Adapters {
         let store = open_store(settings).await?;
         let transport = open_transport(settings, workers).await?;
         let mailer: Arc<dyn Mailer> = match &settings.smtp_url {
-            Some(url) => Arc::new(SmtpMailer::new(url.expose_secret(), &settings.mail_from)?),
+            Some(url) => Arc::new(SmtpMailer::new(url.expose_secret(), &settings.mail_from, settings.mail_timeout)?),
             None => Arc::new(FileMailer::new(settings.mail_dir(), &settings.mail_from)?),
         };
         Ok(Self {
@@ -56,7 +56,7 @@ pub async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
             SqliteStore::open(&dir).await.with_context(|| format!("opening the store in {}", dir.display()))?,
         ),
         StoreChoice::Mongo { url, db, queries_db } => Arc::new(
-            MongoStore::connect(&url, &db, &queries_db).await.context("BLOG_STORE_URL: connecting to MongoDB")?,
+            MongoStore::connect_with(&url, &db, &queries_db, settings.store_timeout).await.context("BLOG_STORE_URL: connecting to MongoDB")?,
         ),
     };
     Ok(store)

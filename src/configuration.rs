@@ -69,14 +69,35 @@ pub struct Settings {
     /// its claims are released. Well under RabbitMQ's 30-minute consumer timeout.
     #[serde(with = "humantime_serde")]
     pub handler_timeout: Duration,
+    /// How long one store call (a MongoDB transaction, a ping; connecting and
+    /// choosing a server) may take before it fails as unavailable and is retried.
+    #[serde(with = "humantime_serde")]
+    pub store_timeout: Duration,
+    /// How long connecting to the mail server, and then one whole send, may take.
+    #[serde(with = "humantime_serde")]
+    pub mail_timeout: Duration,
+    /// How long a rebuild (`POST /admin/rebuild`, the timer's) may run before it
+    /// fails and its worker takes events again.
+    #[serde(with = "humantime_serde")]
+    pub rebuild_timeout: Duration,
+    /// A worker with work waiting and no delivery settled for this long is
+    /// reported as stalled (readiness 503, `blog_worker_stalled`, the dashboard).
+    #[serde(with = "humantime_serde")]
+    pub stall_after: Duration,
     /// `human` or `json` log lines.
     pub log_format: LogFormat,
     /// An OTLP/HTTP collector (`http://host:4318`) the spans go to; unset exports nothing.
     pub otlp_endpoint: Option<String>,
 }
 
+/// How long `POST /admin/rebuild` waits for a rebuild's answer; past it the caller gets 503.
+pub const REBUILD_WAIT: Duration = Duration::from_secs(120);
+/// The longest rebuild deadline: a margin under [`REBUILD_WAIT`], so a rebuild
+/// that runs out of time answers its failure rather than nothing.
+const MAX_REBUILD_TIMEOUT: Duration = Duration::from_secs(REBUILD_WAIT.as_secs() - 10);
+
 /// Every setting's key: the env var is `BLOG_` + the key in upper case.
-pub const SETTING_KEYS: [&str; 23] = [
+pub const SETTING_KEYS: [&str; 27] = [
     "http_addr",
     "data_dir",
     "store_url",
@@ -98,6 +119,10 @@ pub const SETTING_KEYS: [&str; 23] = [
     "prefetch",
     "shutdown_timeout",
     "handler_timeout",
+    "store_timeout",
+    "mail_timeout",
+    "rebuild_timeout",
+    "stall_after",
     "log_format",
     "otlp_endpoint",
 ];
@@ -133,6 +158,10 @@ impl Default for Settings {
             prefetch: 200,
             shutdown_timeout: Duration::from_secs(30),
             handler_timeout: Duration::from_secs(120),
+            store_timeout: Duration::from_secs(10),
+            mail_timeout: Duration::from_secs(30),
+            rebuild_timeout: Duration::from_secs(100),
+            stall_after: Duration::from_secs(30),
             log_format: LogFormat::Human,
             otlp_endpoint: None,
         }
@@ -206,6 +235,7 @@ impl Settings {
         if self.handler_timeout.is_zero() {
             return Err(ConfigError::new("BLOG_HANDLER_TIMEOUT", "must be more than 0s"));
         }
+        self.check_timeouts()?;
         if self.api_key.as_ref().is_some_and(|key| key.expose_secret().trim().is_empty()) {
             return Err(ConfigError::new("BLOG_API_KEY", "must not be empty or blank (unset it to run keyless on loopback)"));
         }
@@ -218,6 +248,27 @@ impl Settings {
         self.store()?;
         self.broker()?;
         self.otlp_endpoint()?;
+        Ok(())
+    }
+
+    /// Each timeout is more than 0; a rebuild ends before the admin route stops waiting for it.
+    fn check_timeouts(&self) -> Result<(), ConfigError> {
+        for (setting, value) in [
+            ("BLOG_STORE_TIMEOUT", self.store_timeout),
+            ("BLOG_MAIL_TIMEOUT", self.mail_timeout),
+            ("BLOG_REBUILD_TIMEOUT", self.rebuild_timeout),
+            ("BLOG_STALL_AFTER", self.stall_after),
+        ] {
+            if value.is_zero() {
+                return Err(ConfigError::new(setting, "must be more than 0s"));
+            }
+        }
+        if self.rebuild_timeout > MAX_REBUILD_TIMEOUT {
+            return Err(ConfigError::new(
+                "BLOG_REBUILD_TIMEOUT",
+                format!("must be at most {}s (the admin route waits {}s for the answer)", MAX_REBUILD_TIMEOUT.as_secs(), REBUILD_WAIT.as_secs()),
+            ));
+        }
         Ok(())
     }
 
@@ -408,6 +459,19 @@ mod tests {
         }
         let err = load_with(&[("otlp_endpoint", "https://admin:Hunter2pw@collector:4318")]).unwrap_err();
         assert!(!err.to_string().contains("Hunter2pw"), "{err}");
+    }
+
+    #[test]
+    fn every_timeout_is_checked_by_name() {
+        for key in ["store_timeout", "mail_timeout", "rebuild_timeout", "stall_after"] {
+            let err = load_with(&[(key, "0s")]).unwrap_err();
+            assert_eq!(err.setting, format!("BLOG_{}", key.to_uppercase()), "{err}");
+            let err = load_with(&[(key, "soon")]).unwrap_err();
+            assert_eq!(err.setting, format!("BLOG_{}", key.to_uppercase()), "{err}");
+        }
+        let err = load_with(&[("rebuild_timeout", "1h")]).unwrap_err();
+        assert_eq!(err.setting, "BLOG_REBUILD_TIMEOUT", "{err}");
+        assert_eq!(load_with(&[("stall_after", "2s")]).unwrap().stall_after, Duration::from_secs(2));
     }
 
     #[test]

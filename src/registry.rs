@@ -34,7 +34,8 @@ impl Registration {
     pub fn of<W: Worker>(make: impl FnOnce(&Ports<'_>) -> W + 'static) -> Self {
         let start = move |ports: &Ports<'_>, metrics: ActorMetrics| {
             let worker = make(ports);
-            let addr = Supervisor::start(move |_| WorkerActor::new(worker, metrics));
+            let rebuild_deadline = ports.settings.rebuild_timeout;
+            let addr = Supervisor::start(move |_| WorkerActor::new(worker, metrics).with_rebuild_deadline(rebuild_deadline));
             RunningWorker { kind: W::kind(), events: addr.clone().recipient(), rebuild: addr.recipient() }
         };
         Self { kind: W::kind(), start: Box::new(start) }

@@ -105,6 +105,7 @@ impl Application {
         );
 
         crate::live_figures::spawn_sampler(adapters.store.clone(), adapters.transport.clone(), metrics.clone(), relay_stop.clone());
+        tokio::spawn(blog_actors::stall_watch::watch(metrics.clone(), workers.clone(), settings.stall_after, relay_stop.clone()));
         if settings.api_key.is_none() {
             tracing::warn!(addr = %settings.http_addr, "BLOG_API_KEY is not set: writes are open to anyone on this machine");
         }

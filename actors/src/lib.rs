@@ -13,6 +13,7 @@
 //! - [`redact`]: credentials and mail addresses taken out of what is logged or served.
 //! - [`retry`]: the attempt limit and backoff delays.
 //! - [`metrics`]: per-actor counters, histograms and states.
+//! - [`stall_watch`]: names the workers that hold work and settle none of it.
 //! - `fault_hooks` (feature `fault-hooks`, test builds only): faults a test can trigger with an event.
 
 pub mod delivery;
@@ -29,6 +30,7 @@ pub mod queue_reader;
 pub mod redact;
 pub mod retry;
 pub mod rules;
+pub mod stall_watch;
 pub mod supervision;
 pub mod tag_aggregator;
 pub mod trace_context;

@@ -100,6 +100,8 @@ pub struct ActorSnapshot {
     pub handling_seconds_sum: f64,
     pub handling_count: u64,
     pub last_error: Option<String>,
+    /// Work waits for it but it settled nothing for `BLOG_STALL_AFTER` (see [`crate::stall_watch`]).
+    pub stalled: bool,
     /// The queue reader's delivery figures; absent for the other actors.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reader: Option<ReaderFigures>,
@@ -122,6 +124,7 @@ pub struct ReaderFigures {
 struct Status {
     state: ActorState,
     last_error: Option<String>,
+    stalled: bool,
     history: History,
 }
 
@@ -137,6 +140,8 @@ pub struct ActorMetrics {
     state: IntGaugeVec,
     deliveries: IntCounterVec,
     redeliveries: IntCounterVec,
+    /// 1 while a worker is stalled (see [`crate::stall_watch`]).
+    stalled: IntGaugeVec,
     unacked: SharedUnacked,
     /// Every actor in the order work flows: the relay, the reader, then the workers as registered.
     actors: Arc<[(&'static str, ActorRole)]>,
@@ -176,7 +181,12 @@ impl ActorMetrics {
             Opts::new("blog_queue_reader_redeliveries_total", "Deliveries received again after an earlier one went unsettled"),
             worker,
         )?;
+        let stalled = IntGaugeVec::new(
+            Opts::new("blog_worker_stalled", "1 while a worker has work waiting and settled nothing for BLOG_STALL_AFTER, else 0"),
+            actor,
+        )?;
         let unacked = SharedUnacked::default();
+        registry.register(Box::new(stalled.clone()))?;
         registry.register(Box::new(messages.clone()))?;
         registry.register(Box::new(handling.clone()))?;
         registry.register(Box::new(restarts.clone()))?;
@@ -193,7 +203,7 @@ impl ActorMetrics {
             .collect();
         let status = actors
             .iter()
-            .map(|(a, _)| (*a, Status { state: ActorState::Starting, last_error: None, history: History::new(started) }))
+            .map(|(a, _)| (*a, Status { state: ActorState::Starting, last_error: None, stalled: false, history: History::new(started) }))
             .collect();
         let metrics = Self {
             messages,
@@ -204,6 +214,7 @@ impl ActorMetrics {
             state,
             deliveries,
             redeliveries,
+            stalled,
             unacked,
             actors: actors.clone(),
             workers: workers.clone(),
@@ -222,6 +233,7 @@ impl ActorMetrics {
             metrics.show_state(actor, ActorState::Starting);
         }
         for worker in workers.iter() {
+            metrics.stalled.with_label_values(&[worker.name()]);
             metrics.deliveries.with_label_values(&[worker.name()]);
             metrics.redeliveries.with_label_values(&[worker.name()]);
         }
@@ -256,7 +268,7 @@ impl ActorMetrics {
             .lock()
             .expect("metrics lock")
             .entry(actor)
-            .or_insert_with(|| Status { state, last_error: None, history: History::new(self.started) })
+            .or_insert_with(|| Status { state, last_error: None, stalled: false, history: History::new(self.started) })
             .state = state;
         self.show_state(actor, state);
     }
@@ -297,6 +309,28 @@ impl ActorMetrics {
     /// Messages waiting in `actor`'s mailbox now.
     pub fn mailbox_depth(&self, actor: &str) -> i64 {
         self.mailbox.with_label_values(&[actor]).get()
+    }
+
+    /// Deliveries of `worker` the reader holds unsettled now (in its mailbox or being handled).
+    pub fn held(&self, worker: &str) -> usize {
+        self.unacked.lock().expect("unacked lock").count(worker)
+    }
+
+    /// Messages `actor` is done with for good: handled, or parked.
+    pub fn settled_for_good(&self, actor: &str) -> u64 {
+        [Outcome::Ok, Outcome::Parked].iter().map(|o| self.messages.with_label_values(&[actor, o.label()]).get()).sum()
+    }
+
+    /// Marks `actor` stalled or not, in `/actors` and `blog_worker_stalled`.
+    pub fn set_stalled(&self, actor: &'static str, stalled: bool) {
+        self.with_status(actor, |s, _| s.stalled = stalled);
+        self.stalled.with_label_values(&[actor]).set(i64::from(stalled));
+    }
+
+    /// The workers stalled now, in registration order.
+    pub fn stalled_workers(&self) -> Vec<&'static str> {
+        let status = self.status.lock().expect("metrics lock");
+        self.workers.iter().map(|w| w.name()).filter(|name| status.get(name).is_some_and(|s| s.stalled)).collect()
     }
 
     /// Restarts so far, for tests and the dashboard.
@@ -341,6 +375,7 @@ impl ActorMetrics {
                     handling_seconds_sum: hist.get_sample_sum(),
                     handling_count: hist.get_sample_count(),
                     last_error: s.last_error.clone(),
+                    stalled: s.stalled,
                     reader: (role == ActorRole::Reader).then(|| self.reader_figures()),
                     history: s.history.series(now),
                 })
@@ -387,6 +422,20 @@ mod tests {
         drop(held);
         assert_eq!(m.snapshot()[0].reader, None, "only the queue reader has reader figures");
         assert_eq!(m.snapshot()[2].reader, None, "only the queue reader has reader figures");
+    }
+
+    #[test]
+    fn a_stalled_worker_is_marked_in_its_gauge_and_its_snapshot_until_it_recovers() {
+        let registry = Registry::new();
+        let m = metrics(&registry);
+        assert!(text(&registry).contains("blog_worker_stalled{actor=\"projector\"} 0"));
+        m.set_stalled("projector", true);
+        assert!(text(&registry).contains("blog_worker_stalled{actor=\"projector\"} 1"));
+        assert_eq!(m.stalled_workers(), ["projector"]);
+        assert!(m.snapshot().into_iter().find(|a| a.name == "projector").unwrap().stalled);
+        m.set_stalled("projector", false);
+        assert!(text(&registry).contains("blog_worker_stalled{actor=\"projector\"} 0"));
+        assert!(m.stalled_workers().is_empty());
     }
 
     #[test]

@@ -139,11 +139,22 @@ pub struct WorkerActor<W: Worker> {
     /// The worker's own state and handler.
     worker: W,
     metrics: ActorMetrics,
+    /// How long a rebuild may run: it holds the actor (no event starts meanwhile),
+    /// so one stuck on the store must end, or the worker stops for good.
+    rebuild_deadline: Duration,
 }
+
+/// A rebuild's deadline unless the service sets one (`BLOG_REBUILD_TIMEOUT`).
+pub const DEFAULT_REBUILD_DEADLINE: Duration = Duration::from_secs(100);
 
 impl<W: Worker> WorkerActor<W> {
     pub fn new(worker: W, metrics: ActorMetrics) -> Self {
-        Self { worker, metrics }
+        Self { worker, metrics, rebuild_deadline: DEFAULT_REBUILD_DEADLINE }
+    }
+
+    /// The same actor with another rebuild deadline.
+    pub fn with_rebuild_deadline(self, rebuild_deadline: Duration) -> Self {
+        Self { rebuild_deadline, ..self }
     }
 
     /// The worker inside, for the extra messages a worker handles itself (e.g. a timer).
@@ -206,9 +217,14 @@ impl<W: Worker> Handler<Rebuild> for WorkerActor<W> {
     type Result = AtomicResponse<Self, Option<Result<RebuildReport, StoreError>>>;
 
     fn handle(&mut self, _: Rebuild, _: &mut Context<Self>) -> Self::Result {
-        let name = W::SPEC.name;
+        let (name, deadline) = (W::SPEC.name, self.rebuild_deadline);
         let rebuild = self.worker.rebuild().map(|rebuild| async move {
-            let report = rebuild.await;
+            // Past the deadline the rebuild is dropped, which cancels its store call
+            // (a transaction left open is aborted): it fails, and events flow again.
+            let report = tokio::time::timeout(deadline, rebuild).await.unwrap_or_else(|elapsed| {
+                let context = format!("{name} rebuild ran past its {} s deadline (BLOG_REBUILD_TIMEOUT)", deadline.as_secs_f64());
+                Err(StoreError::unavailable(context, elapsed))
+            });
             match &report {
                 Ok(r) => tracing::info!(actor = name, posts = r.posts, tags = r.tags, took_ms = r.took_ms, "rebuilt"),
                 Err(e) => tracing::error!(actor = name, error = %e, "rebuild failed"),

@@ -4,7 +4,6 @@
 //! (so it never races the worker's own incremental updates) and answers what it found.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use actix::MailboxError;
 use actix_web::{web, HttpResponse};
@@ -18,10 +17,8 @@ use super::correlation::CorrelationId;
 use super::problem_responses::NoApiKey;
 use super::resource::with_request_id;
 use super::{AppState, Problem};
+use crate::configuration::REBUILD_WAIT;
 use crate::registry::RunningWorker;
-
-/// A rebuild scans every post; past this the caller gets 503 (the rebuild itself still finishes).
-const REBUILD_TIMEOUT: Duration = Duration::from_secs(120);
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(with_request_id("/admin/tag-cloud/rebuild", "POST", [web::post().to(rebuild_tag_cloud)]))
@@ -78,7 +75,7 @@ async fn rebuild_all(_: RequireApiKey, state: web::Data<AppState>, cid: Correlat
 /// Asks one worker to rebuild; `None` when it keeps nothing to rebuild.
 async fn rebuild(worker: &RunningWorker) -> Result<Option<RebuildReport>, Problem> {
     let name = worker.kind.name();
-    let answer = worker.rebuild.send(Rebuild).timeout(REBUILD_TIMEOUT).await.map_err(|e| mailbox(name, e))?;
+    let answer = worker.rebuild.send(Rebuild).timeout(REBUILD_WAIT).await.map_err(|e| mailbox(name, e))?;
     // The worker's actor logs what it found.
     Ok(answer.transpose()?)
 }

@@ -46,6 +46,10 @@ pub struct Readiness {
     /// connected or on the embedded queue.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub broker_node: Option<String>,
+    /// The workers that hold work and settled none of it for `BLOG_STALL_AFTER`;
+    /// absent when none is.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub stalled_workers: Vec<&'static str>,
 }
 
 #[derive(Debug, Serialize, PartialEq, ToSchema)]
@@ -56,16 +60,18 @@ pub struct Checks {
     pub broker: &'static str,
     /// `ok` or `stopped`.
     pub consumers: &'static str,
+    /// `ok`, or `stalled` when a worker holds work and settles none (see `stalled_workers`).
+    pub workers: &'static str,
 }
 
 impl Checks {
     pub fn readiness(self) -> Readiness {
-        let ok = self.store == "ok" && self.broker == "ok" && self.consumers == "ok";
-        Readiness { status: if ok { "ready" } else { "unavailable" }, checks: self, broker_node: None }
+        let ok = self.store == "ok" && self.broker == "ok" && self.consumers == "ok" && self.workers == "ok";
+        Readiness { status: if ok { "ready" } else { "unavailable" }, checks: self, broker_node: None, stalled_workers: Vec::new() }
     }
 }
 
-/// Readiness: the store answers, the broker is connected and the consumers run.
+/// Readiness: the store answers, the broker is connected, the consumers run and no worker is stalled.
 #[utoipa::path(
     get, path = "/health/ready", tag = "health",
     responses(
@@ -89,7 +95,13 @@ async fn ready(state: web::Data<AppState>) -> HttpResponse {
     };
     let broker = if state.transport.is_connected() { "ok" } else { "disconnected" };
     let consumers = if state.transport.is_consuming() { "ok" } else { "stopped" };
-    let readiness = Readiness { broker_node: state.transport.broker_node(), ..Checks { store, broker, consumers }.readiness() };
+    let stalled_workers = state.actor_metrics.stalled_workers();
+    let workers = if stalled_workers.is_empty() { "ok" } else { "stalled" };
+    let readiness = Readiness {
+        broker_node: state.transport.broker_node(),
+        stalled_workers,
+        ..Checks { store, broker, consumers, workers }.readiness()
+    };
     if readiness.status == "ready" {
         HttpResponse::Ok().json(readiness)
     } else {
@@ -103,7 +115,8 @@ mod tests {
 
     #[test]
     fn one_failed_check_makes_it_unavailable() {
-        assert_eq!(Checks { store: "ok", broker: "ok", consumers: "ok" }.readiness().status, "ready");
-        assert_eq!(Checks { store: "ok", broker: "disconnected", consumers: "ok" }.readiness().status, "unavailable");
+        assert_eq!(Checks { store: "ok", broker: "ok", consumers: "ok", workers: "ok" }.readiness().status, "ready");
+        assert_eq!(Checks { store: "ok", broker: "disconnected", consumers: "ok", workers: "ok" }.readiness().status, "unavailable");
+        assert_eq!(Checks { store: "ok", broker: "ok", consumers: "ok", workers: "stalled" }.readiness().status, "unavailable");
     }
 }

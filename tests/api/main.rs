@@ -16,6 +16,8 @@ mod post_life;
 mod rabbit_resilience;
 mod retries;
 mod smtp;
+mod stalls;
+mod standin;
 mod store_failures;
 #[path = "../support/cluster.rs"]
 mod support_cluster;

@@ -22,6 +22,11 @@ pub(super) struct Unacked {
 }
 
 impl Unacked {
+    /// Deliveries of `worker` held now.
+    pub(super) fn count(&self, worker: &str) -> usize {
+        self.held.values().filter(|(w, _)| *w == worker).count()
+    }
+
     pub(super) fn oldest_age_seconds(&self, worker: &str, now: Instant) -> f64 {
         // Tickets grow with arrival, so the first one of a worker is its oldest.
         self.held

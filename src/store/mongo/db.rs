@@ -8,6 +8,7 @@
 //! relay would have to scan every post for unsent events; a separate
 //! collection lets it read one collection in `seq` order off an index.
 
+use std::future::Future;
 use std::time::Duration;
 
 use blog_actors::ports::StoreError;
@@ -28,13 +29,29 @@ const TRANSACTION_ATTEMPTS: u32 = 12;
 /// Commit retries when the outcome of a commit is unknown (it is idempotent).
 const COMMIT_ATTEMPTS: u32 = 3;
 
-/// Transactions of this process run one at a time. They mostly touch the same
-/// few documents (the outbox counter, popular tags), so concurrent ones would
-/// only conflict and retry; across instances MongoDB's write-conflict
-/// detection and the retry below still apply. The nx-27017 stand-in needs it
-/// outright: it nests concurrent transactions into one SQLite transaction
-/// (savepoints on a shared connection) and fails when they finish out of order.
-static TRANSACTIONS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+/// Transactions of this process on one server run one at a time. They mostly
+/// touch the same few documents (the outbox counter, popular tags), so
+/// concurrent ones would only conflict and retry; across instances MongoDB's
+/// write-conflict detection and the retry below still apply. The nx-27017
+/// stand-in needs it outright: it nests concurrent transactions into one SQLite
+/// transaction (savepoints on a shared connection) and fails when they finish
+/// out of order. One turn per server (its hosts), shared by every client of the
+/// process that talks to it: a server that hangs holds up only its own callers.
+static TURNS: std::sync::Mutex<Vec<(String, Turn)>> = std::sync::Mutex::new(Vec::new());
+
+/// The right to run a transaction on one server.
+type Turn = std::sync::Arc<tokio::sync::Mutex<()>>;
+
+/// The turn of the server named `hosts`.
+pub(super) fn turn_of(hosts: &str) -> Turn {
+    let mut turns = TURNS.lock().expect("transaction turns lock");
+    if let Some((_, turn)) = turns.iter().find(|(h, _)| h == hosts) {
+        return turn.clone();
+    }
+    let turn = Turn::default();
+    turns.push((hosts.to_owned(), turn.clone()));
+    turn
+}
 
 /// What went wrong inside a store call, before it is named by its operation.
 #[derive(Debug, thiserror::Error)]
@@ -113,6 +130,14 @@ pub(super) async fn insert_new(collection: &Collection<Document>, docs: Vec<Docu
 #[derive(Clone)]
 pub(super) struct Db {
     client: Client,
+    /// How long one call may wait on the server. The driver has no socket
+    /// timeout: a server that accepted the connection and then froze would
+    /// otherwise hold the call, and the transaction turn, forever.
+    timeout: Duration,
+    /// Sessions of transactions abandoned unfinished (see [`Unfinished`]).
+    abandoned: Abandoned,
+    /// Taken for each transaction (see [`TURNS`]).
+    turn: Turn,
     /// Posts, outbox, tag cloud, email log, leases, counters.
     pub(super) main: Database,
     /// The read model.
@@ -120,8 +145,28 @@ pub(super) struct Db {
 }
 
 impl Db {
-    pub(super) fn new(client: Client, main: &str, queries: &str) -> Self {
-        Self { main: client.database(main), queries: client.database(queries), client }
+    pub(super) fn new(client: Client, main: &str, queries: &str, timeout: Duration, turn: Turn) -> Self {
+        Self { main: client.database(main), queries: client.database(queries), client, timeout, abandoned: Abandoned::default(), turn }
+    }
+
+    /// How long one call may wait; also the server's own limit (`maxTimeMS`) on
+    /// the reads that may scan, so the server stops a query the caller gave up on.
+    pub(super) fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// Runs `call` under the store timeout; past it the call is dropped (the
+    /// driver closes its connection, and aborts a transaction left open as its
+    /// session drops) and fails as unavailable, so the caller retries it.
+    pub(super) async fn within<T>(&self, op: &str, call: impl Future<Output = Result<T, StoreError>>) -> Result<T, StoreError> {
+        match tokio::time::timeout(self.timeout, call).await {
+            Ok(done) => done,
+            Err(elapsed) => {
+                let context = format!("mongodb {op}: no answer within {} s (BLOG_STORE_TIMEOUT)", self.timeout.as_secs_f64());
+                tracing::warn!(op, timeout_s = self.timeout.as_secs_f64(), "a store call timed out");
+                Err(StoreError::unavailable(context, elapsed))
+            }
+        }
     }
 
     pub(super) fn main(&self, name: &str) -> Collection<Document> {
@@ -137,23 +182,59 @@ impl Db {
     /// `body` may run several times, so it must only act through the session.
     /// `ctx` is lent to each run (the pattern of the driver's own `and_run`):
     /// it lets the body's future borrow the caller's values.
-    pub(super) async fn transaction<T, C, F>(&self, op: &'static str, ctx: C, mut body: F) -> Result<T, StoreError>
+    pub(super) async fn transaction<T, C, F>(&self, op: &'static str, ctx: C, body: F) -> Result<T, StoreError>
     where
         T: Send,
         C: Send + Sync,
         F: for<'s> FnMut(&'s mut ClientSession, &'s Db, &'s C) -> BoxFuture<'s, DbResult<T>> + Send,
     {
-        // One transaction at a time per process; see [`TRANSACTIONS`].
-        let _turn = TRANSACTIONS.lock().await;
-        let mut session = self.client.start_session().await.map_err(|e| failed(op, e))?;
+        // The wait for the turn counts too: behind a frozen transaction it is as stuck.
+        self.within(op, self.long_transaction(op, ctx, body)).await
+    }
+
+    /// As [`Db::transaction`] without the store timeout, for a transaction that
+    /// may rightly take longer (the tag-cloud rebuild scans every post): its
+    /// caller bounds it (`BLOG_REBUILD_TIMEOUT`), and dropping it ends it.
+    pub(super) async fn long_transaction<T, C, F>(&self, op: &'static str, ctx: C, mut body: F) -> Result<T, StoreError>
+    where
+        T: Send,
+        C: Send + Sync,
+        F: for<'s> FnMut(&'s mut ClientSession, &'s Db, &'s C) -> BoxFuture<'s, DbResult<T>> + Send,
+    {
+        // One transaction at a time per process and server; see [`TURNS`].
+        let _turn = self.turn.lock().await;
+        self.retire_abandoned().await.map_err(|e| failed(op, e))?;
+        let started = self.client.start_session().await.map_err(|e| failed(op, e))?;
+        let mut session = Unfinished(Some(started), self.abandoned.clone());
         let mut attempt = 0;
-        loop {
+        let outcome = loop {
             attempt += 1;
-            match self.attempt(&mut session, &ctx, &mut body).await {
-                Ok(out) => return Ok(out),
+            match self.attempt(session.get(), &ctx, &mut body).await {
+                Ok(out) => break Ok(out),
                 Err(e) if e.is_transient() && attempt < TRANSACTION_ATTEMPTS => backoff(attempt).await,
-                Err(e) => return Err(failed(op, e)),
+                Err(e) => break Err(failed(op, e)),
             }
+        };
+        session.finished();
+        outcome
+    }
+
+    /// Aborts the transactions abandoned unfinished, before another begins (see
+    /// [`Unfinished`]); one that cannot be aborted yet stays for the next turn.
+    async fn retire_abandoned(&self) -> DbResult<()> {
+        loop {
+            let Some(session) = self.abandoned.lock().expect("abandoned sessions lock").pop() else { return Ok(()) };
+            let mut session = Unfinished(Some(session), self.abandoned.clone());
+            // The server answers again, so the abandoned call's requests still on the
+            // wire have been read: the abort below comes after them.
+            self.main.run_command(doc! { "ping": 1 }).await?;
+            // The driver's abort reaches the server only for a transaction it saw begin
+            // there; the command itself, sent in the session, also ends one whose first
+            // request was still unanswered. Their own failures change nothing: the
+            // transaction is gone either way (or never began).
+            let _ = session.get().abort_transaction().await;
+            let _ = self.client.database("admin").run_command(doc! { "abortTransaction": 1 }).session(session.get()).await;
+            session.finished();
         }
     }
 
@@ -184,9 +265,45 @@ impl Db {
 
     /// Answers when both databases answer `{ping: 1}`.
     pub(super) async fn ping(&self) -> Result<(), StoreError> {
-        self.main.run_command(doc! { "ping": 1 }).await.map_err(|e| failed("ping (write database)", e))?;
-        self.queries.run_command(doc! { "ping": 1 }).await.map_err(|e| failed("ping (queries database)", e))?;
-        Ok(())
+        self.within("ping", async {
+            self.main.run_command(doc! { "ping": 1 }).await.map_err(|e| failed("ping (write database)", e))?;
+            self.queries.run_command(doc! { "ping": 1 }).await.map_err(|e| failed("ping (queries database)", e))?;
+            Ok(())
+        })
+        .await
+    }
+}
+
+/// A transaction's session until it committed or aborted. Dropped before that
+/// (a deadline dropped the call), its transaction may be open on the server,
+/// or about to open there from a request still on the wire (a frozen server
+/// reads it once it runs again). The driver would put the server session back
+/// in its pool, and the next operation to take it would run inside that
+/// transaction (on the nx-27017 stand-in, be refused as a cross-database
+/// transaction, and its open transaction would hold up every later one). So it
+/// goes to its client's abandoned sessions, and the next transaction's turn aborts it first.
+struct Unfinished(Option<ClientSession>, Abandoned);
+
+/// A client's sessions whose transactions were abandoned unfinished.
+type Abandoned = std::sync::Arc<std::sync::Mutex<Vec<ClientSession>>>;
+
+impl Unfinished {
+    fn get(&mut self) -> &mut ClientSession {
+        self.0.as_mut().expect("the session lives until finished")
+    }
+
+    /// Committed or aborted: the session may go back to the pool.
+    fn finished(mut self) {
+        drop(self.0.take());
+    }
+}
+
+impl Drop for Unfinished {
+    fn drop(&mut self) {
+        if let Some(session) = self.0.take() {
+            tracing::warn!("a transaction was abandoned unfinished; it is aborted before the next one begins");
+            self.1.lock().expect("abandoned sessions lock").push(session);
+        }
     }
 }
 

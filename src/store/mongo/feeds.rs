@@ -25,30 +25,37 @@ use super::MongoStore;
 impl FeedStore for MongoStore {
     #[tracing::instrument(level = "debug", skip_all)]
     async fn apply_feed_change(&self, change: FeedChange) -> Result<Applied, StoreError> {
-        apply(&self.feed_entries(), "apply_feed_change", &change).await
+        self.db.within("apply_feed_change", async {
+            apply(&self.feed_entries(), "apply_feed_change", &change).await
+        })
+        .await
     }
 
     async fn feed_entries(&self, tag: Option<&str>, limit: u32) -> Result<Vec<FeedEntry>, StoreError> {
-        let op = "feed_entries";
-        // `$in` rather than `{tags: tag}`: the same on MongoDB, and the form the stand-in matches everywhere.
-        let mut filter = doc! { "deleted": false };
-        if let Some(tag) = tag {
-            filter.insert("tags", doc! { "$in": [tag] });
-        }
-        if limit == 0 {
-            return Ok(Vec::new()); // `limit(0)` would mean no limit to the server.
-        }
-        let docs: Vec<Document> = self
-            .feed_entries()
-            .find(filter)
-            .sort(doc! { "published": -1, "entry_id": -1 })
-            .limit(i64::from(limit))
-            .await
-            .map_err(|e| failed(op, e))?
-            .try_collect()
-            .await
-            .map_err(|e| failed(op, e))?;
-        docs.into_iter().map(entry_from_doc).collect::<DbResult<Vec<_>>>().map_err(|e| failed(op, e))
+        self.db.within("feed_entries", async {
+            let op = "feed_entries";
+            // `$in` rather than `{tags: tag}`: the same on MongoDB, and the form the stand-in matches everywhere.
+            let mut filter = doc! { "deleted": false };
+            if let Some(tag) = tag {
+                filter.insert("tags", doc! { "$in": [tag] });
+            }
+            if limit == 0 {
+                return Ok(Vec::new()); // `limit(0)` would mean no limit to the server.
+            }
+            let docs: Vec<Document> = self
+                .feed_entries()
+                .find(filter)
+                .sort(doc! { "published": -1, "entry_id": -1 })
+                .limit(i64::from(limit))
+                .max_time(self.db.timeout())
+                .await
+                .map_err(|e| failed(op, e))?
+                .try_collect()
+                .await
+                .map_err(|e| failed(op, e))?;
+            docs.into_iter().map(entry_from_doc).collect::<DbResult<Vec<_>>>().map_err(|e| failed(op, e))
+        })
+        .await
     }
 
     /// Post by post, version-guarded like the events, so a change committed

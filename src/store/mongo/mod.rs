@@ -32,6 +32,8 @@ mod versioned;
 #[cfg(test)]
 mod tests;
 
+use std::time::Duration;
+
 use async_trait::async_trait;
 use blog_actors::ports::StoreError;
 use mongodb::options::{Acknowledgment, ClientOptions, WriteConcern};
@@ -39,6 +41,9 @@ use mongodb::Client;
 
 use self::db::{failed, Db};
 use super::Store;
+
+/// How long one store call may take unless the settings say otherwise.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The MongoDB store; cheap to clone (the client and its pool are shared).
 #[derive(Clone)]
@@ -51,18 +56,27 @@ pub struct MongoStore {
 impl MongoStore {
     /// Connects to `url` (`mongodb://…`), using database `db` for the write side
     /// and `queries_db` for the read model, and creates the missing collections
-    /// and indexes. Fails when the server cannot be reached within the URL's
-    /// `serverSelectionTimeoutMS` (30 s by default).
-    #[tracing::instrument(level = "debug", skip(url))]
+    /// and indexes, with the default [`DEFAULT_TIMEOUT`] per call.
     pub async fn connect(url: &str, db: &str, queries_db: &str) -> Result<MongoStore, StoreError> {
+        Self::connect_with(url, db, queries_db, DEFAULT_TIMEOUT).await
+    }
+
+    /// As [`MongoStore::connect`], each call bounded by `timeout`
+    /// (`BLOG_STORE_TIMEOUT`): connecting and choosing a server too, unless the
+    /// URL sets `connectTimeoutMS` / `serverSelectionTimeoutMS` itself.
+    #[tracing::instrument(level = "debug", skip(url))]
+    pub async fn connect_with(url: &str, db: &str, queries_db: &str, timeout: Duration) -> Result<MongoStore, StoreError> {
         let mut options = ClientOptions::parse(url).await.map_err(|e| failed("connect", e))?;
+        options.connect_timeout.get_or_insert(timeout);
+        options.server_selection_timeout.get_or_insert(timeout);
         // Every write, in a transaction or not (the email log's "sent", the read
         // model, the tag cloud), is acknowledged only once a majority journaled
         // it: what a worker acks after survives a power cut or a failover,
         // whatever the server's default or the URL says.
         options.write_concern = Some(WriteConcern::builder().w(Acknowledgment::Majority).journal(true).build());
+        let turn = db::turn_of(&format!("{:?}", options.hosts));
         let client = Client::with_options(options).map_err(|e| failed("connect", e))?;
-        let db = Db::new(client, db, queries_db);
+        let db = Db::new(client, db, queries_db, timeout, turn);
         schema::ensure(&db).await?;
         let store = MongoStore { db, outbox_written: Default::default() };
         retag::upgrade(&store).await?;

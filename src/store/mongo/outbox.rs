@@ -140,58 +140,69 @@ impl Outbox for MongoStore {
     }
 
     async fn pending(&self, limit: usize) -> Result<Vec<OutboxEntry>, StoreError> {
-        let op = "outbox pending";
-        if limit == 0 {
-            return Ok(Vec::new()); // `limit(0)` would mean no limit to the server.
-        }
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let docs: Vec<Document> = self
-            .db
-            .main(OUTBOX)
-            .find(doc! { "sent_at": { "$eq": Bson::Null } })
-            .sort(doc! { "seq": 1 })
-            .limit(limit)
-            .await
-            .map_err(|e| failed(op, e))?
-            .try_collect()
-            .await
-            .map_err(|e| failed(op, e))?;
-        docs.into_iter().map(|d| entry(d).map_err(|e| failed(op, e))).collect()
+        self.db.within("pending", async {
+            let op = "outbox pending";
+            if limit == 0 {
+                return Ok(Vec::new()); // `limit(0)` would mean no limit to the server.
+            }
+            let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+            let docs: Vec<Document> = self
+                .db
+                .main(OUTBOX)
+                .find(doc! { "sent_at": { "$eq": Bson::Null } })
+                .sort(doc! { "seq": 1 })
+                .limit(limit)
+                .max_time(self.db.timeout())
+                .await
+                .map_err(|e| failed(op, e))?
+                .try_collect()
+                .await
+                .map_err(|e| failed(op, e))?;
+            docs.into_iter().map(|d| entry(d).map_err(|e| failed(op, e))).collect()
+        })
+        .await
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(count = seqs.len()))]
     async fn mark_sent(&self, seqs: &[i64]) -> Result<(), StoreError> {
-        let op = "outbox mark_sent";
-        let outbox = self.db.main(OUTBOX);
-        let sent_at = now();
-        // No transaction needed: marking is idempotent, and the clean-up only
-        // touches entries marked an hour ago.
-        if !seqs.is_empty() {
+        self.db.within("mark_sent", async {
+            let op = "outbox mark_sent";
+            let outbox = self.db.main(OUTBOX);
+            let sent_at = now();
+            // No transaction needed: marking is idempotent, and the clean-up only
+            // touches entries marked an hour ago.
+            if !seqs.is_empty() {
+                outbox
+                    .update_many(
+                        doc! { "seq": { "$in": seqs }, "sent_at": { "$eq": Bson::Null } },
+                        doc! { "$set": { "sent_at": to_bson_time(sent_at) } },
+                    )
+                    .await
+                    .map_err(|e| failed(op, e))?;
+            }
+            // Entries sent and created over an hour ago go. By `created_at`, not `sent_at`:
+            // the nx-27017 stand-in stores dates written by `$set` as strings, which then
+            // do not compare with a date; `created_at` was inserted, so it is a real date.
+            let cutoff = mongodb::bson::DateTime::from_millis(sent_at.timestamp_millis() - KEEP_SENT_MS);
             outbox
-                .update_many(
-                    doc! { "seq": { "$in": seqs }, "sent_at": { "$eq": Bson::Null } },
-                    doc! { "$set": { "sent_at": to_bson_time(sent_at) } },
-                )
+                .delete_many(doc! { "sent_at": { "$ne": Bson::Null }, "created_at": { "$lt": cutoff } })
                 .await
                 .map_err(|e| failed(op, e))?;
-        }
-        // Entries sent and created over an hour ago go. By `created_at`, not `sent_at`:
-        // the nx-27017 stand-in stores dates written by `$set` as strings, which then
-        // do not compare with a date; `created_at` was inserted, so it is a real date.
-        let cutoff = mongodb::bson::DateTime::from_millis(sent_at.timestamp_millis() - KEEP_SENT_MS);
-        outbox
-            .delete_many(doc! { "sent_at": { "$ne": Bson::Null }, "created_at": { "$lt": cutoff } })
-            .await
-            .map_err(|e| failed(op, e))?;
-        Ok(())
+            Ok(())
+        })
+        .await
     }
 
     async fn backlog(&self) -> Result<u64, StoreError> {
-        self.db
-            .main(OUTBOX)
-            .count_documents(doc! { "sent_at": { "$eq": Bson::Null } })
-            .await
-            .map_err(|e| failed("outbox backlog", e))
+        self.db.within("backlog", async {
+            self.db
+                .main(OUTBOX)
+                .count_documents(doc! { "sent_at": { "$eq": Bson::Null } })
+                .max_time(self.db.timeout())
+                .await
+                .map_err(|e| failed("outbox backlog", e))
+        })
+        .await
     }
 }
 

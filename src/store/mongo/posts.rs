@@ -101,13 +101,19 @@ impl PostRepository for MongoStore {
     }
 
     async fn get_post(&self, id: Uuid) -> Result<Option<PostSnapshot>, StoreError> {
-        let found =
-            self.db.main(POSTS).find_one(doc! { "_id": id_text(id) }).await.map_err(|e| failed("get_post", e))?;
-        found.map(snapshot).transpose().map_err(|e| failed("get_post", e))
+        self.db.within("get_post", async {
+            let found =
+                self.db.main(POSTS).find_one(doc! { "_id": id_text(id) }).await.map_err(|e| failed("get_post", e))?;
+            found.map(snapshot).transpose().map_err(|e| failed("get_post", e))
+        })
+        .await
     }
 
     async fn count_posts(&self) -> Result<u64, StoreError> {
-        self.db.main(POSTS).count_documents(doc! {}).await.map_err(|e| failed("count_posts", e))
+        self.db.within("count_posts", async {
+            self.db.main(POSTS).count_documents(doc! {}).await.map_err(|e| failed("count_posts", e))
+        })
+        .await
     }
 
     /// One unordered `insert_many` per call, no transaction: there is no outbox entry

@@ -28,14 +28,20 @@ use crate::store::ReadModelBulk;
 impl ReadModelStore for MongoStore {
     #[tracing::instrument(level = "debug", skip_all, fields(id = %view.id, version = view.version))]
     async fn upsert_post_view(&self, view: &PostView) -> Result<Applied, StoreError> {
-        upsert_if_newer(&self.db.post_views(), "upsert_post_view", view.id, view.version, view_fields(view)).await
+        self.db.within("upsert_post_view", async {
+            upsert_if_newer(&self.db.post_views(), "upsert_post_view", view.id, view.version, view_fields(view)).await
+        })
+        .await
     }
 
     #[tracing::instrument(level = "debug", skip(self))]
     async fn remove_post_view(&self, post_id: Uuid, version: i64) -> Result<Applied, StoreError> {
-        // Without tags the tombstone drops out of tag queries; `deleted` keeps it out of the rest.
-        let fields = doc! { "post_id": id_text(post_id), "version": version, "deleted": true, "tags": [] };
-        upsert_if_newer(&self.db.post_views(), "remove_post_view", post_id, version, fields).await
+        self.db.within("remove_post_view", async {
+            // Without tags the tombstone drops out of tag queries; `deleted` keeps it out of the rest.
+            let fields = doc! { "post_id": id_text(post_id), "version": version, "deleted": true, "tags": [] };
+            upsert_if_newer(&self.db.post_views(), "remove_post_view", post_id, version, fields).await
+        })
+        .await
     }
 }
 

@@ -69,7 +69,8 @@ impl TagCloudStore for MongoStore {
         // replaced. MongoDB aborts a transaction older than
         // `transactionLifetimeLimitSeconds` (60 s by default): a store whose rebuild
         // takes longer needs that limit raised, or the rebuild fails and is retried.
-        let (posts, tags) = self.db.transaction("rebuild_tag_cloud", (), |s, db, ()| rebuild(s, db).boxed()).await?;
+        // Longer than one store call may take: the rebuild's own deadline bounds it.
+        let (posts, tags) = self.db.long_transaction("rebuild_tag_cloud", (), |s, db, ()| rebuild(s, db).boxed()).await?;
         Ok(RebuildReport { posts, tags, took_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX) })
     }
 }
