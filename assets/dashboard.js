@@ -80,6 +80,18 @@
     return td;
   }
 
+  /** A worker's circuit breaker and pause switch, shown only when they hold it back. */
+  function switches(breaker) {
+    if (!breaker) return [];
+    const badges = [];
+    if (breaker.state !== 'closed') {
+      const title = `circuit breaker ${breaker.state.replace('_', '-')}; opened ${breaker.opened} times`;
+      badges.push(html('span', { class: `state breaker ${breaker.state}`, title }, `breaker ${breaker.state.replace('_', '-')}`));
+    }
+    if (breaker.paused) badges.push(html('span', { class: 'state breaker paused', title: 'paused by hand' }, 'paused'));
+    return badges;
+  }
+
   function actorRow(actor, perSecond) {
     const name = html('span', { class: 'actor-name' }, label(actor.name));
     const first = cell('name', name);
@@ -91,7 +103,7 @@
       'tr',
       { 'data-actor': actor.name, 'data-state': actor.state },
       first,
-      cell('', html('span', { class: `state ${actor.state}` }, actor.state)),
+      cell('', html('span', { class: `state ${actor.state}` }, actor.state), ...switches(actor.breaker)),
       cell(`num${perSecond > 0 ? '' : ' zero'}`, rate(perSecond)),
       numberCell(actor.handled_ok),
       numberCell(actor.retried, 'warm'),

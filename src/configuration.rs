@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use blog_actors::breaker::BreakerSettings;
 use blog_actors::retry::RetryPolicy;
 use crate::transport::rabbitmq::{QueueOptions, QueueType, RabbitOptions, DEFAULT_DELIVERY_LIMIT};
 use figment::providers::{Env, Format, Serialized, Toml};
@@ -69,6 +70,15 @@ pub struct Settings {
     /// its claims are released. Well under RabbitMQ's 30-minute consumer timeout.
     #[serde(with = "humantime_serde")]
     pub handler_timeout: Duration,
+    /// Downstream-unavailable failures of one worker, within `breaker_window`,
+    /// that open its circuit breaker (it then takes no deliveries).
+    pub breaker_failures: u32,
+    /// How far back a worker's unavailable failures are counted.
+    #[serde(with = "humantime_serde")]
+    pub breaker_window: Duration,
+    /// How long an open breaker waits before one probe delivery is tried.
+    #[serde(with = "humantime_serde")]
+    pub breaker_cooldown: Duration,
     /// `human` or `json` log lines.
     pub log_format: LogFormat,
     /// An OTLP/HTTP collector (`http://host:4318`) the spans go to; unset exports nothing.
@@ -76,7 +86,7 @@ pub struct Settings {
 }
 
 /// Every setting's key: the env var is `BLOG_` + the key in upper case.
-pub const SETTING_KEYS: [&str; 23] = [
+pub const SETTING_KEYS: [&str; 26] = [
     "http_addr",
     "data_dir",
     "store_url",
@@ -98,6 +108,9 @@ pub const SETTING_KEYS: [&str; 23] = [
     "prefetch",
     "shutdown_timeout",
     "handler_timeout",
+    "breaker_failures",
+    "breaker_window",
+    "breaker_cooldown",
     "log_format",
     "otlp_endpoint",
 ];
@@ -133,6 +146,9 @@ impl Default for Settings {
             prefetch: 200,
             shutdown_timeout: Duration::from_secs(30),
             handler_timeout: Duration::from_secs(120),
+            breaker_failures: BreakerSettings::default().failures,
+            breaker_window: BreakerSettings::default().window,
+            breaker_cooldown: BreakerSettings::default().cooldown,
             log_format: LogFormat::Human,
             otlp_endpoint: None,
         }
@@ -205,6 +221,15 @@ impl Settings {
         }
         if self.handler_timeout.is_zero() {
             return Err(ConfigError::new("BLOG_HANDLER_TIMEOUT", "must be more than 0s"));
+        }
+        if self.breaker_failures == 0 {
+            return Err(ConfigError::new("BLOG_BREAKER_FAILURES", "must be at least 1"));
+        }
+        if self.breaker_window.is_zero() {
+            return Err(ConfigError::new("BLOG_BREAKER_WINDOW", "must be more than 0s"));
+        }
+        if self.breaker_cooldown.is_zero() {
+            return Err(ConfigError::new("BLOG_BREAKER_COOLDOWN", "must be more than 0s"));
         }
         if self.api_key.as_ref().is_some_and(|key| key.expose_secret().trim().is_empty()) {
             return Err(ConfigError::new("BLOG_API_KEY", "must not be empty or blank (unset it to run keyless on loopback)"));
@@ -292,6 +317,11 @@ impl Settings {
 
     pub fn retry_policy(&self) -> RetryPolicy {
         RetryPolicy { max_attempts: self.max_attempts, base_delay: self.retry_base_delay, max_delay: self.retry_max_delay }
+    }
+
+    /// When a worker's circuit breaker opens, and for how long.
+    pub fn breaker(&self) -> BreakerSettings {
+        BreakerSettings { failures: self.breaker_failures, window: self.breaker_window, cooldown: self.breaker_cooldown }
     }
 
     /// `None` when the interval is 0 (timer off).
@@ -408,6 +438,18 @@ mod tests {
         }
         let err = load_with(&[("otlp_endpoint", "https://admin:Hunter2pw@collector:4318")]).unwrap_err();
         assert!(!err.to_string().contains("Hunter2pw"), "{err}");
+    }
+
+    #[test]
+    fn the_breaker_settings_are_checked_by_name() {
+        let s = load_with(&[("breaker_window", "20s"), ("breaker_cooldown", "2s")]).unwrap();
+        assert_eq!(s.breaker(), BreakerSettings { failures: 5, window: Duration::from_secs(20), cooldown: Duration::from_secs(2) });
+        for (key, bad) in [("breaker_failures", "many"), ("breaker_window", "0s"), ("breaker_cooldown", "0s"), ("breaker_cooldown", "later")] {
+            let err = load_with(&[(key, bad)]).unwrap_err();
+            assert_eq!(err.setting, format!("BLOG_{}", key.to_uppercase()), "{key}={bad}: {err}");
+        }
+        let err = Settings::load(None, Figment::new().merge(Serialized::default("breaker_failures", 0))).unwrap_err();
+        assert_eq!(err.setting, "BLOG_BREAKER_FAILURES", "{err}");
     }
 
     #[test]

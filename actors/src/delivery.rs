@@ -125,4 +125,9 @@ pub trait DeliverySource: Send + Sync {
 
     /// Whether the consumers are attached to the queue right now.
     fn is_consuming(&self) -> bool;
+
+    /// Stops (`true`) or restarts (`false`) handing out deliveries for one worker
+    /// (its breaker opened, or an operator paused it). Its messages wait in its
+    /// queue; deliveries already handed out still come and are settled as usual.
+    fn set_paused(&self, worker: WorkerKind, paused: bool);
 }

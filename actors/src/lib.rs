@@ -8,6 +8,7 @@
 //! - [`ports`]: the store and mail traits the workers use; adapters live in the service.
 //! - [`messages`]: the messages actors exchange.
 //! - [`queue_reader`]: forwards deliveries to workers, then acks, retries or parks them.
+//! - [`breaker`]: the circuit breaker per worker; [`steering`]: breakers and pause-by-hand turned into the reader's decisions; [`pause`]: the switch that stops a transport feeding a worker.
 //! - [`tag_aggregator`], [`emailer`], [`projector`], [`feed_writer`]: the workers, one file each.
 //! - [`supervision`]: what a worker does (the [`supervision::Worker`] trait: its handler) and the one supervised actor every worker runs in: guard, deadline, panic → restart, metrics.
 //! - [`redact`]: credentials and mail addresses taken out of what is logged or served.
@@ -15,6 +16,7 @@
 //! - [`metrics`]: per-actor counters, histograms and states.
 //! - `fault_hooks` (feature `fault-hooks`, test builds only): faults a test can trigger with an event.
 
+pub mod breaker;
 pub mod delivery;
 pub mod emailer;
 pub mod event;
@@ -23,12 +25,14 @@ pub mod fault_hooks;
 pub mod feed_writer;
 pub mod messages;
 pub mod metrics;
+pub mod pause;
 pub mod ports;
 pub mod projector;
 pub mod queue_reader;
 pub mod redact;
 pub mod retry;
 pub mod rules;
+pub mod steering;
 pub mod supervision;
 pub mod tag_aggregator;
 pub mod trace_context;

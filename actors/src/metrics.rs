@@ -2,7 +2,9 @@
 //!
 //! - [`history`]: the last minutes in time slots, for the dashboard's charts.
 //! - [`unacked`]: the queue reader's unsettled deliveries and the age of the oldest.
+//! - [`breaker`]: each worker's circuit breaker and pause switch.
 
+mod breaker;
 mod history;
 mod unacked;
 
@@ -13,9 +15,11 @@ use std::time::{Duration, Instant};
 use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry};
 use serde::Serialize;
 
+pub use breaker::BreakerFigures;
 pub use history::{ActorHistory, SLOT as HISTORY_SLOT, SLOTS as HISTORY_SLOTS};
 pub use unacked::UnackedGuard;
 
+use breaker::BreakerSeries;
 use history::History;
 use unacked::{OldestUnacked, SharedUnacked};
 
@@ -103,6 +107,9 @@ pub struct ActorSnapshot {
     /// The queue reader's delivery figures; absent for the other actors.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reader: Option<ReaderFigures>,
+    /// A worker's circuit breaker and pause switch; absent for the other actors.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub breaker: Option<BreakerFigures>,
     pub history: ActorHistory,
 }
 
@@ -138,6 +145,7 @@ pub struct ActorMetrics {
     deliveries: IntCounterVec,
     redeliveries: IntCounterVec,
     unacked: SharedUnacked,
+    breakers: BreakerSeries,
     /// Every actor in the order work flows: the relay, the reader, then the workers as registered.
     actors: Arc<[(&'static str, ActorRole)]>,
     /// The registered workers, whose queues the reader's figures cover.
@@ -177,6 +185,7 @@ impl ActorMetrics {
             worker,
         )?;
         let unacked = SharedUnacked::default();
+        let breakers = BreakerSeries::new(registry, workers)?;
         registry.register(Box::new(messages.clone()))?;
         registry.register(Box::new(handling.clone()))?;
         registry.register(Box::new(restarts.clone()))?;
@@ -205,6 +214,7 @@ impl ActorMetrics {
             deliveries,
             redeliveries,
             unacked,
+            breakers,
             actors: actors.clone(),
             workers: workers.clone(),
             status: Arc::new(Mutex::new(status)),
@@ -289,6 +299,21 @@ impl ActorMetrics {
         unacked::track(&self.unacked, worker.name())
     }
 
+    /// A worker's circuit breaker changed state.
+    pub fn breaker_transition(&self, worker: &'static str, transition: crate::breaker::Transition) {
+        self.breakers.transition(worker, transition);
+    }
+
+    /// A worker was paused or resumed by hand.
+    pub fn worker_paused(&self, worker: &'static str, paused: bool) {
+        self.breakers.paused(worker, paused);
+    }
+
+    /// A worker's breaker figures; `None` for an actor that is not a worker.
+    pub fn breaker(&self, worker: &str) -> Option<BreakerFigures> {
+        self.breakers.figures(worker)
+    }
+
     /// A backlog read now (outbox, queue, mailbox), remembered for the actor's history.
     pub fn observe_backlog(&self, actor: &'static str, backlog: u64) {
         self.with_status(actor, |s, now| s.history.observe_backlog(now, backlog));
@@ -342,6 +367,7 @@ impl ActorMetrics {
                     handling_count: hist.get_sample_count(),
                     last_error: s.last_error.clone(),
                     reader: (role == ActorRole::Reader).then(|| self.reader_figures()),
+                    breaker: self.breakers.figures(name),
                     history: s.history.series(now),
                 })
             })

@@ -196,9 +196,15 @@ impl WorkerConsumer {
         tracing::debug!(worker = %self.worker, "embedded queue consumer stopped");
     }
 
-    /// Waits for a free prefetch slot, then takes every other free one up to a
-    /// batch; None once stopping.
+    /// Waits until the worker is not paused and a prefetch slot is free, then
+    /// takes every other free one up to a batch; None once stopping. A paused
+    /// worker's rows stay unclaimed in the file.
     async fn acquire(&self) -> Option<Vec<OwnedSemaphorePermit>> {
+        tokio::select! {
+            biased;
+            () = self.stop.cancelled() => return None,
+            () = self.running.0.paused.until_running(self.worker) => {}
+        }
         let first = tokio::select! {
             biased;
             () = self.stop.cancelled() => return None,

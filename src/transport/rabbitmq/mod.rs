@@ -236,6 +236,10 @@ impl DeliverySource for RabbitTransport {
     fn is_consuming(&self) -> bool {
         self.inner.consumer.is_consuming()
     }
+
+    fn set_paused(&self, worker: WorkerKind, paused: bool) {
+        self.inner.consumer.paused.set(worker, paused);
+    }
 }
 
 impl Inner {

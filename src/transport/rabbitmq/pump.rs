@@ -2,7 +2,8 @@
 //! deliveries, one moving unrouted events into their parking lot. Each ends
 //! when its session is lost (amqprs ends the receiver, or a callback cancels
 //! `lost`) or when consuming stops; on stop it cancels its consumer and hands
-//! back what amqprs already buffered.
+//! back what amqprs already buffered. A paused worker's pump cancels its
+//! consumer (its messages wait in the queue) and consumes again once resumed.
 
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
@@ -10,6 +11,7 @@ use std::time::Duration;
 
 use amqprs::channel::{BasicAckArguments, BasicCancelArguments, BasicConsumeArguments, BasicQosArguments, Channel, ConsumerMessage};
 use blog_actors::delivery::{Delivery, TransportError};
+use blog_actors::pause::PauseSwitch;
 use blog_actors::worker::WorkerKind;
 use bytes::Bytes;
 use tokio::runtime::Handle;
@@ -22,25 +24,31 @@ use super::message::{self, parking_headers, with_headers};
 use super::settle::{release as reject_requeue, Delivered, RabbitSettler};
 use super::topology::UNROUTED;
 
-/// A consumer: its channel, its tag and what amqprs delivers to it.
+/// A consumer: its channel, its queue, its tag and what amqprs delivers to it.
 pub(super) struct Subscription {
     pub channel: Channel,
+    queue: String,
     tag: String,
     rx: UnboundedReceiver<ConsumerMessage>,
+}
+
+/// Consuming `queue` on `channel` with manual acks; its prefetch is the channel's.
+async fn consume(channel: &Channel, queue: &str) -> Result<(String, UnboundedReceiver<ConsumerMessage>), TransportError> {
+    let args = BasicConsumeArguments::new(queue, "").manual_ack(true).finish();
+    channel.basic_consume_rx(args).await.map_err(|e| TransportError::unavailable(format!("cannot consume {queue}"), e))
 }
 
 /// A channel with `prefetch` consuming `queue` with manual acks.
 pub(super) async fn subscribe(link: &Link, queue: &str, prefetch: u16) -> Result<Subscription, TransportError> {
     let (channel, _) = open_channel(link, &link.lost, None).await?;
-    let consumed = async {
-        // The only bound on what amqprs buffers: its internal queue is unbounded.
-        channel.basic_qos(BasicQosArguments::new(0, prefetch, false)).await?;
-        channel.basic_consume_rx(BasicConsumeArguments::new(queue, "").manual_ack(true).finish()).await
-    };
-    match consumed.await {
-        Ok((tag, rx)) => Ok(Subscription { channel, tag, rx }),
-        Err(e) => Err(TransportError::unavailable(format!("cannot consume {queue}"), e)),
-    }
+    // The only bound on what amqprs buffers: its internal queue is unbounded.
+    // Not global: it applies to every consumer opened on the channel later, a resumed one too.
+    channel
+        .basic_qos(BasicQosArguments::new(0, prefetch, false))
+        .await
+        .map_err(|e| TransportError::unavailable(format!("cannot consume {queue}"), e))?;
+    let (tag, rx) = consume(&channel, queue).await?;
+    Ok(Subscription { channel, queue: queue.to_owned(), tag, rx })
 }
 
 /// Forwards one worker queue's deliveries to the reader.
@@ -48,6 +56,15 @@ pub(super) struct Pump {
     pub side_unsettled: Arc<AtomicU64>,
     pub runtime: Handle,
     pub shared: Arc<SessionShared>,
+    /// Workers not to be fed now.
+    pub paused: PauseSwitch,
+}
+
+/// How a pause ended.
+enum Held {
+    Resumed,
+    Stopped,
+    Lost,
 }
 
 impl Pump {
@@ -64,6 +81,14 @@ impl Pump {
                 biased;
                 _ = stop.cancelled() => break,
                 _ = lost.cancelled() => return,
+                () = self.paused.until_paused(worker) => match self.hold(worker, &mut sub, &tx, &stop, &lost).await {
+                    Held::Resumed => continue,
+                    Held::Stopped => return,
+                    Held::Lost => {
+                        lost.cancel();
+                        return;
+                    }
+                },
                 message = sub.rx.recv() => message,
             };
             let Some(message) = message else {
@@ -80,6 +105,52 @@ impl Pump {
             }
         }
         stop_consuming(&mut sub).await;
+    }
+
+    /// The worker is paused: cancel its consumer, pass on what amqprs had
+    /// buffered (the reader sends those back at the same attempt, with a confirmed
+    /// copy and an ack: a reject-requeue would count toward a quorum queue's
+    /// delivery limit), wait to be resumed, then consume again.
+    async fn hold(
+        &self,
+        worker: WorkerKind,
+        sub: &mut Subscription,
+        tx: &mpsc::Sender<Delivery>,
+        stop: &CancellationToken,
+        lost: &CancellationToken,
+    ) -> Held {
+        if !usable(&sub.channel) {
+            return Held::Lost;
+        }
+        // After CancelOk nothing more arrives for this consumer: the drain below is complete.
+        if let Err(e) = sub.channel.basic_cancel(BasicCancelArguments::new(&sub.tag)).await {
+            tracing::warn!(%worker, error = %e, "cannot cancel a paused worker's consumer");
+            return Held::Lost;
+        }
+        while let Ok(message) = sub.rx.try_recv() {
+            if let Some(delivery) = self.delivery(worker, message) {
+                if tx.send(delivery).await.is_err() {
+                    return Held::Stopped;
+                }
+            }
+        }
+        tracing::info!(%worker, "consumer cancelled while the worker is paused");
+        tokio::select! {
+            _ = stop.cancelled() => return Held::Stopped,
+            _ = lost.cancelled() => return Held::Stopped,
+            () = self.paused.until_running(worker) => {}
+        }
+        match consume(&sub.channel, &sub.queue).await {
+            Ok((tag, rx)) => {
+                (sub.tag, sub.rx) = (tag, rx);
+                tracing::info!(%worker, "consuming again after a pause");
+                Held::Resumed
+            }
+            Err(e) => {
+                tracing::warn!(%worker, error = %e, "cannot consume again after a pause; reconnecting");
+                Held::Lost
+            }
+        }
     }
 
     fn delivery(&self, worker: WorkerKind, message: ConsumerMessage) -> Option<Delivery> {
