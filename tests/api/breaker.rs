@@ -138,6 +138,59 @@ async fn pause_and_resume(backend: Backend) {
     assert_eq!(breaker(&app, "emailer").await["paused"], false);
 }
 
+#[actix_web::test]
+async fn a_worker_paused_by_hand_on_the_embedded_queue_stays_paused_through_its_breakers_cool_down() {
+    paused_through_the_cool_down(Backend::Embedded).await;
+}
+
+#[actix_web::test]
+async fn a_worker_paused_by_hand_on_rabbitmq_stays_paused_through_its_breakers_cool_down() {
+    paused_through_the_cool_down(Backend::Rabbit).await;
+}
+
+async fn paused_through_the_cool_down(backend: Backend) {
+    let mut sink = SmtpSink::start(&[]);
+    let app = spawn_app_with(
+        backend,
+        |s| {
+            s.smtp_url = Some(sink.url().into());
+            s.breaker_failures = 3;
+            s.breaker_cooldown = Duration::from_secs(1);
+        },
+        |_| {},
+    )
+    .await;
+    sink.stop();
+    for i in 0..10 {
+        assert_eq!(app.post_event(&order_event(&format!("H-{i}"), "ada@example.com")).await.status(), 202);
+    }
+    within(Duration::from_secs(30), "the emailer's breaker open", || async {
+        (breaker(&app, "emailer").await["opened"].as_u64() >= Some(1)).then_some(())
+    })
+    .await;
+    assert_eq!(app.post_authed("/admin/workers/emailer/pause", &Value::Null).await.status(), 200);
+    sink.restart();
+    // The cool-down passes, the breaker would probe, but the hand switch keeps the worker paused.
+    within(Duration::from_secs(30), "the breaker half-open with no probe let through", || async {
+        (breaker(&app, "emailer").await["state"] == "half_open").then_some(())
+    })
+    .await;
+    app.created_post("While the emailer is held", &["held"]).await;
+    app.wait_for_cloud(&[("held", 1)]).await;
+    assert!(sink.received().is_empty(), "a worker paused by hand takes nothing, whatever its breaker does");
+    assert_eq!(breaker(&app, "emailer").await["state"], "half_open");
+
+    assert_eq!(app.post_authed("/admin/workers/emailer/resume", &Value::Null).await.status(), 200);
+    within(Duration::from_secs(30), "the ten mails after resuming", || async { (sink.received().len() == 10).then_some(()) }).await;
+    within(Duration::from_secs(10), "the breaker closed by the probe", || async {
+        (breaker(&app, "emailer").await["state"] == "closed").then_some(())
+    })
+    .await;
+    app.wait_until_idle().await;
+    assert_eq!(sink.received().len(), 10);
+    assert_eq!(app.dead_letters().await["total"], 0, "no attempt used up while paused or open");
+}
+
 /// An order envelope missing its customer: invalid, whatever the mail server does.
 fn malformed(order_id: &str) -> Vec<u8> {
     serde_json::json!({
