@@ -28,19 +28,7 @@ async fn an_smtp_outage_on_rabbitmq_parks_nothing_and_mails_every_order_once() {
 }
 
 async fn smtp_outage(backend: Backend) {
-    let mut sink = SmtpSink::start(&[]);
-    let app = spawn_app_with(
-        backend,
-        |s| {
-            s.smtp_url = Some(sink.url().into());
-            s.breaker_failures = 3;
-            s.breaker_window = Duration::from_secs(30);
-            s.breaker_cooldown = Duration::from_secs(2);
-        },
-        |_| {},
-    )
-    .await;
-    sink.stop();
+    let (mut sink, app) = app_mailing_through_a_stopped_sink(backend, Duration::from_secs(2)).await;
     let outage = Instant::now();
     // A malformed order at the head of the queue: parked at once, and not counted as the mail server's fault.
     publish_raw(&app, "order.fulfilled", &malformed("BAD-1")).await;
@@ -149,18 +137,7 @@ async fn a_worker_paused_by_hand_on_rabbitmq_stays_paused_through_its_breakers_c
 }
 
 async fn paused_through_the_cool_down(backend: Backend) {
-    let mut sink = SmtpSink::start(&[]);
-    let app = spawn_app_with(
-        backend,
-        |s| {
-            s.smtp_url = Some(sink.url().into());
-            s.breaker_failures = 3;
-            s.breaker_cooldown = Duration::from_secs(1);
-        },
-        |_| {},
-    )
-    .await;
-    sink.stop();
+    let (mut sink, app) = app_mailing_through_a_stopped_sink(backend, Duration::from_secs(1)).await;
     for i in 0..10 {
         assert_eq!(app.post_event(&order_event(&format!("H-{i}"), "ada@example.com")).await.status(), 202);
     }
@@ -189,6 +166,25 @@ async fn paused_through_the_cool_down(backend: Backend) {
     app.wait_until_idle().await;
     assert_eq!(sink.received().len(), 10);
     assert_eq!(app.dead_letters().await["total"], 0, "no attempt used up while paused or open");
+}
+
+/// An app mailing through an SMTP server that is then stopped; its breakers open
+/// after three unavailable failures within 30 s and cool down for `cooldown`.
+async fn app_mailing_through_a_stopped_sink(backend: Backend, cooldown: Duration) -> (SmtpSink, TestApp) {
+    let mut sink = SmtpSink::start(&[]);
+    let app = spawn_app_with(
+        backend,
+        |s| {
+            s.smtp_url = Some(sink.url().into());
+            s.breaker_failures = 3;
+            s.breaker_window = Duration::from_secs(30);
+            s.breaker_cooldown = cooldown;
+        },
+        |_| {},
+    )
+    .await;
+    sink.stop();
+    (sink, app)
 }
 
 /// An order envelope missing its customer: invalid, whatever the mail server does.
