@@ -85,7 +85,7 @@
     if (!breaker) return [];
     const badges = [];
     if (breaker.state !== 'closed') {
-      const title = `circuit breaker ${breaker.state.replace('_', '-')}; opened ${breaker.opened} times`;
+      const title = `circuit breaker ${breaker.state.replace('_', '-')}; opened ${breaker.opened} times; ${breaker.postponed} deliveries postponed`;
       badges.push(html('span', { class: `state breaker ${breaker.state}`, title }, `breaker ${breaker.state.replace('_', '-')}`));
     }
     if (breaker.paused) badges.push(html('span', { class: 'state breaker paused', title: 'paused by hand' }, 'paused'));

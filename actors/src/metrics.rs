@@ -37,6 +37,8 @@ pub enum Outcome {
     Ok,
     Retried,
     Parked,
+    /// Sent back to the queue at the same attempt: the worker is paused or its breaker open.
+    Postponed,
 }
 
 impl Outcome {
@@ -45,6 +47,7 @@ impl Outcome {
             Outcome::Ok => "ok",
             Outcome::Retried => "retried",
             Outcome::Parked => "parked",
+            Outcome::Postponed => "postponed",
         }
     }
 }
@@ -161,7 +164,7 @@ impl ActorMetrics {
         let actor = &["actor"];
         let worker = &["worker"];
         let messages = IntCounterVec::new(
-            Opts::new("blog_actor_messages_total", "Messages handled by each actor, by outcome (ok, retried, parked)"),
+            Opts::new("blog_actor_messages_total", "Messages handled by each actor, by outcome (ok, retried, parked, postponed)"),
             &["actor", "outcome"],
         )?;
         let handling = HistogramVec::new(
@@ -222,7 +225,7 @@ impl ActorMetrics {
         };
         // Every series exists from the start, so a dashboard sees zeros rather than gaps.
         for &(actor, _) in actors.iter() {
-            for outcome in [Outcome::Ok, Outcome::Retried, Outcome::Parked] {
+            for outcome in [Outcome::Ok, Outcome::Retried, Outcome::Parked, Outcome::Postponed] {
                 metrics.messages.with_label_values(&[actor, outcome.label()]);
             }
             metrics.handling.with_label_values(&[actor]);
@@ -243,6 +246,8 @@ impl ActorMetrics {
         self.with_status(actor, |s, now| match outcome {
             Outcome::Ok => s.history.add_ok(now),
             Outcome::Retried | Outcome::Parked => s.history.add_failed(now),
+            // Not a failure of the message: nothing was tried.
+            Outcome::Postponed => {}
         });
     }
 
@@ -367,7 +372,7 @@ impl ActorMetrics {
                     handling_count: hist.get_sample_count(),
                     last_error: s.last_error.clone(),
                     reader: (role == ActorRole::Reader).then(|| self.reader_figures()),
-                    breaker: self.breakers.figures(name),
+                    breaker: self.breakers.figures(name).map(|figures| BreakerFigures { postponed: count(Outcome::Postponed), ..figures }),
                     history: s.history.series(now),
                 })
             })

@@ -163,7 +163,7 @@ impl StreamHandler<Delivery> for QueueReader {
         // A bad message is parked at once, whatever the worker's breaker says.
         let checked = hand.span.in_scope(|| examine(&hand.delivery));
         match checked {
-            Err(verdict) => self.finish(hand, verdict, ctx),
+            Err(verdict) => self.finish(hand, counted(verdict), ctx),
             Ok(event) => self.admit(hand, event, ctx),
         }
     }
@@ -210,14 +210,14 @@ impl QueueReader {
     }
 
     /// The verdict on a worker's answer (`Err` when the worker could not be asked).
-    fn verdict(&self, delivery: &Delivery, answer: Result<Result<(), HandlerError>, String>) -> Verdict {
+    fn verdict(&self, delivery: &Delivery, answer: Result<Result<(), HandlerError>, String>) -> (Verdict, Outcome) {
         let (attempt, retry) = (delivery.attempt, self.retry);
         let error = match answer {
-            Ok(Ok(())) => return Verdict::Ack,
-            Ok(Err(HandlerError::Permanent(reason))) => return park_now(delivery, reason),
+            Ok(Ok(())) => return counted(Verdict::Ack),
+            Ok(Err(HandlerError::Permanent(reason))) => return counted(park_now(delivery, reason)),
             Ok(Err(HandlerError::Deferred(reason))) => {
                 tracing::info!(%reason, "deferred");
-                return Verdict::Retry { delay: retry.delay_after(1), next_attempt: attempt, reason };
+                return counted(Verdict::Retry { delay: retry.delay_after(1), next_attempt: attempt, reason });
             }
             // The downstream is down and the breaker has stopped the worker: no attempt is used up.
             Ok(Err(HandlerError::Unavailable(reason))) if !self.steering.flowing(delivery.worker) => {
@@ -229,11 +229,11 @@ impl QueueReader {
         if attempt >= retry.max_attempts {
             let reason = format!("gave up after {attempt} attempts: {error}");
             tracing::warn!(reason = %crate::redact::addresses_in(&reason), "parking a message");
-            return Verdict::Park { reason, attempts: attempt };
+            return counted(Verdict::Park { reason, attempts: attempt });
         }
         let delay = retry.delay_after(attempt);
         tracing::info!(error = %crate::redact::addresses_in(&error), ?delay, "will retry");
-        Verdict::Retry { delay, next_attempt: attempt + 1, reason: error }
+        counted(Verdict::Retry { delay, next_attempt: attempt + 1, reason: error })
     }
 
     /// Back to the queue at the same attempt, after the first retry delay. On
@@ -241,22 +241,17 @@ impl QueueReader {
     /// original: unlike a reject-requeue it does not count toward a quorum queue's
     /// `x-delivery-limit`. The worker's queue is not being consumed meanwhile (its
     /// switch is off), so the copy waits there rather than looping.
-    fn postpone(&self, delivery: &Delivery, why: &str) -> Verdict {
+    fn postpone(&self, delivery: &Delivery, why: &str) -> (Verdict, Outcome) {
         let reason = format!("postponed, no attempt used: {why}");
-        Verdict::Retry { delay: self.retry.delay_after(1), next_attempt: delivery.attempt, reason }
+        (Verdict::Retry { delay: self.retry.delay_after(1), next_attempt: delivery.attempt, reason }, Outcome::Postponed)
     }
 
     /// Settles the delivery by the verdict, counts it, and frees its slot.
-    fn finish(&mut self, hand: InHand, verdict: Verdict, ctx: &mut Context<Self>) {
+    fn finish(&mut self, hand: InHand, (verdict, outcome): (Verdict, Outcome), ctx: &mut Context<Self>) {
         let metrics = self.metrics.clone();
         let InHand { delivery, unacked, arrived, span } = hand;
         let work = async move {
             let worker = delivery.worker.name();
-            let outcome = match &verdict {
-                Verdict::Ack => Outcome::Ok,
-                Verdict::Retry { .. } => Outcome::Retried,
-                Verdict::Park { .. } | Verdict::Release => Outcome::Parked,
-            };
             metrics.record_outcome(worker, outcome);
             metrics.record_outcome(NAME, outcome);
             settle(delivery, verdict).await;
@@ -291,6 +286,16 @@ impl QueueReader {
             self.admit(hand, event, ctx);
         }
     }
+}
+
+/// A verdict with the outcome it is counted as.
+fn counted(verdict: Verdict) -> (Verdict, Outcome) {
+    let outcome = match &verdict {
+        Verdict::Ack => Outcome::Ok,
+        Verdict::Retry { .. } => Outcome::Retried,
+        Verdict::Park { .. } | Verdict::Release => Outcome::Parked,
+    };
+    (verdict, outcome)
 }
 
 /// An event that passed the reader's checks.

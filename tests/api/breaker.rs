@@ -76,10 +76,14 @@ async fn smtp_outage(backend: Backend) {
     assert!(series("blog_breaker_transitions_total{actor=\"emailer\",to=\"closed\"}") >= 1.0);
     assert_eq!(series("blog_breaker_state{actor=\"emailer\"}"), 0.0, "closed again");
     assert_eq!(series("blog_breaker_transitions_total{actor=\"tag_aggregator\",to=\"open\"}"), 0.0, "only the emailer's opened");
-    let retried = actor(&app, "emailer").await["retried"].clone();
+    let emailer = actor(&app, "emailer").await;
+    assert!(emailer["breaker"]["postponed"].as_u64() > Some(0), "deliveries went back unspent: {emailer}");
+    assert_eq!(series("blog_actor_messages_total{actor=\"emailer\",outcome=\"postponed\"}"), emailer["breaker"]["postponed"].as_f64().unwrap());
     println!(
         "{backend:?}: {ORDERS} orders over a {OUTAGE:?} SMTP outage: breaker opened {opened_during_outage} times, \
-         every order mailed {caught_up:?} after the server came back; emailer retries and postponements {retried}; 0 parked"
+         every order mailed {caught_up:?} after the server came back; emailer retries (attempts used) {}, \
+         deliveries postponed unspent {}; 0 parked",
+        emailer["retried"], emailer["breaker"]["postponed"]
     );
 }
 

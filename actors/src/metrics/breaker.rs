@@ -23,6 +23,9 @@ pub struct BreakerFigures {
     pub opened: u64,
     /// State changes since the start.
     pub transitions: u64,
+    /// Deliveries sent back to the queue at the same attempt (paused, or breaker
+    /// open) since the start: `blog_actor_messages_total{outcome="postponed"}`.
+    pub postponed: u64,
 }
 
 /// The breakers' series and figures; cheap to clone.
@@ -48,7 +51,7 @@ impl BreakerSeries {
         registry.register(Box::new(state.clone()))?;
         registry.register(Box::new(transitions.clone()))?;
         registry.register(Box::new(paused.clone()))?;
-        let closed = BreakerFigures { state: BreakerState::Closed, paused: false, opened: 0, transitions: 0 };
+        let closed = BreakerFigures { state: BreakerState::Closed, paused: false, opened: 0, transitions: 0, postponed: 0 };
         for w in workers.iter() {
             state.with_label_values(&[w.name()]).set(0);
             paused.with_label_values(&[w.name()]).set(0);
