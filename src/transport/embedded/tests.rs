@@ -311,3 +311,19 @@ async fn cancelling_stop_closes_the_receiver_and_ends_consuming() {
     assert!(!queue.is_consuming());
     assert!(queue.is_connected());
 }
+
+#[tokio::test]
+async fn a_paused_workers_deliveries_wait_in_the_file_and_come_once_resumed() {
+    let (_dir, queue) = open_temp();
+    let (_stop, mut rx) = consume(&queue, &[Emailer::kind()], 10).await;
+    queue.set_paused(Emailer::kind(), true);
+    queue.publish_raw("order.fulfilled", body(1), None).await.unwrap();
+    assert_quiet(&mut rx).await;
+    assert_eq!(queue.depth().await.unwrap(), 1, "waiting in the file");
+
+    queue.set_paused(Emailer::kind(), false);
+    let d = next(&mut rx).await;
+    assert_eq!((number(&d), d.attempt, d.redelivered), (1, 1, false), "as it was published");
+    d.settler.settle(Verdict::Ack).await.unwrap();
+    assert_eq!(queue.depth().await.unwrap(), 0);
+}
