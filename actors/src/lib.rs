@@ -8,7 +8,7 @@
 //! - [`ports`]: the store and mail traits the workers use; adapters live in the service.
 //! - [`messages`]: the messages actors exchange.
 //! - [`queue_reader`]: forwards deliveries to workers, then acks, retries or parks them.
-//! - [`breaker`]: the circuit breaker per worker; [`steering`]: breakers and pause-by-hand turned into the reader's decisions; [`pause`]: the switch that stops a transport feeding a worker.
+//! - [`breaker`]: the circuit breaker per worker; [`steering`]: breakers and pause-by-hand turned into the reader's decisions; [`pause`]: the switch that tells a transport how much to feed each worker.
 //! - [`tag_aggregator`], [`emailer`], [`projector`], [`feed_writer`]: the workers, one file each.
 //! - [`supervision`]: what a worker does (the [`supervision::Worker`] trait: its handler) and the one supervised actor every worker runs in: guard, deadline, panic → restart, metrics.
 //! - [`redact`]: credentials and mail addresses taken out of what is logged or served.

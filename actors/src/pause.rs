@@ -1,48 +1,62 @@
-//! Which workers a transport must not feed now: the switch the queue reader
-//! flips when a breaker opens or an operator pauses a worker, and the transports
-//! wait on. Deliveries of a paused worker stay in its queue.
+//! How much a transport may feed each worker now: the switch the queue reader
+//! sets when a breaker opens, goes half-open or closes, or an operator pauses a
+//! worker; the transports wait on it. Deliveries not fed stay in the worker's queue.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use tokio::sync::watch;
 
 use crate::worker::WorkerKind;
 
-/// The paused workers; cheap to clone (every clone is the same switch).
+/// What a transport hands one worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Feed {
+    /// Up to the prefetch at once: the normal flow.
+    #[default]
+    Full,
+    /// One delivery at a time: a half-open breaker's probe.
+    Probe,
+    /// Nothing: the breaker is open or the worker is paused by hand.
+    Stopped,
+}
+
+/// Every worker's feed; cheap to clone (every clone is the same switch).
 #[derive(Debug, Clone)]
-pub struct PauseSwitch {
-    /// The names of the paused workers; a watch so a consumer can wait for a change.
-    paused: Arc<watch::Sender<BTreeSet<&'static str>>>,
+pub struct FeedSwitch {
+    /// The workers not fed in full, by name; a watch so a consumer can wait for a change.
+    feeds: Arc<watch::Sender<BTreeMap<&'static str, Feed>>>,
 }
 
-impl Default for PauseSwitch {
+impl Default for FeedSwitch {
     fn default() -> Self {
-        Self { paused: Arc::new(watch::Sender::new(BTreeSet::new())) }
+        Self { feeds: Arc::new(watch::Sender::new(BTreeMap::new())) }
     }
 }
 
-impl PauseSwitch {
-    /// Pauses (`true`) or resumes (`false`) one worker; waiters wake only on a change.
-    pub fn set(&self, worker: WorkerKind, paused: bool) {
-        self.paused.send_if_modified(|set| if paused { set.insert(worker.name()) } else { set.remove(worker.name()) });
+impl FeedSwitch {
+    /// Sets one worker's feed; waiters wake only on a change.
+    pub fn set(&self, worker: WorkerKind, feed: Feed) {
+        self.feeds.send_if_modified(|feeds| {
+            let before = match feed {
+                Feed::Full => feeds.remove(worker.name()),
+                other => feeds.insert(worker.name(), other),
+            };
+            before.unwrap_or_default() != feed
+        });
     }
 
-    pub fn is_paused(&self, worker: WorkerKind) -> bool {
-        self.paused.borrow().contains(worker.name())
+    pub fn feed(&self, worker: WorkerKind) -> Feed {
+        self.feeds.borrow().get(worker.name()).copied().unwrap_or_default()
     }
 
-    /// Resolves once `worker` is not paused; at once when it is not.
-    pub async fn until_running(&self, worker: WorkerKind) {
-        let mut rx = self.paused.subscribe();
+    /// Resolves with the worker's feed once it is not `current`; at once when it is not.
+    pub async fn changed_from(&self, worker: WorkerKind, current: Feed) -> Feed {
+        let mut rx = self.feeds.subscribe();
+        let name = worker.name();
         // The sender lives as long as `self`: the wait cannot fail while we hold it.
-        let _ = rx.wait_for(|set| !set.contains(worker.name())).await;
-    }
-
-    /// Resolves once `worker` is paused; at once when it is.
-    pub async fn until_paused(&self, worker: WorkerKind) {
-        let mut rx = self.paused.subscribe();
-        let _ = rx.wait_for(|set| set.contains(worker.name())).await;
+        let _ = rx.wait_for(|feeds| feeds.get(name).copied().unwrap_or_default() != current).await;
+        self.feed(worker)
     }
 }
 
@@ -54,18 +68,19 @@ mod tests {
     static A: WorkerSpec = WorkerSpec { name: "a", event_types: &["x"], mailbox: 8 };
 
     #[actix::test]
-    async fn a_waiter_wakes_when_its_worker_is_resumed() {
-        let (switch, a) = (PauseSwitch::default(), WorkerKind::of(&A));
-        switch.until_running(a).await;
-        switch.set(a, true);
-        assert!(switch.is_paused(a));
-        switch.until_paused(a).await;
+    async fn a_waiter_wakes_with_the_new_feed() {
+        let (switch, a) = (FeedSwitch::default(), WorkerKind::of(&A));
+        assert_eq!(switch.changed_from(a, Feed::Stopped).await, Feed::Full, "full by default");
+        switch.set(a, Feed::Stopped);
+        assert_eq!(switch.feed(a), Feed::Stopped);
         let waiter = tokio::spawn({
             let switch = switch.clone();
-            async move { switch.until_running(a).await }
+            async move { switch.changed_from(a, Feed::Stopped).await }
         });
-        switch.set(a, false);
-        tokio::time::timeout(std::time::Duration::from_secs(5), waiter).await.unwrap().unwrap();
-        assert!(!switch.is_paused(a));
+        switch.set(a, Feed::Probe);
+        let woke = tokio::time::timeout(std::time::Duration::from_secs(5), waiter).await.unwrap().unwrap();
+        assert_eq!(woke, Feed::Probe);
+        switch.set(a, Feed::Full);
+        assert_eq!(switch.feed(a), Feed::Full);
     }
 }

@@ -10,6 +10,7 @@ use crate::breaker::{Breaker, BreakerSettings, BreakerState, Transition};
 use crate::delivery::DeliverySource;
 use crate::messages::HandlerError;
 use crate::metrics::ActorMetrics;
+use crate::pause::Feed;
 use crate::worker::WorkerKind;
 
 /// What becomes of a delivery that passed the reader's checks.
@@ -17,7 +18,8 @@ use crate::worker::WorkerKind;
 pub enum Admission {
     /// To the worker.
     Forward,
-    /// Half-open with the probe out: wait in the reader for the probe's answer.
+    /// Half-open with the probe out: wait in the reader for the probe's answer
+    /// (rare: the transport feeds a half-open worker one delivery at a time).
     Hold,
     /// Open or paused: back to the queue at the same attempt.
     Postpone,
@@ -127,10 +129,17 @@ impl Steering {
         self.apply(worker);
     }
 
-    /// The transport feeds a worker unless it is paused by hand or its breaker is open.
+    /// The transport feeds a worker nothing while it is paused by hand or its
+    /// breaker is open, one delivery at a time while half-open, else in full.
     fn apply(&self, worker: WorkerKind) {
         if let Some(s) = self.workers.get(&worker) {
-            self.source.set_paused(worker, s.by_hand || s.breaker.state() == BreakerState::Open);
+            let feed = match s.breaker.state() {
+                _ if s.by_hand => Feed::Stopped,
+                BreakerState::Open => Feed::Stopped,
+                BreakerState::HalfOpen => Feed::Probe,
+                BreakerState::Closed => Feed::Full,
+            };
+            self.source.set_feed(worker, feed);
         }
     }
 }

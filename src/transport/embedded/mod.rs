@@ -60,8 +60,8 @@ struct Shared {
     recovered: OnceCell<()>,
     /// Commits acks in groups.
     acks: settle::AckGroups,
-    /// Workers whose consumer claims nothing now (breaker open, paused by hand).
-    paused: blog_actors::pause::PauseSwitch,
+    /// How much each worker's consumer claims now (breaker open or half-open, paused by hand).
+    feeds: blog_actors::pause::FeedSwitch,
 }
 
 impl EmbeddedQueue {
@@ -70,8 +70,8 @@ impl EmbeddedQueue {
         let db = Db::open(path)?;
         tracing::info!(path = %path.display(), "embedded queue open");
         let acks = settle::AckGroups::start(db.clone())?;
-        let (wake, consumers, recovered, paused) = (Notify::new(), AtomicUsize::new(0), OnceCell::new(), Default::default());
-        let shared = Shared { db, workers, wake, consumers, recovered, acks, paused };
+        let (wake, consumers, recovered, feeds) = (Notify::new(), AtomicUsize::new(0), OnceCell::new(), Default::default());
+        let shared = Shared { db, workers, wake, consumers, recovered, acks, feeds };
         Ok(Self { shared: Arc::new(shared) })
     }
 
@@ -97,8 +97,8 @@ impl DeliverySource for EmbeddedQueue {
         self.shared.consumers.load(Ordering::SeqCst) > 0
     }
 
-    fn set_paused(&self, worker: WorkerKind, paused: bool) {
-        self.shared.paused.set(worker, paused);
+    fn set_feed(&self, worker: WorkerKind, feed: blog_actors::pause::Feed) {
+        self.shared.feeds.set(worker, feed);
     }
 }
 

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use blog_actors::delivery::{Delivery, TransportError};
-use blog_actors::pause::PauseSwitch;
+use blog_actors::pause::FeedSwitch;
 use blog_actors::worker::WorkerKind;
 use tokio::runtime::Handle;
 use tokio::sync::mpsc;
@@ -47,8 +47,8 @@ pub(super) struct ConsumeSide {
     pub losses: AtomicU64,
     /// Each supervisor's shutdown token and task, for `close`.
     supervisors: Mutex<Vec<(CancellationToken, JoinHandle<()>)>>,
-    /// Workers whose consumer is cancelled now (breaker open, paused by hand).
-    pub paused: PauseSwitch,
+    /// How much each worker's consumer takes now (breaker open or half-open, paused by hand).
+    pub feeds: FeedSwitch,
 }
 
 /// What a `consume` call asked for.
@@ -78,7 +78,7 @@ impl ConsumeSide {
             in_use: InUse::default(),
             losses: AtomicU64::new(0),
             supervisors: Mutex::new(Vec::new()),
-            paused: PauseSwitch::default(),
+            feeds: FeedSwitch::default(),
         }
     }
 
@@ -225,7 +225,7 @@ impl ConsumeSide {
                 side_unsettled: self.unsettled.clone(),
                 runtime: self.runtime.clone(),
                 shared: shared.clone(),
-                paused: self.paused.clone(),
+                feeds: self.feeds.clone(),
             };
             pumps.push(tokio::spawn(pump.run(worker, sub, tx.clone(), stop.clone(), link.lost.clone())));
         }

@@ -237,8 +237,8 @@ impl DeliverySource for RabbitTransport {
         self.inner.consumer.is_consuming()
     }
 
-    fn set_paused(&self, worker: WorkerKind, paused: bool) {
-        self.inner.consumer.paused.set(worker, paused);
+    fn set_feed(&self, worker: WorkerKind, feed: blog_actors::pause::Feed) {
+        self.inner.consumer.feeds.set(worker, feed);
     }
 }
 

@@ -2,8 +2,9 @@
 //! deliveries, one moving unrouted events into their parking lot. Each ends
 //! when its session is lost (amqprs ends the receiver, or a callback cancels
 //! `lost`) or when consuming stops; on stop it cancels its consumer and hands
-//! back what amqprs already buffered. A paused worker's pump cancels its
-//! consumer (its messages wait in the queue) and consumes again once resumed.
+//! back what amqprs already buffered. When a worker's feed changes (stopped:
+//! breaker open or paused; probe: half-open) its pump cancels the consumer (its
+//! messages wait in the queue) and consumes again with the prefetch of the new feed.
 
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
@@ -11,7 +12,7 @@ use std::time::Duration;
 
 use amqprs::channel::{BasicAckArguments, BasicCancelArguments, BasicConsumeArguments, BasicQosArguments, Channel, ConsumerMessage};
 use blog_actors::delivery::{Delivery, TransportError};
-use blog_actors::pause::PauseSwitch;
+use blog_actors::pause::{Feed, FeedSwitch};
 use blog_actors::worker::WorkerKind;
 use bytes::Bytes;
 use tokio::runtime::Handle;
@@ -30,6 +31,10 @@ pub(super) struct Subscription {
     queue: String,
     tag: String,
     rx: UnboundedReceiver<ConsumerMessage>,
+    /// The prefetch of the full feed.
+    prefetch: u16,
+    /// The feed the consumer was opened for.
+    feed: Feed,
 }
 
 /// Consuming `queue` on `channel` with manual acks; its prefetch is the channel's.
@@ -48,7 +53,7 @@ pub(super) async fn subscribe(link: &Link, queue: &str, prefetch: u16) -> Result
         .await
         .map_err(|e| TransportError::unavailable(format!("cannot consume {queue}"), e))?;
     let (tag, rx) = consume(&channel, queue).await?;
-    Ok(Subscription { channel, queue: queue.to_owned(), tag, rx })
+    Ok(Subscription { channel, queue: queue.to_owned(), tag, rx, prefetch, feed: Feed::Full })
 }
 
 /// Forwards one worker queue's deliveries to the reader.
@@ -56,13 +61,13 @@ pub(super) struct Pump {
     pub side_unsettled: Arc<AtomicU64>,
     pub runtime: Handle,
     pub shared: Arc<SessionShared>,
-    /// Workers not to be fed now.
-    pub paused: PauseSwitch,
+    /// How much each worker may be fed now.
+    pub feeds: FeedSwitch,
 }
 
-/// How a pause ended.
-enum Held {
-    Resumed,
+/// How a change of feed ended.
+enum Switched {
+    Consuming,
     Stopped,
     Lost,
 }
@@ -81,10 +86,10 @@ impl Pump {
                 biased;
                 _ = stop.cancelled() => break,
                 _ = lost.cancelled() => return,
-                () = self.paused.until_paused(worker) => match self.hold(worker, &mut sub, &tx, &stop, &lost).await {
-                    Held::Resumed => continue,
-                    Held::Stopped => return,
-                    Held::Lost => {
+                feed = self.feeds.changed_from(worker, sub.feed) => match self.refeed(worker, feed, &mut sub, &tx, &stop, &lost).await {
+                    Switched::Consuming => continue,
+                    Switched::Stopped => return,
+                    Switched::Lost => {
                         lost.cancel();
                         return;
                     }
@@ -107,48 +112,61 @@ impl Pump {
         stop_consuming(&mut sub).await;
     }
 
-    /// The worker is paused: cancel its consumer, pass on what amqprs had
-    /// buffered (the reader sends those back at the same attempt, with a confirmed
-    /// copy and an ack: a reject-requeue would count toward a quorum queue's
-    /// delivery limit), wait to be resumed, then consume again.
-    async fn hold(
+    /// The worker's feed changed: cancel its consumer, pass on what amqprs had
+    /// buffered (the reader sends what it cannot take back at the same attempt,
+    /// with a confirmed copy and an ack: a reject-requeue would count toward a
+    /// quorum queue's delivery limit), wait while it is stopped, then consume
+    /// again with the feed's prefetch (one for a probe).
+    async fn refeed(
         &self,
         worker: WorkerKind,
+        mut feed: Feed,
         sub: &mut Subscription,
         tx: &mpsc::Sender<Delivery>,
         stop: &CancellationToken,
         lost: &CancellationToken,
-    ) -> Held {
+    ) -> Switched {
         if !usable(&sub.channel) {
-            return Held::Lost;
+            return Switched::Lost;
         }
         // After CancelOk nothing more arrives for this consumer: the drain below is complete.
         if let Err(e) = sub.channel.basic_cancel(BasicCancelArguments::new(&sub.tag)).await {
-            tracing::warn!(%worker, error = %e, "cannot cancel a paused worker's consumer");
-            return Held::Lost;
+            tracing::warn!(%worker, error = %e, "cannot cancel a consumer to change its feed");
+            return Switched::Lost;
         }
         while let Ok(message) = sub.rx.try_recv() {
             if let Some(delivery) = self.delivery(worker, message) {
                 if tx.send(delivery).await.is_err() {
-                    return Held::Stopped;
+                    return Switched::Stopped;
                 }
             }
         }
-        tracing::info!(%worker, "consumer cancelled while the worker is paused");
-        tokio::select! {
-            _ = stop.cancelled() => return Held::Stopped,
-            _ = lost.cancelled() => return Held::Stopped,
-            () = self.paused.until_running(worker) => {}
+        sub.feed = Feed::Stopped;
+        while feed == Feed::Stopped {
+            tracing::info!(%worker, "consumer cancelled: the worker takes nothing now");
+            feed = tokio::select! {
+                _ = stop.cancelled() => return Switched::Stopped,
+                _ = lost.cancelled() => return Switched::Stopped,
+                feed = self.feeds.changed_from(worker, Feed::Stopped) => feed,
+            };
         }
-        match consume(&sub.channel, &sub.queue).await {
+        let prefetch = if feed == Feed::Probe { 1 } else { sub.prefetch };
+        let consumed = async {
+            sub.channel
+                .basic_qos(BasicQosArguments::new(0, prefetch, false))
+                .await
+                .map_err(|e| TransportError::unavailable("cannot set the prefetch", e))?;
+            consume(&sub.channel, &sub.queue).await
+        };
+        match consumed.await {
             Ok((tag, rx)) => {
-                (sub.tag, sub.rx) = (tag, rx);
-                tracing::info!(%worker, "consuming again after a pause");
-                Held::Resumed
+                (sub.tag, sub.rx, sub.feed) = (tag, rx, feed);
+                tracing::info!(%worker, prefetch, "consuming again");
+                Switched::Consuming
             }
             Err(e) => {
-                tracing::warn!(%worker, error = %e, "cannot consume again after a pause; reconnecting");
-                Held::Lost
+                tracing::warn!(%worker, error = %e, "cannot consume again; reconnecting");
+                Switched::Lost
             }
         }
     }
