@@ -7,7 +7,7 @@
 //! - [`delivery`]: what a transport hands the queue reader, and how a delivery is settled.
 //! - [`ports`]: the store and mail traits the workers use; adapters live in the service.
 //! - [`messages`]: the messages actors exchange.
-//! - [`queue_reader`]: forwards deliveries to workers, then acks, retries or parks them.
+//! - [`queue_reader`]: forwards deliveries to workers, then acks, retries or parks them; [`verdicts`]: its checks and the verdict on an answer.
 //! - [`breaker`]: the circuit breaker per worker; [`steering`]: breakers and pause-by-hand turned into the reader's decisions; [`pause`]: the switch that tells a transport how much to feed each worker.
 //! - [`tag_aggregator`], [`emailer`], [`projector`], [`feed_writer`]: the workers, one file each.
 //! - [`supervision`]: what a worker does (the [`supervision::Worker`] trait: its handler) and the one supervised actor every worker runs in: guard, deadline, panic → restart, metrics.
@@ -36,4 +36,5 @@ pub mod steering;
 pub mod supervision;
 pub mod tag_aggregator;
 pub mod trace_context;
+pub mod verdicts;
 pub mod worker;

@@ -15,11 +15,11 @@ use tracing::Instrument;
 
 use crate::breaker::{BreakerSettings, BreakerState, Transition};
 use crate::delivery::{Delivery, DeliverySource, Verdict};
-use crate::event::{Envelope, Event};
-use crate::messages::{Drain, DrainReport, HandleEvent, HandlerError, SteerWorker};
+use crate::messages::{Drain, DrainReport, HandleEvent, SteerWorker};
 use crate::metrics::{ActorMetrics, ActorState, BreakerFigures, Outcome};
 use crate::retry::RetryPolicy;
 use crate::steering::{Admission, Health, Steering};
+use crate::verdicts::{self, Checked};
 use crate::worker::WorkerKind;
 
 const NAME: &str = "queue_reader";
@@ -161,9 +161,9 @@ impl StreamHandler<Delivery> for QueueReader {
         }
         let hand = InHand { delivery, unacked, arrived: Instant::now(), span };
         // A bad message is parked at once, whatever the worker's breaker says.
-        let checked = hand.span.in_scope(|| examine(&hand.delivery));
+        let checked = hand.span.in_scope(|| verdicts::examine(&hand.delivery));
         match checked {
-            Err(verdict) => self.finish(hand, counted(verdict), ctx),
+            Err(verdict) => self.finish(hand, verdicts::counted(verdict), ctx),
             Ok(event) => self.admit(hand, event, ctx),
         }
     }
@@ -181,7 +181,7 @@ impl QueueReader {
             Admission::Forward => self.forward(hand, event, ctx),
             Admission::Hold => self.held.entry(worker).or_default().push((hand, event)),
             Admission::Postpone => {
-                let verdict = self.postpone(&hand.delivery, "the worker is paused (breaker open or by hand)");
+                let verdict = verdicts::postpone(&hand.delivery, self.retry, "the worker is paused (breaker open or by hand)");
                 self.finish(hand, verdict, ctx);
             }
         }
@@ -192,7 +192,7 @@ impl QueueReader {
         let route = self.routes.get(&hand.delivery.worker).cloned();
         let (deadline, metrics, span) = (self.handler_timeout, self.metrics.clone(), hand.span.clone());
         let work = async move {
-            let answer = ask(&hand.delivery, envelope, event, route, deadline, &metrics).await;
+            let answer = verdicts::ask(&hand.delivery, envelope, event, route, deadline, &metrics).await;
             (hand, answer)
         };
         ctx.spawn(work.instrument(span).into_actor(self).map(|(hand, answer), act, ctx| {
@@ -204,46 +204,10 @@ impl QueueReader {
                 None if health == Health::Unknown => act.release_held(worker, ctx),
                 None => {}
             }
-            let verdict = hand.span.clone().in_scope(|| act.verdict(&hand.delivery, answer));
+            let flowing = act.steering.flowing(worker);
+            let verdict = hand.span.clone().in_scope(|| verdicts::on_answer(&hand.delivery, answer, act.retry, flowing));
             act.finish(hand, verdict, ctx);
         }));
-    }
-
-    /// The verdict on a worker's answer (`Err` when the worker could not be asked).
-    fn verdict(&self, delivery: &Delivery, answer: Result<Result<(), HandlerError>, String>) -> (Verdict, Outcome) {
-        let (attempt, retry) = (delivery.attempt, self.retry);
-        let error = match answer {
-            Ok(Ok(())) => return counted(Verdict::Ack),
-            Ok(Err(HandlerError::Permanent(reason))) => return counted(park_now(delivery, reason)),
-            Ok(Err(HandlerError::Deferred(reason))) => {
-                tracing::info!(%reason, "deferred");
-                return counted(Verdict::Retry { delay: retry.delay_after(1), next_attempt: attempt, reason });
-            }
-            // The downstream is down and the breaker has stopped the worker: no attempt is used up.
-            Ok(Err(HandlerError::Unavailable(reason))) if !self.steering.flowing(delivery.worker) => {
-                return self.postpone(delivery, &reason);
-            }
-            Ok(Err(HandlerError::Retryable(reason) | HandlerError::Unavailable(reason))) => reason,
-            Err(unreachable) => unreachable,
-        };
-        if attempt >= retry.max_attempts {
-            let reason = format!("gave up after {attempt} attempts: {error}");
-            tracing::warn!(reason = %crate::redact::addresses_in(&reason), "parking a message");
-            return counted(Verdict::Park { reason, attempts: attempt });
-        }
-        let delay = retry.delay_after(attempt);
-        tracing::info!(error = %crate::redact::addresses_in(&error), ?delay, "will retry");
-        counted(Verdict::Retry { delay, next_attempt: attempt + 1, reason: error })
-    }
-
-    /// Back to the queue at the same attempt, after the first retry delay. On
-    /// RabbitMQ a retry is a confirmed copy into the retry queue, then an ack of the
-    /// original: unlike a reject-requeue it does not count toward a quorum queue's
-    /// `x-delivery-limit`. The worker's queue is not being consumed meanwhile (its
-    /// switch is off), so the copy waits there rather than looping.
-    fn postpone(&self, delivery: &Delivery, why: &str) -> (Verdict, Outcome) {
-        let reason = format!("postponed, no attempt used: {why}");
-        (Verdict::Retry { delay: self.retry.delay_after(1), next_attempt: delivery.attempt, reason }, Outcome::Postponed)
     }
 
     /// Settles the delivery by the verdict, counts it, and frees its slot.
@@ -288,62 +252,6 @@ impl QueueReader {
     }
 }
 
-/// A verdict with the outcome it is counted as.
-fn counted(verdict: Verdict) -> (Verdict, Outcome) {
-    let outcome = match &verdict {
-        Verdict::Ack => Outcome::Ok,
-        Verdict::Retry { .. } => Outcome::Retried,
-        Verdict::Park { .. } | Verdict::Release => Outcome::Parked,
-    };
-    (verdict, outcome)
-}
-
-/// An event that passed the reader's checks.
-type Checked = (Arc<Envelope>, Event);
-
-fn park_now(delivery: &Delivery, reason: String) -> Verdict {
-    tracing::warn!(reason = %crate::redact::addresses_in(&reason), "parking an invalid message");
-    Verdict::Park { reason, attempts: delivery.attempt }
-}
-
-/// Decodes and checks a delivery; `Err` holds the verdict on one that is bad.
-fn examine(delivery: &Delivery) -> Result<Checked, Verdict> {
-    let envelope = Envelope::decode(&delivery.body).map_err(|e| park_now(delivery, e.to_string()))?;
-    let span = tracing::Span::current();
-    span.record("event_id", tracing::field::display(envelope.id));
-    // Recording a field twice would print it twice; the property, when set, is the same id.
-    if let (None, Some(correlation_id)) = (&delivery.correlation_id, &envelope.correlation_id) {
-        span.record("correlation_id", correlation_id.as_str());
-    }
-    // Checked here once for every worker: a handler only sees the types it subscribed to.
-    if !delivery.worker.takes(&envelope.event_type) {
-        return Err(park_now(delivery, format!("{} does not take {:?} events", delivery.worker, envelope.event_type)));
-    }
-    let event = envelope.event().map_err(|e| park_now(delivery, e.to_string()))?;
-    Ok((Arc::new(envelope), event))
-}
-
-/// Hands the event to the worker; `Err` when it could not be asked.
-async fn ask(
-    delivery: &Delivery,
-    envelope: Arc<Envelope>,
-    event: Event,
-    route: Option<Recipient<HandleEvent>>,
-    deadline: Duration,
-    metrics: &ActorMetrics,
-) -> Result<Result<(), HandlerError>, String> {
-    let Some(route) = route else {
-        return Ok(Err(HandlerError::Permanent(format!("no worker {} in this process", delivery.worker))));
-    };
-    metrics.mailbox(delivery.worker.name(), 1);
-    let span = tracing::Span::current();
-    let attempt = delivery.attempt;
-    route.send(HandleEvent { envelope, event, attempt, deadline, span }).await.map_err(|mailbox| {
-        metrics.mailbox(delivery.worker.name(), -1);
-        format!("worker unreachable: {mailbox}")
-    })
-}
-
 async fn settle(delivery: Delivery, verdict: Verdict) {
     let worker = delivery.worker;
     if let Err(e) = delivery.settler.settle(verdict).await {
@@ -361,7 +269,7 @@ impl Handler<Drain> for QueueReader {
         self.stop.cancel();
         for (_, held) in std::mem::take(&mut self.held) {
             for (hand, _) in held {
-                let verdict = self.postpone(&hand.delivery, "shutting down during a breaker probe");
+                let verdict = verdicts::postpone(&hand.delivery, self.retry, "shutting down during a breaker probe");
                 self.finish(hand, verdict, ctx);
             }
         }
