@@ -86,6 +86,18 @@
     return [html('span', { class: 'state stalled', 'data-stalled': 'true', title: 'work waits and none was settled for BLOG_STALL_AFTER' }, 'stalled')];
   }
 
+  /** A worker's circuit breaker and pause switch, shown only when they hold it back. */
+  function switches(breaker) {
+    if (!breaker) return [];
+    const badges = [];
+    if (breaker.state !== 'closed') {
+      const title = `circuit breaker ${breaker.state.replace('_', '-')}; opened ${breaker.opened} times; ${breaker.postponed} deliveries postponed`;
+      badges.push(html('span', { class: `state breaker ${breaker.state}`, title }, `breaker ${breaker.state.replace('_', '-')}`));
+    }
+    if (breaker.paused) badges.push(html('span', { class: 'state breaker paused', title: 'paused by hand' }, 'paused'));
+    return badges;
+  }
+
   function actorRow(actor, perSecond) {
     const name = html('span', { class: 'actor-name' }, label(actor.name));
     const first = cell('name', name);
@@ -97,7 +109,7 @@
       'tr',
       { 'data-actor': actor.name, 'data-state': actor.state },
       first,
-      cell('', html('span', { class: `state ${actor.state}` }, actor.state), ...stalledBadge(actor)),
+      cell('', html('span', { class: `state ${actor.state}` }, actor.state), ...stalledBadge(actor), ...switches(actor.breaker)),
       cell(`num${perSecond > 0 ? '' : ' zero'}`, rate(perSecond)),
       numberCell(actor.handled_ok),
       numberCell(actor.retried, 'warm'),

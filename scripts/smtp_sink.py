@@ -2,7 +2,8 @@
 as a file, and can answer 451 (try again later) or 550 (rejected) to the first
 N deliveries to exercise the mailer's retry and park paths.
 
-Usage: smtp_sink.py --dir DIR [--refuse-first N] [--reject]
+Usage: smtp_sink.py --dir DIR [--port PORT] [--refuse-first N] [--reject]
+(--port: listen there, e.g. to come back where a stopped sink was; default a free port)
 Prints "listening PORT" once ready; runs until killed.
 """
 import argparse
@@ -43,10 +44,11 @@ def main() -> None:
     parser.add_argument("--dir", required=True)
     parser.add_argument("--refuse-first", type=int, default=0)
     parser.add_argument("--reject", action="store_true")
+    parser.add_argument("--port", type=int, default=0)
     args = parser.parse_args()
     directory = pathlib.Path(args.dir)
     directory.mkdir(parents=True, exist_ok=True)
-    port = free_port()
+    port = args.port or free_port()
     controller = Controller(Sink(directory, args.refuse_first, args.reject), hostname="127.0.0.1", port=port)
     controller.start()
     print(f"listening {port}", flush=True)

@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use blog_actors::breaker::BreakerSettings;
 use blog_actors::retry::RetryPolicy;
 use crate::transport::rabbitmq::{QueueOptions, QueueType, RabbitOptions, DEFAULT_DELIVERY_LIMIT};
 use figment::providers::{Env, Format, Serialized, Toml};
@@ -84,6 +85,15 @@ pub struct Settings {
     /// reported as stalled (readiness 503, `blog_worker_stalled`, the dashboard).
     #[serde(with = "humantime_serde")]
     pub stall_after: Duration,
+    /// Downstream-unavailable failures of one worker, within `breaker_window`,
+    /// that open its circuit breaker (it then takes no deliveries).
+    pub breaker_failures: u32,
+    /// How far back a worker's unavailable failures are counted.
+    #[serde(with = "humantime_serde")]
+    pub breaker_window: Duration,
+    /// How long an open breaker waits before one probe delivery is tried.
+    #[serde(with = "humantime_serde")]
+    pub breaker_cooldown: Duration,
     /// `human` or `json` log lines.
     pub log_format: LogFormat,
     /// An OTLP/HTTP collector (`http://host:4318`) the spans go to; unset exports nothing.
@@ -97,7 +107,7 @@ pub const REBUILD_WAIT: Duration = Duration::from_secs(120);
 const MAX_REBUILD_TIMEOUT: Duration = Duration::from_secs(REBUILD_WAIT.as_secs() - 10);
 
 /// Every setting's key: the env var is `BLOG_` + the key in upper case.
-pub const SETTING_KEYS: [&str; 27] = [
+pub const SETTING_KEYS: [&str; 30] = [
     "http_addr",
     "data_dir",
     "store_url",
@@ -123,6 +133,9 @@ pub const SETTING_KEYS: [&str; 27] = [
     "mail_timeout",
     "rebuild_timeout",
     "stall_after",
+    "breaker_failures",
+    "breaker_window",
+    "breaker_cooldown",
     "log_format",
     "otlp_endpoint",
 ];
@@ -162,6 +175,9 @@ impl Default for Settings {
             mail_timeout: Duration::from_secs(30),
             rebuild_timeout: Duration::from_secs(100),
             stall_after: Duration::from_secs(30),
+            breaker_failures: BreakerSettings::default().failures,
+            breaker_window: BreakerSettings::default().window,
+            breaker_cooldown: BreakerSettings::default().cooldown,
             log_format: LogFormat::Human,
             otlp_endpoint: None,
         }
@@ -236,6 +252,15 @@ impl Settings {
             return Err(ConfigError::new("BLOG_HANDLER_TIMEOUT", "must be more than 0s"));
         }
         self.check_timeouts()?;
+        if self.breaker_failures == 0 {
+            return Err(ConfigError::new("BLOG_BREAKER_FAILURES", "must be at least 1"));
+        }
+        if self.breaker_window.is_zero() {
+            return Err(ConfigError::new("BLOG_BREAKER_WINDOW", "must be more than 0s"));
+        }
+        if self.breaker_cooldown.is_zero() {
+            return Err(ConfigError::new("BLOG_BREAKER_COOLDOWN", "must be more than 0s"));
+        }
         if self.api_key.as_ref().is_some_and(|key| key.expose_secret().trim().is_empty()) {
             return Err(ConfigError::new("BLOG_API_KEY", "must not be empty or blank (unset it to run keyless on loopback)"));
         }
@@ -343,6 +368,11 @@ impl Settings {
 
     pub fn retry_policy(&self) -> RetryPolicy {
         RetryPolicy { max_attempts: self.max_attempts, base_delay: self.retry_base_delay, max_delay: self.retry_max_delay }
+    }
+
+    /// When a worker's circuit breaker opens, and for how long.
+    pub fn breaker(&self) -> BreakerSettings {
+        BreakerSettings { failures: self.breaker_failures, window: self.breaker_window, cooldown: self.breaker_cooldown }
     }
 
     /// `None` when the interval is 0 (timer off).
@@ -472,6 +502,18 @@ mod tests {
         let err = load_with(&[("rebuild_timeout", "1h")]).unwrap_err();
         assert_eq!(err.setting, "BLOG_REBUILD_TIMEOUT", "{err}");
         assert_eq!(load_with(&[("stall_after", "2s")]).unwrap().stall_after, Duration::from_secs(2));
+    }
+
+    #[test]
+    fn the_breaker_settings_are_checked_by_name() {
+        let s = load_with(&[("breaker_window", "20s"), ("breaker_cooldown", "2s")]).unwrap();
+        assert_eq!(s.breaker(), BreakerSettings { failures: 5, window: Duration::from_secs(20), cooldown: Duration::from_secs(2) });
+        for (key, bad) in [("breaker_failures", "many"), ("breaker_window", "0s"), ("breaker_cooldown", "0s"), ("breaker_cooldown", "later")] {
+            let err = load_with(&[(key, bad)]).unwrap_err();
+            assert_eq!(err.setting, format!("BLOG_{}", key.to_uppercase()), "{key}={bad}: {err}");
+        }
+        let err = Settings::load(None, Figment::new().merge(Serialized::default("breaker_failures", 0))).unwrap_err();
+        assert_eq!(err.setting, "BLOG_BREAKER_FAILURES", "{err}");
     }
 
     #[test]

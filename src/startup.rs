@@ -94,7 +94,9 @@ impl Application {
         let running: Vec<_> = list.into_iter().map(|r| r.start(&ports, metrics.clone())).collect();
         let routes = running.iter().map(|w| (w.kind, w.events.clone())).collect();
         let source = adapters.transport.clone() as Arc<dyn blog_actors::delivery::DeliverySource>;
-        let reader = QueueReader::new(source, routes, retry, settings.handler_timeout, settings.prefetch, metrics.clone()).start();
+        let reader = QueueReader::new(source, routes, retry, settings.handler_timeout, settings.prefetch, metrics.clone())
+            .with_breaker(settings.breaker())
+            .start();
 
         let relay_stop = CancellationToken::new();
         let relay = relay::spawn(
@@ -113,6 +115,7 @@ impl Application {
             store: adapters.store.clone(),
             transport: adapters.transport.clone(),
             workers: running,
+            steer: reader.clone().recipient(),
             actor_metrics: metrics.clone(),
             registry,
             api_key: settings.api_key.clone(),

@@ -125,4 +125,9 @@ pub trait DeliverySource: Send + Sync {
 
     /// Whether the consumers are attached to the queue right now.
     fn is_consuming(&self) -> bool;
+
+    /// How much to hand one worker from now on: in full, one at a time (a
+    /// breaker's probe) or nothing (breaker open, paused by hand). What is not
+    /// handed out waits in its queue; deliveries already out are settled as usual.
+    fn set_feed(&self, worker: WorkerKind, feed: crate::pause::Feed);
 }

@@ -185,7 +185,7 @@ async fn mail_once(
     claim.stored = Some((log.clone(), instance.clone()));
     let mail = render(templates, order).map_err(HandlerError::Permanent)?;
     mailer.send(&mail).await.map_err(|e| match e {
-        MailError::Transient(_) => HandlerError::Retryable(e.to_string()),
+        MailError::Transient(_) => HandlerError::Unavailable(e.to_string()),
         MailError::Rejected(_) => HandlerError::Permanent(e.to_string()),
     })?;
     // Sent: from here the claim is kept, so another instance does not send it again

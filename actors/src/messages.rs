@@ -25,9 +25,13 @@ pub struct HandleEvent {
 /// Why a handler did not commit its effect.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum HandlerError {
-    /// A passing failure (store or mail server unavailable): retry later.
+    /// A passing failure of this message (a lost race, a defect): retry later.
     #[error("{0}")]
     Retryable(String),
+    /// The downstream (mail server, store) cannot be reached: retry later, and
+    /// count it toward the worker's circuit breaker. Says nothing about the message.
+    #[error("{0}")]
+    Unavailable(String),
     /// Retrying cannot help (invalid data, address rejected): park now.
     #[error("{0}")]
     Permanent(String),
@@ -44,9 +48,8 @@ impl From<StoreError> for HandlerError {
     fn from(err: StoreError) -> Self {
         match err {
             StoreError::Corrupt { .. } => HandlerError::Permanent(err.to_string()),
-            StoreError::Unavailable { .. } | StoreError::Conflict { .. } | StoreError::Defect { .. } => {
-                HandlerError::Retryable(err.to_string())
-            }
+            StoreError::Unavailable { .. } => HandlerError::Unavailable(err.to_string()),
+            StoreError::Conflict { .. } | StoreError::Defect { .. } => HandlerError::Retryable(err.to_string()),
         }
     }
 }
@@ -55,6 +58,14 @@ impl From<StoreError> for HandlerError {
 #[derive(Message)]
 #[rtype(result = "Option<Result<RebuildReport, StoreError>>")]
 pub struct Rebuild;
+
+/// Pause (`pause: true`) or resume one worker by hand; `None` for a worker this reader does not feed.
+#[derive(Message)]
+#[rtype(result = "Option<crate::metrics::BreakerFigures>")]
+pub struct SteerWorker {
+    pub worker: String,
+    pub pause: bool,
+}
 
 /// Stop taking deliveries, wait for those in flight (up to the deadline), then answer.
 #[derive(Message)]

@@ -2,7 +2,9 @@
 //!
 //! - [`history`]: the last minutes in time slots, for the dashboard's charts.
 //! - [`unacked`]: the queue reader's unsettled deliveries and the age of the oldest.
+//! - [`breaker`]: each worker's circuit breaker and pause switch.
 
+mod breaker;
 mod history;
 mod unacked;
 
@@ -13,9 +15,11 @@ use std::time::{Duration, Instant};
 use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry};
 use serde::Serialize;
 
+pub use breaker::BreakerFigures;
 pub use history::{ActorHistory, SLOT as HISTORY_SLOT, SLOTS as HISTORY_SLOTS};
 pub use unacked::UnackedGuard;
 
+use breaker::BreakerSeries;
 use history::History;
 use unacked::{OldestUnacked, SharedUnacked};
 
@@ -33,6 +37,8 @@ pub enum Outcome {
     Ok,
     Retried,
     Parked,
+    /// Sent back to the queue at the same attempt: the worker is paused or its breaker open.
+    Postponed,
 }
 
 impl Outcome {
@@ -41,6 +47,7 @@ impl Outcome {
             Outcome::Ok => "ok",
             Outcome::Retried => "retried",
             Outcome::Parked => "parked",
+            Outcome::Postponed => "postponed",
         }
     }
 }
@@ -105,6 +112,9 @@ pub struct ActorSnapshot {
     /// The queue reader's delivery figures; absent for the other actors.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reader: Option<ReaderFigures>,
+    /// A worker's circuit breaker and pause switch; absent for the other actors.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub breaker: Option<BreakerFigures>,
     pub history: ActorHistory,
 }
 
@@ -143,6 +153,7 @@ pub struct ActorMetrics {
     /// 1 while a worker is stalled (see [`crate::stall_watch`]).
     stalled: IntGaugeVec,
     unacked: SharedUnacked,
+    breakers: BreakerSeries,
     /// Every actor in the order work flows: the relay, the reader, then the workers as registered.
     actors: Arc<[(&'static str, ActorRole)]>,
     /// The registered workers, whose queues the reader's figures cover.
@@ -158,7 +169,7 @@ impl ActorMetrics {
         let actor = &["actor"];
         let worker = &["worker"];
         let messages = IntCounterVec::new(
-            Opts::new("blog_actor_messages_total", "Messages handled by each actor, by outcome (ok, retried, parked)"),
+            Opts::new("blog_actor_messages_total", "Messages handled by each actor, by outcome (ok, retried, parked, postponed)"),
             &["actor", "outcome"],
         )?;
         let handling = HistogramVec::new(
@@ -187,6 +198,7 @@ impl ActorMetrics {
         )?;
         let unacked = SharedUnacked::default();
         registry.register(Box::new(stalled.clone()))?;
+        let breakers = BreakerSeries::new(registry, workers)?;
         registry.register(Box::new(messages.clone()))?;
         registry.register(Box::new(handling.clone()))?;
         registry.register(Box::new(restarts.clone()))?;
@@ -216,6 +228,7 @@ impl ActorMetrics {
             redeliveries,
             stalled,
             unacked,
+            breakers,
             actors: actors.clone(),
             workers: workers.clone(),
             status: Arc::new(Mutex::new(status)),
@@ -223,7 +236,7 @@ impl ActorMetrics {
         };
         // Every series exists from the start, so a dashboard sees zeros rather than gaps.
         for &(actor, _) in actors.iter() {
-            for outcome in [Outcome::Ok, Outcome::Retried, Outcome::Parked] {
+            for outcome in [Outcome::Ok, Outcome::Retried, Outcome::Parked, Outcome::Postponed] {
                 metrics.messages.with_label_values(&[actor, outcome.label()]);
             }
             metrics.handling.with_label_values(&[actor]);
@@ -245,6 +258,8 @@ impl ActorMetrics {
         self.with_status(actor, |s, now| match outcome {
             Outcome::Ok => s.history.add_ok(now),
             Outcome::Retried | Outcome::Parked => s.history.add_failed(now),
+            // Not a failure of the message: nothing was tried.
+            Outcome::Postponed => {}
         });
     }
 
@@ -299,6 +314,21 @@ impl ActorMetrics {
             self.redeliveries.with_label_values(&[worker.name()]).inc();
         }
         unacked::track(&self.unacked, worker.name())
+    }
+
+    /// A worker's circuit breaker changed state.
+    pub fn breaker_transition(&self, worker: &'static str, transition: crate::breaker::Transition) {
+        self.breakers.transition(worker, transition);
+    }
+
+    /// A worker was paused or resumed by hand.
+    pub fn worker_paused(&self, worker: &'static str, paused: bool) {
+        self.breakers.paused(worker, paused);
+    }
+
+    /// A worker's breaker figures; `None` for an actor that is not a worker.
+    pub fn breaker(&self, worker: &str) -> Option<BreakerFigures> {
+        self.breakers.figures(worker)
     }
 
     /// A backlog read now (outbox, queue, mailbox), remembered for the actor's history.
@@ -377,6 +407,7 @@ impl ActorMetrics {
                     last_error: s.last_error.clone(),
                     stalled: s.stalled,
                     reader: (role == ActorRole::Reader).then(|| self.reader_figures()),
+                    breaker: self.breakers.figures(name).map(|figures| BreakerFigures { postponed: count(Outcome::Postponed), ..figures }),
                     history: s.history.series(now),
                 })
             })

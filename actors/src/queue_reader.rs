@@ -1,5 +1,7 @@
 //! The queue reader: takes deliveries from the transport, forwards each to its
 //! worker, and settles it by the worker's answer — ack, delayed retry or park.
+//! Each worker's circuit breaker and pause-by-hand ([`crate::steering`]) decide
+//! whether a delivery goes to the worker now or back to its queue unspent.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -11,11 +13,13 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use crate::breaker::{BreakerSettings, BreakerState, Transition};
 use crate::delivery::{Delivery, DeliverySource, Verdict};
-use crate::event::Envelope;
-use crate::messages::{Drain, DrainReport, HandleEvent, HandlerError};
-use crate::metrics::{ActorMetrics, ActorState, Outcome};
+use crate::messages::{Drain, DrainReport, HandleEvent, SteerWorker};
+use crate::metrics::{ActorMetrics, ActorState, BreakerFigures, Outcome};
 use crate::retry::RetryPolicy;
+use crate::steering::{Admission, Health, Steering};
+use crate::verdicts::{self, Checked};
 use crate::worker::WorkerKind;
 
 const NAME: &str = "queue_reader";
@@ -42,6 +46,10 @@ pub struct QueueReader {
     draining: bool,
     /// Told when the last in-flight delivery is settled during a drain.
     drained: Option<oneshot::Sender<()>>,
+    /// Each worker's breaker and pause-by-hand.
+    steering: Steering,
+    /// Deliveries waiting for a half-open breaker's probe to answer (at most the prefetch each).
+    held: HashMap<WorkerKind, Vec<(InHand, Checked)>>,
 }
 
 impl QueueReader {
@@ -53,7 +61,10 @@ impl QueueReader {
         prefetch: u16,
         metrics: ActorMetrics,
     ) -> Self {
+        let steering = Steering::new(routes.keys().copied(), BreakerSettings::default(), source.clone(), metrics.clone());
         Self {
+            steering,
+            held: HashMap::new(),
             source,
             routes,
             retry,
@@ -65,6 +76,12 @@ impl QueueReader {
             draining: false,
             drained: None,
         }
+    }
+
+    /// The circuit breakers' settings (the default otherwise).
+    pub fn with_breaker(mut self, settings: BreakerSettings) -> Self {
+        self.steering = Steering::new(self.routes.keys().copied(), settings, self.source.clone(), self.metrics.clone());
+        self
     }
 
     fn start_consuming(&mut self, ctx: &mut Context<Self>) {
@@ -109,7 +126,17 @@ impl Actor for QueueReader {
     }
 }
 
-/// One delivery: forward, then settle by the answer.
+/// A delivery the reader holds, with what goes with it until it is settled.
+struct InHand {
+    delivery: Delivery,
+    /// Counts it as unacked in the figures until dropped.
+    unacked: crate::metrics::UnackedGuard,
+    arrived: Instant,
+    /// The consumer span: a child of the context the message carries, else a new trace.
+    span: tracing::Span,
+}
+
+/// One delivery: check it, then forward, hold or postpone it by its worker's breaker.
 impl StreamHandler<Delivery> for QueueReader {
     fn handle(&mut self, delivery: Delivery, ctx: &mut Context<Self>) {
         let unacked = self.metrics.delivery_arrived(delivery.worker, delivery.redelivered);
@@ -119,10 +146,7 @@ impl StreamHandler<Delivery> for QueueReader {
         }
         self.in_flight += 1;
         self.metrics.in_flight(NAME, 1);
-        let route = self.routes.get(&delivery.worker).cloned();
-        let (retry, deadline, metrics) = (self.retry, self.handler_timeout, self.metrics.clone());
         // Filled in once known, so the reader's own lines (retry, park) carry the request's id too.
-        // The consumer span: a child of the context the message carries, else a new trace.
         let span = tracing::info_span!(
             parent: None,
             "delivery",
@@ -135,15 +159,63 @@ impl StreamHandler<Delivery> for QueueReader {
         if let Some(trace) = &delivery.trace {
             trace.adopt_as_parent(&span);
         }
-        let arrived = Instant::now();
+        let hand = InHand { delivery, unacked, arrived: Instant::now(), span };
+        // A bad message is parked at once, whatever the worker's breaker says.
+        let checked = hand.span.in_scope(|| verdicts::examine(&hand.delivery));
+        match checked {
+            Err(verdict) => self.finish(hand, verdicts::counted(verdict), ctx),
+            Ok(event) => self.admit(hand, event, ctx),
+        }
+    }
+
+    fn finished(&mut self, _: &mut Context<Self>) {
+        tracing::info!("delivery stream ended");
+        // Unlike the default, the reader stays up: it still answers Drain and shows its figures.
+    }
+}
+
+impl QueueReader {
+    fn admit(&mut self, hand: InHand, event: Checked, ctx: &mut Context<Self>) {
+        let worker = hand.delivery.worker;
+        match self.steering.admit(worker) {
+            Admission::Forward => self.forward(hand, event, ctx),
+            Admission::Hold => self.held.entry(worker).or_default().push((hand, event)),
+            Admission::Postpone => {
+                let verdict = verdicts::postpone(&hand.delivery, self.retry, "the worker is paused (breaker open or by hand)");
+                self.finish(hand, verdict, ctx);
+            }
+        }
+    }
+
+    /// Hands the event to its worker; the answer is judged back in the actor, beside the breaker.
+    fn forward(&mut self, hand: InHand, (envelope, event): Checked, ctx: &mut Context<Self>) {
+        let route = self.routes.get(&hand.delivery.worker).cloned();
+        let (deadline, metrics, span) = (self.handler_timeout, self.metrics.clone(), hand.span.clone());
         let work = async move {
-            let verdict = judge(&delivery, route, retry, deadline, &metrics).await;
+            let answer = verdicts::ask(&hand.delivery, envelope, event, route, deadline, &metrics).await;
+            (hand, answer)
+        };
+        ctx.spawn(work.instrument(span).into_actor(self).map(|(hand, answer), act, ctx| {
+            let worker = hand.delivery.worker;
+            let health = answer.as_ref().map_or(Health::Unknown, Health::of);
+            match act.steering.answered(worker, health) {
+                Some(transition) => act.transitioned(worker, transition, ctx),
+                // A probe that told nothing: one of those held becomes the next.
+                None if health == Health::Unknown => act.release_held(worker, ctx),
+                None => {}
+            }
+            let flowing = act.steering.flowing(worker);
+            let verdict = hand.span.clone().in_scope(|| verdicts::on_answer(&hand.delivery, answer, act.retry, flowing));
+            act.finish(hand, verdict, ctx);
+        }));
+    }
+
+    /// Settles the delivery by the verdict, counts it, and frees its slot.
+    fn finish(&mut self, hand: InHand, (verdict, outcome): (Verdict, Outcome), ctx: &mut Context<Self>) {
+        let metrics = self.metrics.clone();
+        let InHand { delivery, unacked, arrived, span } = hand;
+        let work = async move {
             let worker = delivery.worker.name();
-            let outcome = match &verdict {
-                Verdict::Ack => Outcome::Ok,
-                Verdict::Retry { .. } => Outcome::Retried,
-                Verdict::Park { .. } | Verdict::Release => Outcome::Parked,
-            };
             metrics.record_outcome(worker, outcome);
             metrics.record_outcome(NAME, outcome);
             settle(delivery, verdict).await;
@@ -154,71 +226,30 @@ impl StreamHandler<Delivery> for QueueReader {
         ctx.spawn(work.instrument(span).into_actor(self).map(|(), act, _| act.settled()));
     }
 
-    fn finished(&mut self, _: &mut Context<Self>) {
-        tracing::info!("delivery stream ended");
-        // Unlike the default, the reader stays up: it still answers Drain and shows its figures.
+    /// Acts on a breaker's change: time the cool-down, and let the held deliveries go.
+    fn transitioned(&mut self, worker: WorkerKind, transition: Transition, ctx: &mut Context<Self>) {
+        match transition.to {
+            BreakerState::Open => {
+                if let Some(cooldown) = self.steering.cooldown(worker) {
+                    ctx.run_later(cooldown, move |act, ctx| {
+                        if let Some(transition) = act.steering.cool_down_over(worker) {
+                            act.transitioned(worker, transition, ctx);
+                        }
+                    });
+                }
+                self.release_held(worker, ctx);
+            }
+            BreakerState::Closed => self.release_held(worker, ctx),
+            BreakerState::HalfOpen => {}
+        }
     }
-}
 
-/// Decides what becomes of a delivery: decode, hand to the worker, read the answer.
-async fn judge(
-    delivery: &Delivery,
-    route: Option<Recipient<HandleEvent>>,
-    retry: RetryPolicy,
-    deadline: Duration,
-    metrics: &ActorMetrics,
-) -> Verdict {
-    let park_now = |reason: String| {
-        tracing::warn!(reason = %crate::redact::addresses_in(&reason), "parking an invalid message");
-        Verdict::Park { reason, attempts: delivery.attempt }
-    };
-    let envelope = match Envelope::decode(&delivery.body) {
-        Ok(envelope) => Arc::new(envelope),
-        Err(e) => return park_now(e.to_string()),
-    };
-    let span = tracing::Span::current();
-    span.record("event_id", tracing::field::display(envelope.id));
-    // Recording a field twice would print it twice; the property, when set, is the same id.
-    if let (None, Some(correlation_id)) = (&delivery.correlation_id, &envelope.correlation_id) {
-        span.record("correlation_id", correlation_id.as_str());
-    }
-    // Checked here once for every worker: a handler only sees the types it subscribed to.
-    if !delivery.worker.takes(&envelope.event_type) {
-        return park_now(format!("{} does not take {:?} events", delivery.worker, envelope.event_type));
-    }
-    let event = match envelope.event() {
-        Ok(event) => event,
-        Err(e) => return park_now(e.to_string()),
-    };
-    let Some(route) = route else {
-        return park_now(format!("no worker {} in this process", delivery.worker));
-    };
-    metrics.mailbox(delivery.worker.name(), 1);
-    let attempt = delivery.attempt;
-    let answer = route.send(HandleEvent { envelope: envelope.clone(), event, attempt, deadline, span: span.clone() }).await;
-    let error = match answer {
-        Ok(Ok(())) => return Verdict::Ack,
-        Ok(Err(HandlerError::Permanent(reason))) => {
-            return park_now(reason);
+    /// The deliveries held during a probe go on by the worker's state now.
+    fn release_held(&mut self, worker: WorkerKind, ctx: &mut Context<Self>) {
+        for (hand, event) in self.held.remove(&worker).unwrap_or_default() {
+            self.admit(hand, event, ctx);
         }
-        Ok(Err(HandlerError::Deferred(reason))) => {
-            tracing::info!(event_id = %envelope.id, %reason, "deferred");
-            return Verdict::Retry { delay: retry.delay_after(1), next_attempt: attempt, reason };
-        }
-        Ok(Err(HandlerError::Retryable(reason))) => reason,
-        Err(mailbox) => {
-            metrics.mailbox(delivery.worker.name(), -1);
-            format!("worker unreachable: {mailbox}")
-        }
-    };
-    if attempt >= retry.max_attempts {
-        let reason = format!("gave up after {attempt} attempts: {error}");
-        tracing::warn!(event_id = %envelope.id, reason = %crate::redact::addresses_in(&reason), "parking a message");
-        return Verdict::Park { reason, attempts: attempt };
     }
-    let delay = retry.delay_after(attempt);
-    tracing::info!(event_id = %envelope.id, error = %crate::redact::addresses_in(&error), ?delay, "will retry");
-    Verdict::Retry { delay, next_attempt: attempt + 1, reason: error }
 }
 
 async fn settle(delivery: Delivery, verdict: Verdict) {
@@ -233,9 +264,15 @@ async fn settle(delivery: Delivery, verdict: Verdict) {
 impl Handler<Drain> for QueueReader {
     type Result = ResponseActFuture<Self, DrainReport>;
 
-    fn handle(&mut self, msg: Drain, _: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, msg: Drain, ctx: &mut Context<Self>) -> Self::Result {
         self.draining = true;
         self.stop.cancel();
+        for (_, held) in std::mem::take(&mut self.held) {
+            for (hand, _) in held {
+                let verdict = verdicts::postpone(&hand.delivery, self.retry, "shutting down during a breaker probe");
+                self.finish(hand, verdict, ctx);
+            }
+        }
         let (tx, rx) = oneshot::channel();
         if self.in_flight == 0 {
             let _ = tx.send(());
@@ -249,5 +286,22 @@ impl Handler<Drain> for QueueReader {
                 DrainReport { abandoned: act.in_flight }
             },
         ))
+    }
+}
+
+/// Pause or resume a worker by hand; it stays paused until resumed, whatever its breaker does.
+impl Handler<SteerWorker> for QueueReader {
+    type Result = Option<BreakerFigures>;
+
+    fn handle(&mut self, msg: SteerWorker, ctx: &mut Context<Self>) -> Self::Result {
+        let worker = self.routes.keys().copied().find(|w| w.name() == msg.worker)?;
+        if !self.steering.by_hand(worker, msg.pause) {
+            return None;
+        }
+        if msg.pause {
+            // Those held for a probe go back too: a paused worker takes nothing.
+            self.release_held(worker, ctx);
+        }
+        self.metrics.breaker(worker.name())
     }
 }

@@ -5,14 +5,18 @@
 //! parked). A retry is no progress: a store that never answers makes every
 //! attempt time out and retry, and the work goes round without landing. A
 //! worker that held nothing for a whole `stall_after` (its retries waiting out a
-//! long backoff, or no work at all) starts afresh. Entering and leaving a stall
-//! is logged, and shown in `/actors`, `blog_worker_stalled` and readiness.
+//! long backoff, or no work at all) starts afresh. A worker its circuit breaker
+//! or a person holds back waits on purpose, says so itself, and is not stalled:
+//! a mail-server outage must not take the whole pod out of readiness. Entering
+//! and leaving a stall is logged, and shown in `/actors`, `blog_worker_stalled`
+//! and readiness.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
+use crate::breaker::BreakerState;
 use crate::metrics::ActorMetrics;
 use crate::worker::Workers;
 
@@ -28,6 +32,8 @@ pub struct Reading {
     pub settled: u64,
     /// Deliveries held now.
     pub held: usize,
+    /// Its breaker is open or half-open, or it is paused by hand.
+    pub held_back: bool,
 }
 
 /// One worker's watch between checks.
@@ -44,6 +50,10 @@ pub struct Watch {
 impl Watch {
     /// Takes a reading; answers whether the worker is stalled now.
     pub fn check(&mut self, now: Instant, reading: Reading, stall_after: Duration) -> bool {
+        if reading.held_back {
+            *self = Watch { settled: reading.settled, ..Watch::default() };
+            return false;
+        }
         if reading.settled != self.settled {
             self.settled = reading.settled;
             self.since = None;
@@ -83,7 +93,8 @@ fn check_all(metrics: &ActorMetrics, workers: &Workers, stall_after: Duration, w
     for name in workers.iter().map(|w| w.name()) {
         let watch = watches.entry(name).or_default();
         let was = watch.stalled();
-        let reading = Reading { settled: metrics.settled_for_good(name), held: metrics.held(name) };
+        let held_back = metrics.breaker(name).is_some_and(|b| b.paused || b.state != BreakerState::Closed);
+        let reading = Reading { settled: metrics.settled_for_good(name), held: metrics.held(name), held_back };
         let is = watch.check(now, reading, stall_after);
         if is != was {
             metrics.set_stalled(name, is);
@@ -110,11 +121,11 @@ mod tests {
     #[test]
     fn held_work_with_nothing_settled_for_the_window_is_a_stall_until_one_settles() {
         let (start, mut watch) = (Instant::now(), Watch::default());
-        assert!(!watch.check(at(start, 0), Reading { settled: 0, held: 2 }, WINDOW));
-        assert!(!watch.check(at(start, 9), Reading { settled: 0, held: 2 }, WINDOW));
-        assert!(watch.check(at(start, 10), Reading { settled: 0, held: 2 }, WINDOW));
-        assert!(!watch.check(at(start, 11), Reading { settled: 1, held: 1 }, WINDOW), "one settled: progress");
-        assert!(watch.check(at(start, 21), Reading { settled: 1, held: 1 }, WINDOW), "stuck again for a window");
+        assert!(!watch.check(at(start, 0), Reading { settled: 0, held: 2, held_back: false }, WINDOW));
+        assert!(!watch.check(at(start, 9), Reading { settled: 0, held: 2, held_back: false }, WINDOW));
+        assert!(watch.check(at(start, 10), Reading { settled: 0, held: 2, held_back: false }, WINDOW));
+        assert!(!watch.check(at(start, 11), Reading { settled: 1, held: 1, held_back: false }, WINDOW), "one settled: progress");
+        assert!(watch.check(at(start, 21), Reading { settled: 1, held: 1, held_back: false }, WINDOW), "stuck again for a window");
     }
 
     #[test]
@@ -122,18 +133,30 @@ mod tests {
         let (start, mut watch) = (Instant::now(), Watch::default());
         // Held, handed back for a retry (held 0 for a moment), held again: no progress.
         for (secs, held) in [(0, 1), (3, 0), (4, 1), (7, 0), (8, 1)] {
-            assert!(!watch.check(at(start, secs), Reading { settled: 0, held }, WINDOW), "at {secs} s");
+            assert!(!watch.check(at(start, secs), Reading { settled: 0, held, held_back: false }, WINDOW), "at {secs} s");
         }
-        assert!(watch.check(at(start, 10), Reading { settled: 0, held: 0 }, WINDOW));
+        assert!(watch.check(at(start, 10), Reading { settled: 0, held: 0, held_back: false }, WINDOW));
+    }
+
+    #[test]
+    fn a_worker_held_back_by_its_breaker_or_by_hand_is_not_stalled_and_starts_afresh() {
+        let (start, mut watch) = (Instant::now(), Watch::default());
+        let held_back = |held| Reading { settled: 0, held, held_back: true };
+        assert!(!watch.check(at(start, 0), Reading { settled: 0, held: 1, held_back: false }, WINDOW));
+        for secs in [5, 12, 30] {
+            assert!(!watch.check(at(start, secs), held_back(1), WINDOW), "a probe held at {secs} s");
+        }
+        assert!(!watch.check(at(start, 31), Reading { settled: 0, held: 1, held_back: false }, WINDOW), "closed again: a fresh start");
+        assert!(watch.check(at(start, 41), Reading { settled: 0, held: 1, held_back: false }, WINDOW));
     }
 
     #[test]
     fn an_idle_worker_or_one_waiting_out_a_long_backoff_is_not_stalled() {
         let (start, mut watch) = (Instant::now(), Watch::default());
-        assert!(!watch.check(at(start, 0), Reading { settled: 0, held: 0 }, WINDOW));
-        assert!(!watch.check(at(start, 100), Reading { settled: 0, held: 0 }, WINDOW));
-        assert!(!watch.check(at(start, 101), Reading { settled: 0, held: 1 }, WINDOW), "new work after a long idle");
-        assert!(!watch.check(at(start, 115), Reading { settled: 0, held: 0 }, WINDOW), "backing off for longer than the window");
-        assert!(!watch.check(at(start, 116), Reading { settled: 0, held: 1 }, WINDOW), "back: a fresh start");
+        assert!(!watch.check(at(start, 0), Reading { settled: 0, held: 0, held_back: false }, WINDOW));
+        assert!(!watch.check(at(start, 100), Reading { settled: 0, held: 0, held_back: false }, WINDOW));
+        assert!(!watch.check(at(start, 101), Reading { settled: 0, held: 1, held_back: false }, WINDOW), "new work after a long idle");
+        assert!(!watch.check(at(start, 115), Reading { settled: 0, held: 0, held_back: false }, WINDOW), "backing off for longer than the window");
+        assert!(!watch.check(at(start, 116), Reading { settled: 0, held: 1, held_back: false }, WINDOW), "back: a fresh start");
     }
 }

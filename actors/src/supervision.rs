@@ -88,9 +88,11 @@ where
     let started = Instant::now();
     // On a panic or at the deadline the handler's future is dropped: the claims it
     // holds release themselves as they drop, so no other message waits on them.
+    // A handler past its deadline is waiting on something downstream that does
+    // not answer: an unavailable failure, which the worker's breaker counts.
     let outcome = match tokio::time::timeout(deadline, AssertUnwindSafe(work).catch_unwind()).await {
         Ok(outcome) => outcome,
-        Err(_) => Ok(Err(HandlerError::Retryable(format!(
+        Err(_) => Ok(Err(HandlerError::Unavailable(format!(
             "{actor} ran past its {} s deadline (BLOG_HANDLER_TIMEOUT)",
             deadline.as_secs_f64()
         )))),

@@ -17,6 +17,7 @@ mod problem_responses;
 mod resource;
 mod server_span;
 mod tags;
+mod workers;
 #[cfg(test)]
 mod testing;
 
@@ -44,6 +45,8 @@ pub struct AppState {
     pub transport: Arc<dyn Transport>,
     /// The registered workers, running: for on-demand rebuilds.
     pub workers: Vec<RunningWorker>,
+    /// The queue reader: pauses and resumes workers by hand.
+    pub steer: actix::Recipient<blog_actors::messages::SteerWorker>,
     pub actor_metrics: ActorMetrics,
     /// Every Prometheus series of the process.
     pub registry: prometheus::Registry,
@@ -60,6 +63,7 @@ pub fn configure(cfg: &mut actix_web::web::ServiceConfig) {
     events::configure(cfg);
     dead_letters::configure(cfg);
     admin::configure(cfg);
+    workers::configure(cfg);
     health::configure(cfg);
     metrics::configure(cfg);
     dashboard::configure(cfg);

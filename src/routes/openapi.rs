@@ -10,7 +10,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::{Modify, OpenApi};
 
 use super::resource::get_only;
-use super::{admin, dashboard, dead_letters, events, feeds, health, metrics, posts, tags};
+use super::{admin, dashboard, dead_letters, events, feeds, health, metrics, posts, tags, workers};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -28,6 +28,7 @@ use super::{admin, dashboard, dead_letters, events, feeds, health, metrics, post
         dead_letters::list, dead_letters::replay, dead_letters::delete,
         admin::rebuild_tag_cloud,
         admin::rebuild_all,
+        workers::pause, workers::resume,
         health::live, health::ready,
         metrics::metrics, metrics::actors,
         dashboard::page, dashboard::script, dashboard::style,
@@ -86,7 +87,7 @@ mod tests {
         let paths = doc["paths"].as_object().unwrap();
         for path in [
             "/posts", "/posts/{id}", "/tags", "/events", "/dead-letters", "/dead-letters/{id}/replay", "/dead-letters/{id}",
-            "/admin/tag-cloud/rebuild", "/health/live", "/health/ready", "/metrics", "/actors", "/", "/openapi.json",
+            "/admin/tag-cloud/rebuild", "/admin/workers/{name}/pause", "/admin/workers/{name}/resume", "/health/live", "/health/ready", "/metrics", "/actors", "/", "/openapi.json",
         ] {
             assert!(paths.contains_key(path), "{path} is missing");
         }

@@ -1,6 +1,7 @@
 //! End-to-end tests of the service in this process: real HTTP, real store files,
 //! real queue. Only faults are injected, by wrapping one real adapter.
 
+mod breaker;
 mod broker_outage;
 mod cluster;
 mod corpus;

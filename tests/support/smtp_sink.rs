@@ -13,13 +13,33 @@ pub struct SmtpSink {
 
 impl SmtpSink {
     pub fn start(extra: &[&str]) -> Self {
-        let python = std::env::var("BLOG_TEST_PYTHON").unwrap_or_else(|_| "target/venv/bin/python".into());
         let dir = tempfile::tempdir().unwrap();
+        let (child, port) = Self::spawn(dir.path(), extra);
+        Self { child, port, dir }
+    }
+
+    #[allow(dead_code, reason = "not every test binary stops a sink")]
+    /// Kills the server: connections to its port are refused until [`SmtpSink::restart`].
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    #[allow(dead_code, reason = "not every test binary stops a sink")]
+    /// Starts the server again on the same port, keeping what it received.
+    pub fn restart(&mut self) {
+        let port = self.port.to_string();
+        let (child, _) = Self::spawn(self.dir.path(), &["--port", &port]);
+        self.child = child;
+    }
+
+    fn spawn(dir: &std::path::Path, extra: &[&str]) -> (Child, u16) {
+        let python = std::env::var("BLOG_TEST_PYTHON").unwrap_or_else(|_| "target/venv/bin/python".into());
         let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/smtp_sink.py");
         let mut child = Command::new(&python)
             .arg(script)
             .arg("--dir")
-            .arg(dir.path())
+            .arg(dir)
             .args(extra)
             .stdout(Stdio::piped())
             .spawn()
@@ -27,7 +47,7 @@ impl SmtpSink {
         let mut line = String::new();
         BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
         let port = line.trim().strip_prefix("listening ").and_then(|p| p.parse().ok()).unwrap_or_else(|| panic!("sink said {line:?}"));
-        Self { child, port, dir }
+        (child, port)
     }
 
     pub fn url(&self) -> String {

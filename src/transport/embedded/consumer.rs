@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use blog_actors::delivery::{Delivery, TransportError};
+use blog_actors::pause::Feed;
 use blog_actors::trace_context::TraceContext;
 use blog_actors::worker::WorkerKind;
 use rusqlite::{params, Connection, Row};
@@ -57,6 +58,7 @@ pub(super) async fn consume(
             running: Running::start(shared.clone()),
             worker,
             permits: Arc::new(Semaphore::new(prefetch)),
+            prefetch: u32::try_from(prefetch).unwrap_or(u32::MAX),
             tx: tx.clone(),
             stop: stop.clone(),
         };
@@ -162,6 +164,8 @@ struct WorkerConsumer {
     worker: WorkerKind,
     /// One permit per delivery out and unsettled: the prefetch bound.
     permits: Arc<Semaphore>,
+    /// The number of permits.
+    prefetch: u32,
     tx: mpsc::Sender<Delivery>,
     stop: CancellationToken,
 }
@@ -196,9 +200,30 @@ impl WorkerConsumer {
         tracing::debug!(worker = %self.worker, "embedded queue consumer stopped");
     }
 
-    /// Waits for a free prefetch slot, then takes every other free one up to a
-    /// batch; None once stopping.
+    /// Waits until the worker may be fed and a prefetch slot is free, then takes
+    /// every other free one up to a batch; None once stopping. A stopped worker's
+    /// rows stay unclaimed in the file; a probed one gets one row, and the next
+    /// only once that one is settled.
     async fn acquire(&self) -> Option<Vec<OwnedSemaphorePermit>> {
+        loop {
+            let feed = tokio::select! {
+                biased;
+                () = self.stop.cancelled() => return None,
+                feed = self.running.0.feeds.changed_from(self.worker, Feed::Stopped) => feed,
+            };
+            if feed == Feed::Full {
+                break;
+            }
+            // Every slot free means nothing is out: then one row may go.
+            let mut all = tokio::select! {
+                biased;
+                () = self.stop.cancelled() => return None,
+                all = self.permits.clone().acquire_many_owned(self.prefetch) => all.ok()?,
+            };
+            if self.running.0.feeds.feed(self.worker) == Feed::Probe {
+                return Some(vec![all.split(1)?]);
+            }
+        }
         let first = tokio::select! {
             biased;
             () = self.stop.cancelled() => return None,

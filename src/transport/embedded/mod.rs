@@ -60,6 +60,8 @@ struct Shared {
     recovered: OnceCell<()>,
     /// Commits acks in groups.
     acks: settle::AckGroups,
+    /// How much each worker's consumer claims now (breaker open or half-open, paused by hand).
+    feeds: blog_actors::pause::FeedSwitch,
 }
 
 impl EmbeddedQueue {
@@ -68,8 +70,8 @@ impl EmbeddedQueue {
         let db = Db::open(path)?;
         tracing::info!(path = %path.display(), "embedded queue open");
         let acks = settle::AckGroups::start(db.clone())?;
-        let shared =
-            Shared { db, workers, wake: Notify::new(), consumers: AtomicUsize::new(0), recovered: OnceCell::new(), acks };
+        let (wake, consumers, recovered, feeds) = (Notify::new(), AtomicUsize::new(0), OnceCell::new(), Default::default());
+        let shared = Shared { db, workers, wake, consumers, recovered, acks, feeds };
         Ok(Self { shared: Arc::new(shared) })
     }
 
@@ -93,6 +95,10 @@ impl DeliverySource for EmbeddedQueue {
 
     fn is_consuming(&self) -> bool {
         self.shared.consumers.load(Ordering::SeqCst) > 0
+    }
+
+    fn set_feed(&self, worker: WorkerKind, feed: blog_actors::pause::Feed) {
+        self.shared.feeds.set(worker, feed);
     }
 }
 

@@ -4,6 +4,7 @@ use std::time::{Duration, Instant};
 
 use blog_actors::delivery::{Delivery, DeliverySource, Verdict};
 use blog_actors::emailer::Emailer;
+use blog_actors::pause::Feed;
 use blog_actors::trace_context::TraceContext;
 use blog_actors::supervision::Worker;
 use blog_actors::worker::WorkerKind;
@@ -310,4 +311,38 @@ async fn cancelling_stop_closes_the_receiver_and_ends_consuming() {
     assert!(timeout(DEADLINE, rx.recv()).await.unwrap().is_none(), "the receiver closes");
     assert!(!queue.is_consuming());
     assert!(queue.is_connected());
+}
+
+#[tokio::test]
+async fn a_paused_workers_deliveries_wait_in_the_file_and_come_once_resumed() {
+    let (_dir, queue) = open_temp();
+    let (_stop, mut rx) = consume(&queue, &[Emailer::kind()], 10).await;
+    queue.set_feed(Emailer::kind(), Feed::Stopped);
+    queue.publish_raw("order.fulfilled", body(1), None).await.unwrap();
+    assert_quiet(&mut rx).await;
+    assert_eq!(queue.depth().await.unwrap(), 1, "waiting in the file");
+
+    queue.set_feed(Emailer::kind(), Feed::Full);
+    let d = next(&mut rx).await;
+    assert_eq!((number(&d), d.attempt, d.redelivered), (1, 1, false), "as it was published");
+    d.settler.settle(Verdict::Ack).await.unwrap();
+    assert_eq!(queue.depth().await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn a_probed_worker_gets_one_delivery_at_a_time() {
+    let (_dir, queue) = open_temp();
+    let (_stop, mut rx) = consume(&queue, &[Emailer::kind()], 10).await;
+    queue.set_feed(Emailer::kind(), Feed::Probe);
+    for n in 1..=3 {
+        queue.publish_raw("order.fulfilled", body(n), None).await.unwrap();
+    }
+    let probe = next(&mut rx).await;
+    assert_quiet(&mut rx).await;
+    probe.settler.settle(Verdict::Ack).await.unwrap();
+    let second = next(&mut rx).await;
+    assert_quiet(&mut rx).await;
+    queue.set_feed(Emailer::kind(), Feed::Full);
+    second.settler.settle(Verdict::Ack).await.unwrap();
+    assert_eq!(number(&next(&mut rx).await), 3);
 }

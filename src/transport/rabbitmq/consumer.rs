@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use blog_actors::delivery::{Delivery, TransportError};
+use blog_actors::pause::FeedSwitch;
 use blog_actors::worker::WorkerKind;
 use tokio::runtime::Handle;
 use tokio::sync::mpsc;
@@ -46,6 +47,8 @@ pub(super) struct ConsumeSide {
     pub losses: AtomicU64,
     /// Each supervisor's shutdown token and task, for `close`.
     supervisors: Mutex<Vec<(CancellationToken, JoinHandle<()>)>>,
+    /// How much each worker's consumer takes now (breaker open or half-open, paused by hand).
+    pub feeds: FeedSwitch,
 }
 
 /// What a `consume` call asked for.
@@ -75,6 +78,7 @@ impl ConsumeSide {
             in_use: InUse::default(),
             losses: AtomicU64::new(0),
             supervisors: Mutex::new(Vec::new()),
+            feeds: FeedSwitch::default(),
         }
     }
 
@@ -217,7 +221,12 @@ impl ConsumeSide {
         let shared = Arc::new(SessionShared::new(generation, current, channels, windows, confirm, names.clone()));
         let mut pumps = Vec::new();
         for (worker, sub) in consumers {
-            let pump = Pump { side_unsettled: self.unsettled.clone(), runtime: self.runtime.clone(), shared: shared.clone() };
+            let pump = Pump {
+                side_unsettled: self.unsettled.clone(),
+                runtime: self.runtime.clone(),
+                shared: shared.clone(),
+                feeds: self.feeds.clone(),
+            };
             pumps.push(tokio::spawn(pump.run(worker, sub, tx.clone(), stop.clone(), link.lost.clone())));
         }
         pumps.push(tokio::spawn(park_unrouted(shared.clone(), unrouted, stop.clone(), link.lost.clone())));

@@ -236,6 +236,10 @@ impl DeliverySource for RabbitTransport {
     fn is_consuming(&self) -> bool {
         self.inner.consumer.is_consuming()
     }
+
+    fn set_feed(&self, worker: WorkerKind, feed: blog_actors::pause::Feed) {
+        self.inner.consumer.feeds.set(worker, feed);
+    }
 }
 
 impl Inner {

@@ -1,6 +1,7 @@
 //! Against the broker at 127.0.0.1:5672 (guest/guest). Each test has its own
 //! prefix, so they run in parallel, and deletes its queues and exchanges at the end.
 
+mod pause;
 mod resilience;
 
 use std::collections::HashSet;
