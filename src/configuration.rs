@@ -73,10 +73,14 @@ pub struct Settings {
     pub log_format: LogFormat,
     /// An OTLP/HTTP collector (`http://host:4318`) the spans go to; unset exports nothing.
     pub otlp_endpoint: Option<String>,
+    /// Messages per second a bulk dead-letter replay sends back, so it never floods a worker.
+    pub replay_rate: u32,
+    /// Parked messages (in all lots) past which a warning is logged and shown; 0 turns it off.
+    pub parked_warn: u64,
 }
 
 /// Every setting's key: the env var is `BLOG_` + the key in upper case.
-pub const SETTING_KEYS: [&str; 23] = [
+pub const SETTING_KEYS: [&str; 25] = [
     "http_addr",
     "data_dir",
     "store_url",
@@ -100,7 +104,14 @@ pub const SETTING_KEYS: [&str; 23] = [
     "handler_timeout",
     "log_format",
     "otlp_endpoint",
+    "replay_rate",
+    "parked_warn",
 ];
+
+/// A worker takes a few hundred messages a second without strain; a replay stays under that.
+pub const DEFAULT_REPLAY_RATE: u32 = 200;
+/// Past this a replay is a flood whatever the worker.
+pub const MAX_REPLAY_RATE: u32 = 100_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -135,6 +146,8 @@ impl Default for Settings {
             handler_timeout: Duration::from_secs(120),
             log_format: LogFormat::Human,
             otlp_endpoint: None,
+            replay_rate: DEFAULT_REPLAY_RATE,
+            parked_warn: 1000,
         }
     }
 }
@@ -202,6 +215,9 @@ impl Settings {
         }
         if self.retry_base_delay > self.retry_max_delay {
             return Err(ConfigError::new("BLOG_RETRY_BASE_DELAY", "must not exceed BLOG_RETRY_MAX_DELAY"));
+        }
+        if !(1..=MAX_REPLAY_RATE).contains(&self.replay_rate) {
+            return Err(ConfigError::new("BLOG_REPLAY_RATE", format!("must be between 1 and {MAX_REPLAY_RATE} messages per second")));
         }
         if self.handler_timeout.is_zero() {
             return Err(ConfigError::new("BLOG_HANDLER_TIMEOUT", "must be more than 0s"));
@@ -292,6 +308,12 @@ impl Settings {
 
     pub fn retry_policy(&self) -> RetryPolicy {
         RetryPolicy { max_attempts: self.max_attempts, base_delay: self.retry_base_delay, max_delay: self.retry_max_delay }
+    }
+
+    /// The pace of bulk replays (checked by `validate`: at least 1).
+    pub fn replay_throttle(&self) -> crate::transport::replay_throttle::ReplayThrottle {
+        let rate = std::num::NonZeroU32::new(self.replay_rate).unwrap_or(std::num::NonZeroU32::MIN);
+        crate::transport::replay_throttle::ReplayThrottle::new(rate)
     }
 
     /// `None` when the interval is 0 (timer off).
@@ -408,6 +430,17 @@ mod tests {
         }
         let err = load_with(&[("otlp_endpoint", "https://admin:Hunter2pw@collector:4318")]).unwrap_err();
         assert!(!err.to_string().contains("Hunter2pw"), "{err}");
+    }
+
+    #[test]
+    fn the_replay_rate_is_checked_by_name() {
+        assert_eq!(load_with(&[]).unwrap().replay_throttle().rate(), DEFAULT_REPLAY_RATE);
+        for bad in ["0", "100001", "-5", "fast"] {
+            let err = load_with(&[("replay_rate", bad)]).unwrap_err();
+            assert_eq!(err.setting, "BLOG_REPLAY_RATE", "{bad}: {err}");
+        }
+        let err = load_with(&[("parked_warn", "-1")]).unwrap_err();
+        assert_eq!(err.setting, "BLOG_PARKED_WARN", "{err}");
     }
 
     #[test]

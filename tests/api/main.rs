@@ -4,6 +4,9 @@
 mod broker_outage;
 mod cluster;
 mod corpus;
+mod dead_letter_api;
+mod dead_letter_bulk;
+mod dead_letter_console;
 mod emails;
 mod faults;
 mod feeds;

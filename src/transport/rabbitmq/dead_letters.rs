@@ -10,7 +10,7 @@
 //! miss each other's held messages for that moment.
 
 use amqprs::channel::{BasicAckArguments, BasicGetArguments, Channel};
-use amqprs::FieldValue;
+use amqprs::{BasicProperties, FieldValue};
 use blog_actors::delivery::TransportError;
 use blog_actors::ports::Reason;
 use tokio_util::sync::CancellationToken;
@@ -62,14 +62,8 @@ pub(super) async fn take(session: &PubSession, names: &Names, id: &str, replay: 
                     continue; // held until the channel closes, then back in place
                 }
                 if replay {
-                    let (exchange, key) = if worker == UNROUTED {
-                        (names.events(), routing_key(&props, get.routing_key()))
-                    } else {
-                        let worker = names.workers.find(worker).ok_or_else(|| TransportError::refused("replaying a parked message", Said(format!("unknown worker {worker}"))))?;
-                        (String::new(), names.worker(worker))
-                    };
-                    let props = with_headers(&props, vec![(ATTEMPT, FieldValue::l(1))], &PARKING_HEADERS);
-                    session.confirm.publish_confirmed(&exchange, &key, props, body).await?;
+                    let (exchange, key) = destination(names, worker, &props, get.routing_key())?;
+                    session.confirm.publish_confirmed(&exchange, &key, replay_properties(&props), body).await?;
                 }
                 if !usable(&channel) {
                     return Err(TransportError::unavailable("taking out a parked message", Reason("the dead-letter channel closed; nothing was removed")));
@@ -87,17 +81,32 @@ pub(super) async fn take(session: &PubSession, names: &Names, id: &str, replay: 
     found
 }
 
+/// Where a replay of a message from parking lot `worker` goes: the worker's
+/// queue, or the events exchange again when no worker took it (exchange, routing key).
+pub(super) fn destination(names: &Names, worker: &str, props: &BasicProperties, delivered_with: &str) -> Result<(String, String), TransportError> {
+    if worker == UNROUTED {
+        return Ok((names.events(), routing_key(props, delivered_with)));
+    }
+    let worker = names.workers.find(worker).ok_or_else(|| TransportError::refused("replaying a parked message", Said(format!("unknown worker {worker}"))))?;
+    Ok((String::new(), names.worker(worker)))
+}
+
+/// A replay is a fresh first attempt: the parking headers go.
+pub(super) fn replay_properties(props: &BasicProperties) -> BasicProperties {
+    with_headers(props, vec![(ATTEMPT, FieldValue::l(1))], &PARKING_HEADERS)
+}
+
 pub(super) async fn count(session: &PubSession, names: &Names) -> Result<u64, TransportError> {
     let lots: Vec<String> = names.parking_lots().into_iter().map(|(_, queue)| queue).collect();
     topology::message_count(&session.link, &lots).await
 }
 
 /// A channel whose failure does not end the publisher session.
-async fn reading_channel(session: &PubSession) -> Result<(Channel, CloseReason), TransportError> {
+pub(super) async fn reading_channel(session: &PubSession) -> Result<(Channel, CloseReason), TransportError> {
     open_channel(&session.link, &CancellationToken::new(), None).await
 }
 
-async fn get(channel: &Channel, queue: &str, reason: &CloseReason) -> Result<Option<amqprs::channel::GetMessage>, TransportError> {
+pub(super) async fn get(channel: &Channel, queue: &str, reason: &CloseReason) -> Result<Option<amqprs::channel::GetMessage>, TransportError> {
     channel
         .basic_get(BasicGetArguments::new(queue))
         .await
@@ -105,7 +114,7 @@ async fn get(channel: &Channel, queue: &str, reason: &CloseReason) -> Result<Opt
 }
 
 /// Closing the channel returns every message it holds unacked to its queue.
-async fn give_back(channel: Channel) {
+pub(super) async fn give_back(channel: Channel) {
     if let Err(e) = channel.close().await {
         tracing::debug!(error = %e, "closing the dead-letter channel");
     }

@@ -32,6 +32,7 @@ mod consumer;
 mod dead_letters;
 mod message;
 mod nodes;
+mod parked_bulk;
 mod publisher;
 mod pump;
 mod queues;
@@ -62,7 +63,9 @@ use self::nodes::Nodes;
 use self::publisher::PublishSide;
 use self::runtime::AmqpRuntime;
 use self::topology::Names;
-use super::{DeadLetters, ParkedMessage, Publisher, Transport};
+use super::parked_query::{ParkedFilter, ParkedPage};
+use super::replay_throttle::ReplayThrottle;
+use super::{DeadLetters, ParkedMessage, Publisher, RetryLevelCount, Transport};
 use crate::transport::OutgoingMessage;
 
 /// How the transport declares its queues and trusts `amqps://` servers.
@@ -275,6 +278,32 @@ impl DeadLetters for RabbitTransport {
 
     async fn parked_count(&self) -> Result<u64, TransportError> {
         self.inner.admin(|s, cfg| async move { dead_letters::count(&s, &cfg.names).await }).await
+    }
+
+    async fn query_parked(&self, filter: &ParkedFilter, offset: usize, limit: usize) -> Result<ParkedPage, TransportError> {
+        let filter = filter.clone();
+        self.inner.admin(move |s, cfg| async move { parked_bulk::query(&s, &cfg.names, &filter, offset, limit).await }).await
+    }
+
+    async fn replay_matching(&self, filter: &ParkedFilter, throttle: &ReplayThrottle) -> Result<u64, TransportError> {
+        let (filter, throttle) = (filter.clone(), throttle.clone());
+        self.inner.admin(move |s, cfg| async move { parked_bulk::act(&s, &cfg.names, &filter, Some(&throttle)).await }).await
+    }
+
+    async fn delete_matching(&self, filter: &ParkedFilter) -> Result<u64, TransportError> {
+        let filter = filter.clone();
+        self.inner.admin(move |s, cfg| async move { parked_bulk::act(&s, &cfg.names, &filter, None).await }).await
+    }
+
+    /// Counts, so no lock: nothing is held while reading them.
+    async fn parked_by_worker(&self) -> Result<Vec<(String, u64)>, TransportError> {
+        let (publisher, cfg) = (self.inner.publisher.clone(), self.inner.cfg.clone());
+        self.inner.runtime.run(async move { parked_bulk::by_worker(&*publisher.session().await?, &cfg.names).await }).await
+    }
+
+    async fn waiting_for_retry(&self) -> Result<Vec<RetryLevelCount>, TransportError> {
+        let (publisher, cfg) = (self.inner.publisher.clone(), self.inner.cfg.clone());
+        self.inner.runtime.run(async move { parked_bulk::waiting_for_retry(&*publisher.session().await?, &cfg.names).await }).await
     }
 }
 

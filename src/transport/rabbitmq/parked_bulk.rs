@@ -1,0 +1,125 @@
+//! The console's view of the RabbitMQ parking lots: filtered pages with their
+//! groups, bulk replay and delete.
+//!
+//! A queue is read by taking its messages: each call reads the lots it needs
+//! to the end with `basic_get` on a channel of its own, holding every message
+//! unacked, acts on the matching ones (publish-confirm then ack, or just ack),
+//! and closes the channel, which puts every other message back in its place.
+//! Each message is read once per call, so a bulk action over n messages costs
+//! O(n), and the set it acts on is fixed by that one pass: a replayed message
+//! parked again while the replay goes on is not taken a second time.
+
+use amqprs::channel::{BasicAckArguments, Channel};
+use amqprs::BasicProperties;
+use blog_actors::delivery::TransportError;
+use blog_actors::ports::Reason;
+
+use super::connection::{usable, CloseReason};
+use super::dead_letters::{destination, get, give_back, reading_channel, replay_properties};
+use super::message::parked_message;
+use super::publisher::PubSession;
+use super::topology::{self, Names};
+use crate::transport::parked_query::{Grouper, ParkedFilter, ParkedPage};
+use crate::transport::replay_throttle::ReplayThrottle;
+use crate::transport::{ParkedMessage, RetryLevelCount};
+
+/// Messages one call reads at most: the bound on what it holds in memory.
+pub(super) const MAX_SCAN: usize = 200_000;
+
+/// A parked message taken from its lot and held (unacked) by the reading channel.
+struct Held {
+    message: ParkedMessage,
+    tag: u64,
+    delivered_with: String,
+    props: BasicProperties,
+    body: Vec<u8>,
+}
+
+/// Reads every lot `filter` may match to the end; returns the matching messages, oldest first.
+async fn scan(channel: &Channel, reason: &CloseReason, names: &Names, filter: &ParkedFilter, grouper: &mut Grouper) -> Result<Vec<Held>, TransportError> {
+    let mut held = Vec::new();
+    let mut read = 0usize;
+    for (worker, queue) in names.parking_lots() {
+        if filter.worker.as_deref().is_some_and(|w| w != worker) {
+            continue;
+        }
+        while read < MAX_SCAN {
+            let Some((got, props, body)) = get(channel, &queue, reason).await? else { break };
+            read += 1;
+            let message = parked_message(worker, &got, &props, &body);
+            if filter.matches_message(&message) {
+                grouper.add(&message.worker, &message.reason, message.parked_at);
+                held.push(Held { message, tag: got.delivery_tag(), delivered_with: got.routing_key().clone(), props, body });
+            }
+        }
+    }
+    if read >= MAX_SCAN {
+        tracing::warn!(max = MAX_SCAN, "the parking lots hold more than one call reads; acting on the first only");
+    }
+    held.sort_by_key(|h| h.message.parked_at);
+    Ok(held)
+}
+
+pub(super) async fn query(session: &PubSession, names: &Names, filter: &ParkedFilter, offset: usize, limit: usize) -> Result<ParkedPage, TransportError> {
+    let (channel, reason) = reading_channel(session).await?;
+    let mut grouper = Grouper::default();
+    let scanned = scan(&channel, &reason, names, filter, &mut grouper).await;
+    give_back(channel).await;
+    let items = scanned?.into_iter().skip(offset).take(limit).map(|h| h.message).collect();
+    Ok(grouper.page(items, offset))
+}
+
+/// Replays (throttled) or drops every message `filter` matches; how many.
+pub(super) async fn act(session: &PubSession, names: &Names, filter: &ParkedFilter, replay: Option<&ReplayThrottle>) -> Result<u64, TransportError> {
+    let (channel, reason) = reading_channel(session).await?;
+    let done = async {
+        let held = scan(&channel, &reason, names, filter, &mut Grouper::default()).await?;
+        let batch = replay.map_or(held.len().max(1), ReplayThrottle::batch);
+        let mut taken = 0u64;
+        for chunk in held.chunks(batch) {
+            if let Some(throttle) = replay {
+                throttle.admit(chunk.len()).await;
+                republish(session, names, chunk).await?;
+            }
+            // Acked only once every copy is confirmed: a failure leaves the rest parked.
+            for h in chunk {
+                if !usable(&channel) {
+                    return Err(TransportError::unavailable("taking out parked messages", Reason("the dead-letter channel closed; the rest stay parked")));
+                }
+                channel.basic_ack(BasicAckArguments::new(h.tag, false)).await.map_err(|e| TransportError::unavailable("cannot remove a parked message", e))?;
+                taken += 1;
+            }
+        }
+        Ok(taken)
+    };
+    let done: Result<u64, TransportError> = done.await;
+    give_back(channel).await;
+    done
+}
+
+/// Publishes a batch's fresh copies, then waits for every confirm.
+async fn republish(session: &PubSession, names: &Names, chunk: &[Held]) -> Result<(), TransportError> {
+    let mut pending = Vec::with_capacity(chunk.len());
+    for h in chunk {
+        let (exchange, key) = destination(names, &h.message.worker, &h.props, &h.delivered_with)?;
+        pending.push(session.confirm.publish(&exchange, &key, replay_properties(&h.props), h.body.clone()).await?);
+    }
+    for p in pending {
+        p.confirmed().await?;
+    }
+    Ok(())
+}
+
+pub(super) async fn by_worker(session: &PubSession, names: &Names) -> Result<Vec<(String, u64)>, TransportError> {
+    let lots = names.parking_lots();
+    let queues: Vec<String> = lots.iter().map(|(_, q)| q.clone()).collect();
+    let counts = topology::message_counts(&session.link, &queues).await?;
+    Ok(lots.into_iter().zip(counts).map(|((worker, _), n)| (worker.to_owned(), n)).collect())
+}
+
+pub(super) async fn waiting_for_retry(session: &PubSession, names: &Names) -> Result<Vec<RetryLevelCount>, TransportError> {
+    let levels = names.retry_levels();
+    let queues: Vec<String> = levels.iter().map(|(_, _, q)| q.clone()).collect();
+    let counts = topology::message_counts(&session.link, &queues).await?;
+    Ok(levels.into_iter().zip(counts).map(|((worker, ms, _), waiting)| RetryLevelCount { worker: worker.to_owned(), level: format!("{ms}ms"), waiting }).collect())
+}
