@@ -9,6 +9,8 @@
 //! O(n), and the set it acts on is fixed by that one pass: a replayed message
 //! parked again while the replay goes on is not taken a second time.
 
+use std::collections::HashMap;
+
 use amqprs::channel::{BasicAckArguments, Channel};
 use amqprs::BasicProperties;
 use blog_actors::delivery::TransportError;
@@ -25,31 +27,57 @@ use crate::transport::{ParkedMessage, RetryLevelCount};
 
 /// Messages one call reads at most: the bound on what it holds in memory.
 pub(super) const MAX_SCAN: usize = 200_000;
+/// Looks at a lot that answered "empty" while its count said otherwise, before giving up on it.
+const MAX_RECHECKS: u32 = 50;
+const RECHECK_PAUSE: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// A parked message taken from its lot and held (unacked) by the reading channel.
 struct Held {
     message: ParkedMessage,
-    tag: u64,
+    /// Its delivery tags on this channel: more than one when the broker handed it out again.
+    tags: Vec<u64>,
     delivered_with: String,
     props: BasicProperties,
     body: Vec<u8>,
 }
 
 /// Reads every lot `filter` may match to the end; returns the matching messages, oldest first.
-async fn scan(channel: &Channel, reason: &CloseReason, names: &Names, filter: &ParkedFilter, grouper: &mut Grouper) -> Result<Vec<Held>, TransportError> {
-    let mut held = Vec::new();
+///
+/// A quorum queue takes back the messages of a closed channel (the previous
+/// call's) asynchronously: they may come back after this read found the lot
+/// empty, or be handed to this channel once more. So a lot counts as read only
+/// when it is empty and its ready count says so too, and a message seen twice
+/// (same parking id) is one message whose every delivery tag is settled with it.
+async fn scan(channel: &Channel, reason: &CloseReason, session: &PubSession, names: &Names, filter: &ParkedFilter, grouper: &mut Grouper) -> Result<Vec<Held>, TransportError> {
+    let mut held: Vec<Held> = Vec::new();
+    let mut seen: HashMap<String, usize> = HashMap::new();
     let mut read = 0usize;
     for (worker, queue) in names.parking_lots() {
         if filter.worker.as_deref().is_some_and(|w| w != worker) {
             continue;
         }
-        while read < MAX_SCAN {
-            let Some((got, props, body)) = get(channel, &queue, reason).await? else { break };
+        let mut rechecks = 0;
+        'lot: while read < MAX_SCAN {
+            let Some((got, props, body)) = get(channel, &queue, reason).await? else {
+                let ready = topology::message_counts(&session.link, std::slice::from_ref(&queue)).await?;
+                rechecks += 1;
+                if ready.iter().sum::<u64>() == 0 || rechecks > MAX_RECHECKS {
+                    break 'lot;
+                }
+                tokio::time::sleep(RECHECK_PAUSE).await;
+                continue;
+            };
             read += 1;
             let message = parked_message(worker, &got, &props, &body);
+            if let Some(&at) = seen.get(&message.id) {
+                tracing::debug!(queue, "a parked message was handed out twice; it is settled once");
+                held[at].tags.push(got.delivery_tag());
+                continue;
+            }
             if filter.matches_message(&message) {
                 grouper.add(&message.worker, &message.reason, message.parked_at);
-                held.push(Held { message, tag: got.delivery_tag(), delivered_with: got.routing_key().clone(), props, body });
+                seen.insert(message.id.clone(), held.len());
+                held.push(Held { message, tags: vec![got.delivery_tag()], delivered_with: got.routing_key().clone(), props, body });
             }
         }
     }
@@ -63,7 +91,7 @@ async fn scan(channel: &Channel, reason: &CloseReason, names: &Names, filter: &P
 pub(super) async fn query(session: &PubSession, names: &Names, filter: &ParkedFilter, offset: usize, limit: usize) -> Result<ParkedPage, TransportError> {
     let (channel, reason) = reading_channel(session).await?;
     let mut grouper = Grouper::default();
-    let scanned = scan(&channel, &reason, names, filter, &mut grouper).await;
+    let scanned = scan(&channel, &reason, session, names, filter, &mut grouper).await;
     give_back(channel).await;
     let items = scanned?.into_iter().skip(offset).take(limit).map(|h| h.message).collect();
     Ok(grouper.page(items, offset))
@@ -73,7 +101,7 @@ pub(super) async fn query(session: &PubSession, names: &Names, filter: &ParkedFi
 pub(super) async fn act(session: &PubSession, names: &Names, filter: &ParkedFilter, replay: Option<&ReplayThrottle>) -> Result<u64, TransportError> {
     let (channel, reason) = reading_channel(session).await?;
     let done = async {
-        let held = scan(&channel, &reason, names, filter, &mut Grouper::default()).await?;
+        let held = scan(&channel, &reason, session, names, filter, &mut Grouper::default()).await?;
         let batch = replay.map_or(held.len().max(1), ReplayThrottle::batch);
         let mut taken = 0u64;
         for chunk in held.chunks(batch) {
@@ -83,10 +111,12 @@ pub(super) async fn act(session: &PubSession, names: &Names, filter: &ParkedFilt
             }
             // Acked only once every copy is confirmed: a failure leaves the rest parked.
             for h in chunk {
-                if !usable(&channel) {
-                    return Err(TransportError::unavailable("taking out parked messages", Reason("the dead-letter channel closed; the rest stay parked")));
+                for tag in &h.tags {
+                    if !usable(&channel) {
+                        return Err(TransportError::unavailable("taking out parked messages", Reason("the dead-letter channel closed; the rest stay parked")));
+                    }
+                    channel.basic_ack(BasicAckArguments::new(*tag, false)).await.map_err(|e| TransportError::unavailable("cannot remove a parked message", e))?;
                 }
-                channel.basic_ack(BasicAckArguments::new(h.tag, false)).await.map_err(|e| TransportError::unavailable("cannot remove a parked message", e))?;
                 taken += 1;
             }
         }
