@@ -90,6 +90,32 @@ function renderGroups(groups) {
   }
 }
 
+function renderWaiting(lots, levels) {
+  const lotRows = $("lot-rows");
+  lotRows.replaceChildren();
+  for (const lot of lots) {
+    const tr = document.createElement("tr");
+    tr.dataset.worker = lot.worker;
+    cell(tr, lot.worker);
+    cell(tr, String(lot.parked), "num");
+    lotRows.appendChild(tr);
+  }
+  const retryRows = $("retry-rows");
+  retryRows.replaceChildren();
+  for (const level of levels.filter((l) => l.waiting > 0)) {
+    const tr = document.createElement("tr");
+    cell(tr, level.worker);
+    cell(tr, level.level);
+    cell(tr, String(level.waiting), "num");
+    retryRows.appendChild(tr);
+  }
+  if (!retryRows.children.length) {
+    const tr = document.createElement("tr");
+    cell(tr, "nothing waiting for a retry").colSpan = 3;
+    retryRows.appendChild(tr);
+  }
+}
+
 function renderMessages(items) {
   const rows = $("message-rows");
   rows.replaceChildren();
@@ -139,14 +165,16 @@ async function load() {
     const page = await call("GET", "/dead-letters?" + q.toString());
     renderGroups(page.groups);
     renderMessages(page.items);
+    renderWaiting(page.lots, page.retry_levels);
     state.next = page.next_offset;
     $("prev-page").disabled = state.offset === 0;
     $("next-page").disabled = page.next_offset == null;
     const shown = page.items.length ? (state.offset + 1) + "–" + (state.offset + page.items.length) : "0";
     $("page-info").textContent = shown + " of " + page.total + " matching";
-    const warn = page.parked_warn > 0 && !hasFilter() && page.total >= page.parked_warn;
+    const parked = page.lots.reduce((sum, lot) => sum + lot.parked, 0);
+    const warn = page.parked_warn > 0 && parked >= page.parked_warn;
     $("warning").hidden = !warn;
-    $("warning").textContent = warn ? page.total + " messages are parked, at or over the warning threshold of " + page.parked_warn + " (BLOG_PARKED_WARN)." : "";
+    $("warning").textContent = warn ? parked + " messages are parked, at or over the warning threshold of " + page.parked_warn + " (BLOG_PARKED_WARN)." : "";
     $("console").dataset.state = "live";
     $("console").dataset.total = page.total;
     setStatus(page.total + " parked messages match · " + page.groups.length + " groups · updated " + new Date().toLocaleTimeString());
@@ -155,8 +183,6 @@ async function load() {
     setStatus(String(e.message || e), "bad");
   }
 }
-
-function hasFilter() { return Object.keys(filter()).length > 0; }
 
 // A new filter voids the last count: a bulk action needs a count of what it will touch.
 function filterChanged() {

@@ -64,7 +64,8 @@ pub struct BulkOutcome {
     responses(
         (status = 200, description = "How many were replayed, or on a dry run would be", body = BulkOutcome,
             headers(("X-Request-Id" = String, description = "The correlation id of the request"))),
-        (status = 422, description = "A filter field is invalid", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A filter field is invalid or unknown", body = Problem, content_type = "application/problem+json"),
         NoApiKey, JsonBodyRefused, TransportUnavailable,
     )
 )]
@@ -82,7 +83,8 @@ async fn replay_matching(_: RequireApiKey, state: web::Data<AppState>, cid: Corr
     responses(
         (status = 200, description = "How many were dropped, or on a dry run would be", body = BulkOutcome,
             headers(("X-Request-Id" = String, description = "The correlation id of the request"))),
-        (status = 422, description = "A filter field is invalid", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A filter field is invalid or unknown", body = Problem, content_type = "application/problem+json"),
         NoApiKey, JsonBodyRefused, TransportUnavailable,
     )
 )]

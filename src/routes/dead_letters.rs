@@ -15,7 +15,7 @@ use super::resource::with_request_id;
 use super::{AppState, Problem};
 use crate::dead_letter_ops::OperatorAction;
 use crate::transport::parked_query::{ParkedGroup, ParkedPage};
-use crate::transport::ParkedMessage;
+use crate::transport::{ParkedMessage, RetryLevelCount};
 
 pub const LIMIT_DEFAULT: usize = 100;
 pub const LIMIT_MAX: usize = 1000;
@@ -70,6 +70,17 @@ pub struct ParkedList {
     pub next_offset: Option<u64>,
     /// `BLOG_PARKED_WARN`: past this many parked messages a warning is logged; 0 when off.
     pub parked_warn: u64,
+    /// Every parking lot's count, whatever the filter.
+    pub lots: Vec<ParkingLot>,
+    /// Messages waiting for their next attempt, per worker and retry level.
+    pub retry_levels: Vec<RetryLevelCount>,
+}
+
+/// One worker's parking lot and how many messages it holds.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ParkingLot {
+    pub worker: String,
+    pub parked: u64,
 }
 
 /// What happened to a parked message.
@@ -107,7 +118,10 @@ async fn list(_: RequireApiKey, state: web::Data<AppState>, query: web::Query<Li
     let filter = fields.check().map_err(|errors| Problem { errors, ..Problem::bad_request("a filter field is invalid") })?;
     let page = state.transport.query_parked(&filter, offset, limit).await?;
     let ParkedPage { items, total, groups, next_offset } = page;
-    Ok(HttpResponse::Ok().json(ParkedList { items, total, groups, next_offset, parked_warn: state.dead_letters.parked_warn }))
+    let lots = state.transport.parked_by_worker().await?.into_iter().map(|(worker, parked)| ParkingLot { worker, parked }).collect();
+    let retry_levels = state.transport.waiting_for_retry().await?;
+    let parked_warn = state.dead_letters.parked_warn;
+    Ok(HttpResponse::Ok().json(ParkedList { items, total, groups, next_offset, parked_warn, lots, retry_levels }))
 }
 
 /// Send a parked message back to its worker as a first attempt.

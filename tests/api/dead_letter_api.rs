@@ -14,10 +14,17 @@ pub const SMTP_REFUSED: usize = 3;
 pub const MALFORMED: usize = 2;
 pub const UNROUTED: usize = 1;
 
+/// The warning threshold: the three kinds together pass it.
+pub const PARKED_WARN: u64 = 5;
+
 /// An app whose mailer refuses the first `SMTP_REFUSED` mails, with one attempt each.
 pub async fn app_with_a_refusing_mailer(backend: Backend) -> (TestApp, Arc<FlakyMailer>) {
     let mut flaky = None;
-    let app = spawn_app_with(backend, |s| s.max_attempts = 1, |a| flaky = Some(FlakyMailer::install(a, SMTP_REFUSED as u32))).await;
+    let configure = |s: &mut blog::configuration::Settings| {
+        s.max_attempts = 1;
+        s.parked_warn = PARKED_WARN;
+    };
+    let app = spawn_app_with(backend, configure, |a| flaky = Some(FlakyMailer::install(a, SMTP_REFUSED as u32))).await;
     (app, flaky.expect("the app was built"))
 }
 
@@ -69,6 +76,10 @@ async fn filters_groups_dry_runs_and_bulk_actions(backend: Backend) {
     assert_eq!(group(&all, "emailer", "customer")["count"], MALFORMED);
     assert_eq!(group(&all, "unrouted", "")["count"], UNROUTED);
     assert!(all["items"][0]["headers"].is_object(), "{all}");
+    assert_eq!(all["parked_warn"], PARKED_WARN);
+    let lot = |worker: &str| all["lots"].as_array().unwrap().iter().find(|l| l["worker"] == worker).map(|l| l["parked"].clone());
+    assert_eq!((lot("emailer"), lot("unrouted"), lot("projector")), (Some(json!(SMTP_REFUSED + MALFORMED)), Some(json!(UNROUTED)), Some(json!(0))));
+    assert!(all["retry_levels"].is_array(), "{all}");
 
     // Each filter alone, then together.
     let fingerprint = smtp["fingerprint"].as_str().unwrap().to_owned();

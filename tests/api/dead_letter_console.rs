@@ -14,7 +14,7 @@ use std::process::Stdio;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::json;
 
-use crate::dead_letter_api::{app_with_a_refusing_mailer, park_three_kinds, MALFORMED, SMTP_REFUSED, UNROUTED};
+use crate::dead_letter_api::{app_with_a_refusing_mailer, park_three_kinds, MALFORMED, PARKED_WARN, SMTP_REFUSED, UNROUTED};
 use crate::helpers::{eventually, Backend, API_KEY};
 
 fn executable(env_var: &str, paths: &[&str]) -> PathBuf {
@@ -96,6 +96,11 @@ async fn an_operator_filters_counts_replays_one_group_and_deletes_the_rest_in_a_
     click(&browser, "#use-key").await;
     eventually("three groups", || async { (rows(&browser, "group-rows").await == 3).then_some(()) }).await;
     assert_eq!(rows(&browser, "message-rows").await, SMTP_REFUSED + MALFORMED + UNROUTED);
+    let warning = browser.find(Locator::Css("#warning")).await.unwrap();
+    assert!(warning.attr("hidden").await.unwrap().is_none(), "six parked pass BLOG_PARKED_WARN={PARKED_WARN}: the banner shows");
+    assert!(warning.text().await.unwrap().contains("BLOG_PARKED_WARN"));
+    let emailer_lot = browser.find(Locator::Css(r#"#lot-rows tr[data-worker="emailer"]"#)).await.unwrap().text().await.unwrap();
+    assert!(emailer_lot.ends_with(&(SMTP_REFUSED + MALFORMED).to_string()), "{emailer_lot}");
 
     // Filter by worker: the unrouted event drops out.
     browser.find(Locator::Css("#f-worker")).await.unwrap().send_keys("emailer").await.unwrap();
@@ -141,6 +146,7 @@ async fn an_operator_filters_counts_replays_one_group_and_deletes_the_rest_in_a_
     eventually("the delete's outcome", || async { attr(&browser, "#bulk-result", "data-done").await.filter(|d| d == &format!("delete:{}", MALFORMED + UNROUTED)) }).await;
     assert_eq!(app.dead_letters().await["total"], 0);
     eventually("an empty console", || async { (rows(&browser, "group-rows").await == 0).then_some(()) }).await;
+    assert!(attr(&browser, "#warning", "hidden").await.is_some(), "under the threshold again: no banner");
     let metrics = app.get("/metrics").await.text().await.unwrap();
     for series in [r#"blog_operator_actions_total{action="bulk_replay"} 1"#, r#"blog_operator_actions_total{action="bulk_delete"} 1"#] {
         assert!(metrics.lines().any(|l| l == series), "no {series} in\n{metrics}");
