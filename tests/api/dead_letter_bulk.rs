@@ -61,8 +61,29 @@ async fn ten_thousand_parked_messages_are_replayed_once_each_at_the_configured_r
     let transport = app.handles.transport.clone();
     within("10,000 parked", || async { transport.parked_count().await.ok() == Some(MESSAGES as u64) }).await;
 
-    let dry = app.post_authed("/dead-letters/replay", &json!({ "worker": "emailer", "dry_run": true })).await;
+    // A dry run reads every parked message; meanwhile the count neither dips (the
+    // messages it holds still count) nor waits for it.
+    let done = std::cell::Cell::new(false);
+    let dry_run = async {
+        let dry = app.post_authed("/dead-letters/replay", &json!({ "worker": "emailer", "dry_run": true })).await;
+        done.set(true);
+        dry
+    };
+    let watch = async {
+        let (mut lowest, mut reads) = (u64::MAX, 0);
+        while !done.get() {
+            lowest = lowest.min(transport.parked_count().await.expect("the count answers during a read"));
+            reads += 1;
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        (lowest, reads)
+    };
+    let (dry, (lowest, reads)) = tokio::join!(dry_run, watch);
     assert_eq!(dry.json::<Value>().await.unwrap()["count"], MESSAGES);
+    assert!(reads >= 1, "the count was read during the dry run");
+    // At most the one message on the wire between the broker and the count is missed.
+    assert!(lowest + 1 >= MESSAGES as u64, "the count dipped to {lowest} during a dry run ({reads} reads)");
+    assert_eq!(transport.parked_count().await.unwrap(), MESSAGES as u64, "the dry run left every message parked");
 
     let started = Instant::now();
     let replayed = app.post_authed("/dead-letters/replay", &json!({ "worker": "emailer" })).await;

@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::broker_said::{reply_or, Said};
 use super::connection::{open_channel, usable, CloseReason};
+use super::held_counts::HeldCounts;
 use super::message::{parked_id, parked_message, routing_key, with_headers, ATTEMPT, PARKING_HEADERS};
 use super::publisher::PubSession;
 use super::topology::{self, Names, UNROUTED};
@@ -52,12 +53,13 @@ pub(super) async fn list(session: &PubSession, names: &Names, limit: usize) -> R
 
 /// Finds the parked message `id`; replays it (a fresh first attempt to its worker,
 /// or to the exchange again when it was unrouted) or just drops it. False when no such id.
-pub(super) async fn take(session: &PubSession, names: &Names, id: &str, replay: bool) -> Result<bool, TransportError> {
+pub(super) async fn take(session: &PubSession, names: &Names, held: &HeldCounts, id: &str, replay: bool) -> Result<bool, TransportError> {
     let (channel, reason) = reading_channel(session).await?;
     let found = async {
         for (worker, queue) in names.parking_lots() {
             for _ in 0..MAX_SCAN {
                 let Some((get, props, body)) = get(&channel, &queue, &reason).await? else { break };
+                held.took(&queue);
                 if parked_id(&props, &body) != id {
                     continue; // held until the channel closes, then back in place
                 }
@@ -70,6 +72,7 @@ pub(super) async fn take(session: &PubSession, names: &Names, id: &str, replay: 
                 }
                 let ack = BasicAckArguments::new(get.delivery_tag(), false);
                 channel.basic_ack(ack).await.map_err(|e| TransportError::unavailable("cannot remove a parked message", e))?;
+                held.settled(&queue);
                 tracing::info!(%id, worker, replay, "parked message taken out");
                 return Ok(true);
             }
@@ -77,7 +80,7 @@ pub(super) async fn take(session: &PubSession, names: &Names, id: &str, replay: 
         Ok(false)
     };
     let found: Result<bool, TransportError> = found.await;
-    give_back(channel).await;
+    give_back_counted(channel, session, held).await;
     found
 }
 
@@ -96,11 +99,6 @@ pub(super) fn replay_properties(props: &BasicProperties) -> BasicProperties {
     with_headers(props, vec![(ATTEMPT, FieldValue::l(1))], &PARKING_HEADERS)
 }
 
-pub(super) async fn count(session: &PubSession, names: &Names) -> Result<u64, TransportError> {
-    let lots: Vec<String> = names.parking_lots().into_iter().map(|(_, queue)| queue).collect();
-    topology::message_count(&session.link, &lots).await
-}
-
 /// A channel whose failure does not end the publisher session.
 pub(super) async fn reading_channel(session: &PubSession) -> Result<(Channel, CloseReason), TransportError> {
     open_channel(&session.link, &CancellationToken::new(), None).await
@@ -112,6 +110,27 @@ pub(super) async fn get(channel: &Channel, queue: &str, reason: &CloseReason) ->
         .await
         .map_err(|e| TransportError::unavailable(format!("cannot read parking lot {queue}"), reply_or(reason.get(), e)))
 }
+
+/// Closes the reading channel and waits (briefly) until the broker shows the
+/// held messages ready again: a quorum queue takes them back asynchronously,
+/// and until then neither the counts nor the next call would see them.
+pub(super) async fn give_back_counted(channel: Channel, session: &PubSession, held: &HeldCounts) {
+    give_back(channel).await;
+    let waiting = held.all();
+    let queues: Vec<String> = waiting.iter().map(|(q, _)| q.clone()).collect();
+    for _ in 0..RETURN_CHECKS {
+        let Ok(ready) = topology::message_counts(&session.link, &queues).await else { break };
+        if ready.iter().zip(&waiting).all(|(ready, (_, held))| ready >= held) {
+            break;
+        }
+        tokio::time::sleep(RETURN_PAUSE).await;
+    }
+    held.released();
+}
+
+/// How long `give_back_counted` waits for the broker at most: 40 × 25 ms.
+const RETURN_CHECKS: u32 = 40;
+const RETURN_PAUSE: std::time::Duration = std::time::Duration::from_millis(25);
 
 /// Closing the channel returns every message it holds unacked to its queue.
 pub(super) async fn give_back(channel: Channel) {

@@ -17,7 +17,8 @@ use blog_actors::delivery::TransportError;
 use blog_actors::ports::Reason;
 
 use super::connection::{usable, CloseReason};
-use super::dead_letters::{destination, get, give_back, reading_channel, replay_properties};
+use super::held_counts::HeldCounts;
+use super::dead_letters::{destination, get, give_back_counted, reading_channel, replay_properties};
 use super::message::parked_message;
 use super::publisher::PubSession;
 use super::topology::{self, Names};
@@ -34,6 +35,8 @@ const RECHECK_PAUSE: std::time::Duration = std::time::Duration::from_millis(20);
 /// A parked message taken from its lot and held (unacked) by the reading channel.
 struct Held {
     message: ParkedMessage,
+    /// The parking queue it came from.
+    queue: String,
     /// Its delivery tags on this channel: more than one when the broker handed it out again.
     tags: Vec<u64>,
     delivered_with: String,
@@ -48,7 +51,7 @@ struct Held {
 /// empty, or be handed to this channel once more. So a lot counts as read only
 /// when it is empty and its ready count says so too, and a message seen twice
 /// (same parking id) is one message whose every delivery tag is settled with it.
-async fn scan(channel: &Channel, reason: &CloseReason, session: &PubSession, names: &Names, filter: &ParkedFilter, grouper: &mut Grouper) -> Result<Vec<Held>, TransportError> {
+async fn scan(channel: &Channel, reason: &CloseReason, session: &PubSession, names: &Names, held_now: &HeldCounts, filter: &ParkedFilter, grouper: &mut Grouper) -> Result<Vec<Held>, TransportError> {
     let mut held: Vec<Held> = Vec::new();
     let mut seen: HashMap<String, usize> = HashMap::new();
     let mut read = 0usize;
@@ -69,15 +72,17 @@ async fn scan(channel: &Channel, reason: &CloseReason, session: &PubSession, nam
             };
             read += 1;
             let message = parked_message(worker, &got, &props, &body);
+            held_now.took(&queue);
             if let Some(&at) = seen.get(&message.id) {
                 tracing::debug!(queue, "a parked message was handed out twice; it is settled once");
                 held[at].tags.push(got.delivery_tag());
+                held_now.settled(&queue); // one message, counted once
                 continue;
             }
             if filter.matches_message(&message) {
                 grouper.add(&message.worker, &message.reason, message.parked_at);
                 seen.insert(message.id.clone(), held.len());
-                held.push(Held { message, tags: vec![got.delivery_tag()], delivered_with: got.routing_key().clone(), props, body });
+                held.push(Held { message, queue: queue.clone(), tags: vec![got.delivery_tag()], delivered_with: got.routing_key().clone(), props, body });
             }
         }
     }
@@ -88,20 +93,20 @@ async fn scan(channel: &Channel, reason: &CloseReason, session: &PubSession, nam
     Ok(held)
 }
 
-pub(super) async fn query(session: &PubSession, names: &Names, filter: &ParkedFilter, offset: usize, limit: usize) -> Result<ParkedPage, TransportError> {
+pub(super) async fn query(session: &PubSession, names: &Names, held: &HeldCounts, filter: &ParkedFilter, offset: usize, limit: usize) -> Result<ParkedPage, TransportError> {
     let (channel, reason) = reading_channel(session).await?;
     let mut grouper = Grouper::default();
-    let scanned = scan(&channel, &reason, session, names, filter, &mut grouper).await;
-    give_back(channel).await;
+    let scanned = scan(&channel, &reason, session, names, held, filter, &mut grouper).await;
+    give_back_counted(channel, session, held).await;
     let items = scanned?.into_iter().skip(offset).take(limit).map(|h| h.message).collect();
     Ok(grouper.page(items, offset))
 }
 
 /// Replays (throttled) or drops every message `filter` matches; how many.
-pub(super) async fn act(session: &PubSession, names: &Names, filter: &ParkedFilter, replay: Option<&ReplayThrottle>) -> Result<u64, TransportError> {
+pub(super) async fn act(session: &PubSession, names: &Names, held_now: &HeldCounts, filter: &ParkedFilter, replay: Option<&ReplayThrottle>) -> Result<u64, TransportError> {
     let (channel, reason) = reading_channel(session).await?;
     let done = async {
-        let held = scan(&channel, &reason, session, names, filter, &mut Grouper::default()).await?;
+        let held = scan(&channel, &reason, session, names, held_now, filter, &mut Grouper::default()).await?;
         let batch = replay.map_or(held.len().max(1), ReplayThrottle::batch);
         let mut taken = 0u64;
         for chunk in held.chunks(batch) {
@@ -117,13 +122,14 @@ pub(super) async fn act(session: &PubSession, names: &Names, filter: &ParkedFilt
                     }
                     channel.basic_ack(BasicAckArguments::new(*tag, false)).await.map_err(|e| TransportError::unavailable("cannot remove a parked message", e))?;
                 }
+                held_now.settled(&h.queue);
                 taken += 1;
             }
         }
         Ok(taken)
     };
     let done: Result<u64, TransportError> = done.await;
-    give_back(channel).await;
+    give_back_counted(channel, session, held_now).await;
     done
 }
 
@@ -140,11 +146,12 @@ async fn republish(session: &PubSession, names: &Names, chunk: &[Held]) -> Resul
     Ok(())
 }
 
-pub(super) async fn by_worker(session: &PubSession, names: &Names) -> Result<Vec<(String, u64)>, TransportError> {
+/// Ready messages per lot plus those a dead-letter call holds now.
+pub(super) async fn by_worker(session: &PubSession, names: &Names, held: &HeldCounts) -> Result<Vec<(String, u64)>, TransportError> {
     let lots = names.parking_lots();
     let queues: Vec<String> = lots.iter().map(|(_, q)| q.clone()).collect();
     let counts = topology::message_counts(&session.link, &queues).await?;
-    Ok(lots.into_iter().zip(counts).map(|((worker, _), n)| (worker.to_owned(), n)).collect())
+    Ok(lots.into_iter().zip(counts).map(|((worker, queue), n)| (worker.to_owned(), n + held.of(&queue))).collect())
 }
 
 pub(super) async fn waiting_for_retry(session: &PubSession, names: &Names) -> Result<Vec<RetryLevelCount>, TransportError> {
