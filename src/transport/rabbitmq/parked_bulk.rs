@@ -18,7 +18,7 @@ use blog_actors::ports::Reason;
 
 use super::connection::{usable, CloseReason};
 use super::held_counts::HeldCounts;
-use super::dead_letters::{destination, get, give_back_counted, reading_channel, replay_properties};
+use super::dead_letters::{destination, get, give_back_counted, reading_channel, replay_properties, settle_barrier};
 use super::message::parked_message;
 use super::publisher::PubSession;
 use super::topology::{self, Names};
@@ -125,6 +125,12 @@ pub(super) async fn act(session: &PubSession, names: &Names, held_now: &HeldCoun
                 held_now.settled(&h.queue);
                 taken += 1;
             }
+        }
+        let mut acked: Vec<&str> = held.iter().map(|h| h.queue.as_str()).collect();
+        acked.sort_unstable();
+        acked.dedup();
+        for queue in acked {
+            settle_barrier(&channel, queue, &reason, held_now).await?;
         }
         Ok(taken)
     };
