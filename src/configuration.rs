@@ -98,6 +98,10 @@ pub struct Settings {
     pub log_format: LogFormat,
     /// An OTLP/HTTP collector (`http://host:4318`) the spans go to; unset exports nothing.
     pub otlp_endpoint: Option<String>,
+    /// Messages per second a bulk dead-letter replay sends back, so it never floods a worker.
+    pub replay_rate: u32,
+    /// Parked messages (in all lots) past which a warning is logged and shown; 0 turns it off.
+    pub parked_warn: u64,
 }
 
 /// How long `POST /admin/rebuild` waits for a rebuild's answer; past it the caller gets 503.
@@ -107,7 +111,7 @@ pub const REBUILD_WAIT: Duration = Duration::from_secs(120);
 const MAX_REBUILD_TIMEOUT: Duration = Duration::from_secs(REBUILD_WAIT.as_secs() - 10);
 
 /// Every setting's key: the env var is `BLOG_` + the key in upper case.
-pub const SETTING_KEYS: [&str; 30] = [
+pub const SETTING_KEYS: [&str; 32] = [
     "http_addr",
     "data_dir",
     "store_url",
@@ -138,7 +142,14 @@ pub const SETTING_KEYS: [&str; 30] = [
     "breaker_cooldown",
     "log_format",
     "otlp_endpoint",
+    "replay_rate",
+    "parked_warn",
 ];
+
+/// A worker takes a few hundred messages a second without strain; a replay stays under that.
+pub const DEFAULT_REPLAY_RATE: u32 = 200;
+/// Past this a replay is a flood whatever the worker.
+pub const MAX_REPLAY_RATE: u32 = 100_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -180,6 +191,8 @@ impl Default for Settings {
             breaker_cooldown: BreakerSettings::default().cooldown,
             log_format: LogFormat::Human,
             otlp_endpoint: None,
+            replay_rate: DEFAULT_REPLAY_RATE,
+            parked_warn: 1000,
         }
     }
 }
@@ -247,6 +260,9 @@ impl Settings {
         }
         if self.retry_base_delay > self.retry_max_delay {
             return Err(ConfigError::new("BLOG_RETRY_BASE_DELAY", "must not exceed BLOG_RETRY_MAX_DELAY"));
+        }
+        if !(1..=MAX_REPLAY_RATE).contains(&self.replay_rate) {
+            return Err(ConfigError::new("BLOG_REPLAY_RATE", format!("must be between 1 and {MAX_REPLAY_RATE} messages per second")));
         }
         if self.handler_timeout.is_zero() {
             return Err(ConfigError::new("BLOG_HANDLER_TIMEOUT", "must be more than 0s"));
@@ -373,6 +389,12 @@ impl Settings {
     /// When a worker's circuit breaker opens, and for how long.
     pub fn breaker(&self) -> BreakerSettings {
         BreakerSettings { failures: self.breaker_failures, window: self.breaker_window, cooldown: self.breaker_cooldown }
+    }
+
+    /// The pace of bulk replays (checked by `validate`: at least 1).
+    pub fn replay_throttle(&self) -> crate::transport::replay_throttle::ReplayThrottle {
+        let rate = std::num::NonZeroU32::new(self.replay_rate).unwrap_or(std::num::NonZeroU32::MIN);
+        crate::transport::replay_throttle::ReplayThrottle::new(rate)
     }
 
     /// `None` when the interval is 0 (timer off).
@@ -514,6 +536,17 @@ mod tests {
         }
         let err = Settings::load(None, Figment::new().merge(Serialized::default("breaker_failures", 0))).unwrap_err();
         assert_eq!(err.setting, "BLOG_BREAKER_FAILURES", "{err}");
+    }
+
+    #[test]
+    fn the_replay_rate_is_checked_by_name() {
+        assert_eq!(load_with(&[]).unwrap().replay_throttle().rate(), DEFAULT_REPLAY_RATE);
+        for bad in ["0", "100001", "-5", "fast"] {
+            let err = load_with(&[("replay_rate", bad)]).unwrap_err();
+            assert_eq!(err.setting, "BLOG_REPLAY_RATE", "{bad}: {err}");
+        }
+        let err = load_with(&[("parked_warn", "-1")]).unwrap_err();
+        assert_eq!(err.setting, "BLOG_PARKED_WARN", "{err}");
     }
 
     #[test]

@@ -13,6 +13,8 @@
 //! - [`durable_dir`]: making new directories survive a power cut.
 //! - [`routes`]: the HTTP API, one file per area, with its OpenAPI description.
 //! - [`http_metrics`]: the middleware counting and timing HTTP requests by route.
+//! - [`dead_letter_ops`]: the replay pace, the parked warning threshold and the count of operator actions.
+//! - [`parked_watch`]: the warning logged when the parking lots pass `BLOG_PARKED_WARN`.
 //! - [`live_figures`]: backlogs and broker state read from the store and transport, sampled on a timer.
 //! - [`registry`]: how the registered workers are started.
 //! - [`sqlite_failure`]: which kind of failure a SQLite error is (store and embedded queue).
@@ -24,6 +26,7 @@ pub mod adapters;
 pub mod cli;
 pub mod commands;
 pub mod configuration;
+pub mod dead_letter_ops;
 pub mod domain;
 pub mod durable_dir;
 mod groups;
@@ -32,6 +35,7 @@ pub mod http_metrics;
 pub mod live_figures;
 pub mod load;
 pub mod mail;
+pub mod parked_watch;
 pub mod registry;
 pub mod routes;
 pub mod sqlite_failure;

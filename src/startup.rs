@@ -22,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::adapters::Adapters;
 use crate::configuration::Settings;
+use crate::dead_letter_ops::DeadLetterOps;
 use crate::registry::{Ports, Registration};
 use crate::routes::{self, AppState};
 use crate::store::Store;
@@ -111,6 +112,8 @@ impl Application {
         if settings.api_key.is_none() {
             tracing::warn!(addr = %settings.http_addr, "BLOG_API_KEY is not set: writes are open to anyone on this machine");
         }
+        let dead_letters = DeadLetterOps::new(&registry, settings.replay_throttle(), settings.parked_warn).context("registering the operator action counter")?;
+        crate::parked_watch::spawn(adapters.transport.clone(), settings.parked_warn, relay_stop.clone());
         let state = web::Data::new(AppState {
             store: adapters.store.clone(),
             transport: adapters.transport.clone(),
@@ -119,6 +122,7 @@ impl Application {
             actor_metrics: metrics.clone(),
             registry,
             api_key: settings.api_key.clone(),
+            dead_letters,
         });
         let port = listener.local_addr()?.port();
         let server = HttpServer::new(move || {

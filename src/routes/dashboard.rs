@@ -19,7 +19,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(get_only("/", page)).service(get_only("/dashboard.js", script)).service(get_only("/dashboard.css", style));
 }
 
-fn asset(content_type: &'static str, body: &'static str) -> HttpResponse {
+pub(super) fn asset(content_type: &'static str, body: &'static str) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header((header::CONTENT_TYPE, HeaderValue::from_static(content_type)))
         // Assets change with the binary; revalidating keeps an upgraded service from showing an old page.

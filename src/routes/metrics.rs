@@ -57,6 +57,7 @@ async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, Problem> {
         families.extend(node_gauge(node).map_err(|e| Problem::internal(&e))?);
     }
     families.extend(losses_counter(live.losses).map_err(|e| Problem::internal(&e))?);
+    families.extend(super::parked_metrics::families(&*state.transport).await.map_err(|e| Problem::internal(&e))?);
     // The text format wants each family once; sorted output is also easier to read and diff.
     families.sort_by(|a, b| a.name().cmp(b.name()));
     let encoder = TextEncoder::new();

@@ -3,14 +3,18 @@
 mod admin;
 mod auth;
 mod browser_guard;
+mod console;
 pub mod correlation;
 mod dashboard;
+mod dead_letter_bulk;
+mod dead_letter_filter;
 mod dead_letters;
 mod events;
 mod feeds;
 mod health;
 mod metrics;
 mod openapi;
+mod parked_metrics;
 mod posts;
 mod problem;
 mod problem_responses;
@@ -52,6 +56,8 @@ pub struct AppState {
     pub registry: prometheus::Registry,
     /// Writes and admin calls need this key when set.
     pub api_key: Option<SecretString>,
+    /// The dead-letter console's pace, threshold and action counts.
+    pub dead_letters: crate::dead_letter_ops::DeadLetterOps,
 }
 
 /// Mounts every route, the JSON limits and the problem+json fallbacks.
@@ -67,6 +73,7 @@ pub fn configure(cfg: &mut actix_web::web::ServiceConfig) {
     health::configure(cfg);
     metrics::configure(cfg);
     dashboard::configure(cfg);
+    console::configure(cfg);
     openapi::configure(cfg);
 }
 

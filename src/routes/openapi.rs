@@ -10,7 +10,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::{Modify, OpenApi};
 
 use super::resource::get_only;
-use super::{admin, dashboard, dead_letters, events, feeds, health, metrics, posts, tags, workers};
+use super::{admin, console, dashboard, dead_letter_bulk, dead_letters, events, feeds, health, metrics, posts, tags, workers};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -26,12 +26,14 @@ use super::{admin, dashboard, dead_letters, events, feeds, health, metrics, post
         feeds::tag_feed,
         events::publish_event,
         dead_letters::list, dead_letters::replay, dead_letters::delete,
+        dead_letter_bulk::replay_matching, dead_letter_bulk::delete_matching,
         admin::rebuild_tag_cloud,
         admin::rebuild_all,
         workers::pause, workers::resume,
         health::live, health::ready,
         metrics::metrics, metrics::actors,
         dashboard::page, dashboard::script, dashboard::style,
+        console::page, console::script, console::style,
         openapi_json,
     ),
     modifiers(&ApiKeys),
@@ -87,6 +89,7 @@ mod tests {
         let paths = doc["paths"].as_object().unwrap();
         for path in [
             "/posts", "/posts/{id}", "/tags", "/events", "/dead-letters", "/dead-letters/{id}/replay", "/dead-letters/{id}",
+            "/dead-letters/replay", "/dead-letters/delete",
             "/admin/tag-cloud/rebuild", "/admin/workers/{name}/pause", "/admin/workers/{name}/resume", "/health/live", "/health/ready", "/metrics", "/actors", "/", "/openapi.json",
         ] {
             assert!(paths.contains_key(path), "{path} is missing");

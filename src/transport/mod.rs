@@ -2,8 +2,12 @@
 //! durable queue (SQLite in the data dir) and RabbitMQ implement the same traits.
 
 pub mod embedded;
+pub mod parked_query;
 pub mod rabbitmq;
 pub mod relay;
+pub mod replay_throttle;
+
+use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use blog_actors::delivery::{DeliverySource, TransportError};
@@ -12,6 +16,9 @@ use serde::Serialize;
 
 use blog_actors::trace_context::TraceContext;
 use uuid::Uuid;
+
+use self::parked_query::{ParkedFilter, ParkedPage};
+use self::replay_throttle::ReplayThrottle;
 
 /// A message for the transport: an event's bytes and what travels with them.
 /// The transport's own type, so it needs nothing of the store (the relay makes
@@ -50,6 +57,18 @@ pub struct ParkedMessage {
     pub reason: String,
     pub attempts: u32,
     pub parked_at: DateTime<Utc>,
+    /// What else the transport kept with it (trace context, the last error, the
+    /// broker's death records); the attempt history is `attempts`, `reason` and these.
+    pub headers: BTreeMap<String, String>,
+}
+
+/// Messages waiting in one retry level of one worker.
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
+pub struct RetryLevelCount {
+    pub worker: String,
+    /// The level's delay on RabbitMQ (`5000ms`), the attempt due next on the embedded queue (`attempt 3`).
+    pub level: String,
+    pub waiting: u64,
 }
 
 /// The dead-letter admin operations.
@@ -63,6 +82,18 @@ pub trait DeadLetters: Send + Sync {
     async fn delete_parked(&self, id: &str) -> Result<bool, TransportError>;
     /// How many messages are parked.
     async fn parked_count(&self) -> Result<u64, TransportError>;
+    /// One page (from `offset`, at most `limit`, oldest first) of the parked
+    /// messages `filter` matches, how many match, and the groups of all of them.
+    async fn query_parked(&self, filter: &ParkedFilter, offset: usize, limit: usize) -> Result<ParkedPage, TransportError>;
+    /// Replays every parked message `filter` matches, each once, at the throttle's
+    /// pace; the others stay parked. How many were replayed.
+    async fn replay_matching(&self, filter: &ParkedFilter, throttle: &ReplayThrottle) -> Result<u64, TransportError>;
+    /// Drops every parked message `filter` matches; how many.
+    async fn delete_matching(&self, filter: &ParkedFilter) -> Result<u64, TransportError>;
+    /// Parked messages per worker parking lot (`unrouted` included), empty lots too.
+    async fn parked_by_worker(&self) -> Result<Vec<(String, u64)>, TransportError>;
+    /// Messages waiting for a retry, per worker and retry level.
+    async fn waiting_for_retry(&self) -> Result<Vec<RetryLevelCount>, TransportError>;
 }
 
 /// A whole transport.

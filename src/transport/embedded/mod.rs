@@ -20,6 +20,7 @@ mod consumer;
 mod db;
 mod deliveries;
 mod parked;
+mod parked_bulk;
 mod publish;
 mod settle;
 mod upgrade;
@@ -38,7 +39,9 @@ use tokio_util::sync::CancellationToken;
 
 use self::db::{now_ms, Db};
 use self::parked::Replay;
-use super::{DeadLetters, ParkedMessage, Transport};
+use super::parked_query::{ParkedFilter, ParkedPage};
+use super::replay_throttle::ReplayThrottle;
+use super::{DeadLetters, ParkedMessage, RetryLevelCount, Transport};
 
 /// The embedded queue; cheap to clone (every clone is the same queue).
 #[derive(Clone)]
@@ -132,6 +135,38 @@ impl DeadLetters for EmbeddedQueue {
 
     async fn parked_count(&self) -> Result<u64, TransportError> {
         self.shared.db.call(|conn| parked::count(conn)).await
+    }
+
+    async fn query_parked(&self, filter: &ParkedFilter, offset: usize, limit: usize) -> Result<ParkedPage, TransportError> {
+        let filter = filter.clone();
+        self.shared.db.call(move |conn| parked_bulk::query(conn, &filter, offset, limit)).await
+    }
+
+    async fn replay_matching(&self, filter: &ParkedFilter, throttle: &ReplayThrottle) -> Result<u64, TransportError> {
+        let filter = filter.clone();
+        let ids = self.shared.db.call(move |conn| parked_bulk::ids(conn, &filter)).await?;
+        let mut replayed = 0;
+        for batch in ids.chunks(throttle.batch()) {
+            throttle.admit(batch.len()).await;
+            let (workers, batch) = (self.shared.workers.clone(), batch.to_vec());
+            replayed += self.shared.db.call(move |conn| parked_bulk::replay_batch(conn, &workers, &batch, now_ms())).await?;
+            self.shared.wake.notify_waiters();
+        }
+        Ok(replayed)
+    }
+
+    async fn delete_matching(&self, filter: &ParkedFilter) -> Result<u64, TransportError> {
+        let filter = filter.clone();
+        self.shared.db.call(move |conn| parked_bulk::ids(conn, &filter).and_then(|ids| parked_bulk::delete(conn, &ids))).await
+    }
+
+    async fn parked_by_worker(&self) -> Result<Vec<(String, u64)>, TransportError> {
+        let workers = self.shared.workers.clone();
+        self.shared.db.call(move |conn| parked_bulk::by_worker(conn, &workers)).await
+    }
+
+    async fn waiting_for_retry(&self) -> Result<Vec<RetryLevelCount>, TransportError> {
+        self.shared.db.call(|conn| parked_bulk::waiting_for_retry(conn)).await
     }
 }
 

@@ -4,7 +4,7 @@
 use blog_actors::trace_context::TraceContext;
 use blog_actors::worker::Workers;
 use chrono::DateTime;
-use rusqlite::{params, Connection, OptionalExtension, Row};
+use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
 use uuid::Uuid;
 
 use super::db::immediate;
@@ -26,7 +26,7 @@ INSERT INTO parked (id, worker, routing_key, message_id, correlation_id, body, r
 SELECT ?1, worker, routing_key, message_id, correlation_id, body, ?2, ?3, ?4, traceparent, tracestate
 FROM deliveries WHERE id = ?5";
 
-const COLUMNS: &str =
+pub(super) const COLUMNS: &str =
     "id, worker, routing_key, message_id, correlation_id, body, reason, attempts, parked_at, traceparent, tracestate";
 
 pub(super) fn unrouted_reason(routing_key: &str) -> String {
@@ -74,7 +74,7 @@ pub(super) fn park_delivery(
 }
 
 /// A parked row as stored.
-struct Parked {
+pub(super) struct Parked {
     id: String,
     worker: String,
     routing_key: String,
@@ -88,7 +88,7 @@ struct Parked {
 }
 
 impl Parked {
-    fn from_row(row: &Row<'_>) -> rusqlite::Result<Self> {
+    pub(super) fn from_row(row: &Row<'_>) -> rusqlite::Result<Self> {
         Ok(Self {
             id: row.get(0)?,
             worker: row.get(1)?,
@@ -103,9 +103,16 @@ impl Parked {
         })
     }
 
-    fn into_message(self) -> ParkedMessage {
+    pub(super) fn into_message(self) -> ParkedMessage {
         let body = serde_json::from_slice(&self.body)
             .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(&self.body).into_owned()));
+        let mut headers = std::collections::BTreeMap::new();
+        if let Some(trace) = self.trace {
+            headers.insert("traceparent".to_owned(), trace.traceparent);
+            if let Some(state) = trace.tracestate {
+                headers.insert("tracestate".to_owned(), state);
+            }
+        }
         ParkedMessage {
             id: self.id,
             worker: self.worker,
@@ -116,6 +123,7 @@ impl Parked {
             reason: self.reason,
             attempts: self.attempts,
             parked_at: DateTime::from_timestamp_millis(self.parked_at).unwrap_or_default(),
+            headers,
         }
     }
 }
@@ -143,6 +151,15 @@ pub(super) enum Replay {
 /// whoever subscribes to its type now.
 pub(super) fn replay(conn: &mut Connection, registered: &Workers, id: &str, now: i64) -> rusqlite::Result<Replay> {
     let tx = immediate(conn)?;
+    let replay = replay_in(&tx, registered, id, now)?;
+    if replay == Replay::Requeued {
+        tx.commit()?;
+    }
+    Ok(replay)
+}
+
+/// `replay` inside a transaction the caller commits (a bulk replay commits a batch at once).
+pub(super) fn replay_in(tx: &Transaction<'_>, registered: &Workers, id: &str, now: i64) -> rusqlite::Result<Replay> {
     let sql = format!("SELECT {COLUMNS} FROM parked WHERE id = ?1");
     let Some(p) = tx.query_row(&sql, [id], Parked::from_row).optional()? else {
         return Ok(Replay::NotFound);
@@ -159,10 +176,9 @@ pub(super) fn replay(conn: &mut Connection, registered: &Workers, id: &str, now:
         body: &p.body,
     };
     for worker in workers {
-        insert_delivery(&tx, worker, &message, now)?;
+        insert_delivery(tx, worker, &message, now)?;
     }
     tx.execute("DELETE FROM parked WHERE id = ?1", [id])?;
-    tx.commit()?;
     Ok(Replay::Requeued)
 }
 

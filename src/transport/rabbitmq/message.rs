@@ -160,7 +160,23 @@ pub(super) fn parked_message(worker: &str, get: &GetOk, props: &BasicProperties,
         reason: header_str(props, PARKED_REASON).or_else(|| broker_reason(props)).unwrap_or_default(),
         attempts: header_int(props, ATTEMPTS).or_else(|| header_int(props, "x-delivery-count")).and_then(|a| u32::try_from(a).ok()).unwrap_or(0),
         parked_at,
+        headers: header_strings(props),
     }
+}
+
+/// Every header with a text or integer value, as text (the broker's death
+/// records are tables: their first reason is shown through `reason`).
+fn header_strings(props: &BasicProperties) -> std::collections::BTreeMap<String, String> {
+    let Some(table) = props.headers() else { return Default::default() };
+    table
+        .as_ref()
+        .keys()
+        .filter_map(|name| {
+            let name: &String = name.as_ref();
+            let value = header_str(props, name).or_else(|| header_int(props, name).map(|n| n.to_string()))?;
+            Some((name.clone(), value))
+        })
+        .collect()
 }
 
 /// Why the broker itself dead-lettered a message into a parking lot: a quorum

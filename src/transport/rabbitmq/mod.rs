@@ -31,7 +31,9 @@ mod connection;
 mod consumer;
 mod dead_letters;
 mod message;
+mod held_counts;
 mod nodes;
+mod parked_bulk;
 mod publisher;
 mod pump;
 mod queues;
@@ -62,7 +64,9 @@ use self::nodes::Nodes;
 use self::publisher::PublishSide;
 use self::runtime::AmqpRuntime;
 use self::topology::Names;
-use super::{DeadLetters, ParkedMessage, Publisher, Transport};
+use super::parked_query::{ParkedFilter, ParkedPage};
+use super::replay_throttle::ReplayThrottle;
+use super::{DeadLetters, ParkedMessage, Publisher, RetryLevelCount, Transport};
 use crate::transport::OutgoingMessage;
 
 /// How the transport declares its queues and trusts `amqps://` servers.
@@ -84,6 +88,8 @@ struct Config {
     nodes: Nodes,
     names: Names,
     queues: QueueOptions,
+    /// Parked messages the dead-letter calls hold now, so the counts include them.
+    held: held_counts::HeldCounts,
 }
 
 impl Config {
@@ -134,7 +140,7 @@ impl RabbitTransport {
         let RabbitOptions { queues, ca_file } = options.into();
         let nodes = Nodes::parse(urls, ca_file.as_deref())?;
         let names = Names::new(prefix, &retry_delays, workers)?;
-        let cfg = Arc::new(Config { nodes, names, queues });
+        let cfg = Arc::new(Config { nodes, names, queues, held: Default::default() });
         let runtime = AmqpRuntime::start("amqp")?;
         let inner = Inner {
             publisher: Arc::new(PublishSide::new(cfg.clone())),
@@ -269,16 +275,43 @@ impl DeadLetters for RabbitTransport {
 
     async fn replay_parked(&self, id: &str) -> Result<bool, TransportError> {
         let id = id.to_owned();
-        self.inner.admin(move |s, cfg| async move { dead_letters::take(&s, &cfg.names, &id, true).await }).await
+        self.inner.admin(move |s, cfg| async move { dead_letters::take(&s, &cfg.names, &cfg.held, &id, true).await }).await
     }
 
     async fn delete_parked(&self, id: &str) -> Result<bool, TransportError> {
         let id = id.to_owned();
-        self.inner.admin(move |s, cfg| async move { dead_letters::take(&s, &cfg.names, &id, false).await }).await
+        self.inner.admin(move |s, cfg| async move { dead_letters::take(&s, &cfg.names, &cfg.held, &id, false).await }).await
     }
 
+    /// Ready plus held by a dead-letter call: no lock, so a scrape never waits behind a replay.
     async fn parked_count(&self) -> Result<u64, TransportError> {
-        self.inner.admin(|s, cfg| async move { dead_letters::count(&s, &cfg.names).await }).await
+        Ok(self.parked_by_worker().await?.into_iter().map(|(_, n)| n).sum())
+    }
+
+    async fn query_parked(&self, filter: &ParkedFilter, offset: usize, limit: usize) -> Result<ParkedPage, TransportError> {
+        let filter = filter.clone();
+        self.inner.admin(move |s, cfg| async move { parked_bulk::query(&s, &cfg.names, &cfg.held, &filter, offset, limit).await }).await
+    }
+
+    async fn replay_matching(&self, filter: &ParkedFilter, throttle: &ReplayThrottle) -> Result<u64, TransportError> {
+        let (filter, throttle) = (filter.clone(), throttle.clone());
+        self.inner.admin(move |s, cfg| async move { parked_bulk::act(&s, &cfg.names, &cfg.held, &filter, Some(&throttle)).await }).await
+    }
+
+    async fn delete_matching(&self, filter: &ParkedFilter) -> Result<u64, TransportError> {
+        let filter = filter.clone();
+        self.inner.admin(move |s, cfg| async move { parked_bulk::act(&s, &cfg.names, &cfg.held, &filter, None).await }).await
+    }
+
+    /// Counts, so no lock: what a dead-letter call holds is added from `held`.
+    async fn parked_by_worker(&self) -> Result<Vec<(String, u64)>, TransportError> {
+        let (publisher, cfg) = (self.inner.publisher.clone(), self.inner.cfg.clone());
+        self.inner.runtime.run(async move { parked_bulk::by_worker(&*publisher.session().await?, &cfg.names, &cfg.held).await }).await
+    }
+
+    async fn waiting_for_retry(&self) -> Result<Vec<RetryLevelCount>, TransportError> {
+        let (publisher, cfg) = (self.inner.publisher.clone(), self.inner.cfg.clone());
+        self.inner.runtime.run(async move { parked_bulk::waiting_for_retry(&*publisher.session().await?, &cfg.names).await }).await
     }
 }
 

@@ -84,6 +84,11 @@ impl Names {
         Some(self.retry(worker, level))
     }
 
+    /// (worker name, level in ms, queue) for every retry level of every worker.
+    pub(super) fn retry_levels(&self) -> Vec<(&'static str, u64, String)> {
+        self.workers.iter().flat_map(|w| self.levels.iter().map(move |l| (w.name(), *l, self.retry(w, *l)))).collect()
+    }
+
     /// (worker name, parking queue) for every parking lot, workers first.
     pub(super) fn parking_lots(&self) -> Vec<(&'static str, String)> {
         let workers = self.workers.iter().map(|w| (w.name(), self.parked(w.name())));
@@ -187,20 +192,25 @@ fn declare_error(what: &str, error: amqprs::error::Error, reason: &CloseReason) 
 
 /// Ready messages in `queues` (passive declares on a channel of their own).
 pub(super) async fn message_count(link: &Link, queues: &[String]) -> Result<u64, TransportError> {
+    Ok(message_counts(link, queues).await?.into_iter().sum())
+}
+
+/// Ready messages in each of `queues`, in their order.
+pub(super) async fn message_counts(link: &Link, queues: &[String]) -> Result<Vec<u64>, TransportError> {
     let (channel, reason) = open_channel(link, &CancellationToken::new(), None).await?;
-    let mut total = 0u64;
+    let mut counts = Vec::with_capacity(queues.len());
     for queue in queues {
         let passive = QueueDeclareArguments::new(queue).passive(true).finish();
         match channel.queue_declare(passive).await {
-            Ok(Some((_, count, _))) => total += u64::from(count),
-            Ok(None) => {}
+            Ok(Some((_, count, _))) => counts.push(u64::from(count)),
+            Ok(None) => counts.push(0),
             Err(e) => {
                 return Err(TransportError::unavailable(format!("cannot count queue {queue}"), reply_or(reason.get(), e)));
             }
         }
     }
     let _ = channel.close().await;
-    Ok(total)
+    Ok(counts)
 }
 
 /// The arguments as a declare takes them.
