@@ -8,25 +8,13 @@ use blog::transport::OutgoingMessage;
 use serde_json::{json, Value};
 
 use crate::faults::FlakyMailer;
-use crate::helpers::{spawn_app_with, Backend, TestApp};
+use crate::helpers::{spawn_app_with, within, Backend, TestApp};
 use crate::hostile::envelope;
 
 const MESSAGES: usize = 10_000;
 const RATE: u32 = 2_000;
 /// Parking, then mailing, 10,000 messages on a shared 2-core machine.
 const PATIENCE: Duration = Duration::from_secs(300);
-
-async fn within<F, Fut>(what: &str, mut done: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + PATIENCE;
-    while !done().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-}
 
 async fn publish_orders(app: &TestApp) {
     let orders: Vec<OutgoingMessage> = (0..MESSAGES)
@@ -62,7 +50,7 @@ async fn ten_thousand_parked_messages_are_replayed_once_each_at_the_configured_r
     let flaky = flaky.expect("the app was built");
     publish_orders(&app).await;
     let transport = app.handles.transport.clone();
-    within("10,000 parked", || async { transport.parked_count().await.ok() == Some(MESSAGES as u64) }).await;
+    within(PATIENCE, "10,000 parked", || async { (transport.parked_count().await.ok() == Some(MESSAGES as u64)).then_some(()) }).await;
 
     // A dry run reads every parked message; meanwhile the count neither dips (the
     // messages it holds still count) nor waits for it.
@@ -99,7 +87,7 @@ async fn ten_thousand_parked_messages_are_replayed_once_each_at_the_configured_r
     println!("replayed {MESSAGES} at BLOG_REPLAY_RATE={RATE} in {elapsed:?} (floor {floor:?})");
     assert!(elapsed >= floor, "the replay went faster than the rate allows: {elapsed:?} < {floor:?}");
 
-    within("10,000 mails", || async { app.mail_files().len() == MESSAGES }).await;
+    within(PATIENCE, "10,000 mails", || async { (app.mail_files().len() == MESSAGES).then_some(()) }).await;
     app.wait_until_idle().await;
     let parked_again = app.get_authed("/dead-letters?limit=20").await;
     assert_eq!(parked_again["total"], 0, "nothing parked again: {parked_again}");
