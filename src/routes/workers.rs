@@ -11,6 +11,7 @@ use blog_actors::metrics::BreakerFigures;
 use serde::Serialize;
 
 use super::auth::RequireApiKey;
+use crate::dead_letter_ops::OperatorAction;
 use super::correlation::CorrelationId;
 use super::problem_responses::NoApiKey;
 use super::resource::with_request_id;
@@ -74,5 +75,7 @@ async fn steer(state: &AppState, worker: String, pause: bool) -> Result<HttpResp
     }
     let answer = state.steer.send(SteerWorker { worker: worker.clone(), pause }).timeout(STEER_TIMEOUT).await;
     let breaker = answer.map_err(|_| Problem::service_unavailable("the queue reader did not answer; try again"))?.ok_or_else(unknown)?;
+    let action = if pause { OperatorAction::Pause } else { OperatorAction::Resume };
+    state.dead_letters.record(action, 0, &format!("worker={worker}"));
     Ok(HttpResponse::Ok().json(WorkerSwitches { worker, breaker }))
 }

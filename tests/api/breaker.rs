@@ -119,6 +119,7 @@ async fn pause_and_resume(backend: Backend) {
     assert_eq!(breaker(&app, "emailer").await["paused"], true);
     let metrics = app.get("/metrics").await.text().await.unwrap();
     assert_eq!(metric(&metrics, "blog_worker_paused{actor=\"emailer\"}"), Some(1.0), "{metrics}");
+    assert_eq!(metric(&metrics, "blog_operator_actions_total{action=\"pause\"}"), Some(1.0), "an operator action, counted");
     let emailer = actor(&app, "emailer").await;
     assert_eq!(emailer["handled_ok"], 0, "{emailer}");
 
@@ -128,6 +129,8 @@ async fn pause_and_resume(backend: Backend) {
     assert_eq!(app.mail_files().len(), 5);
     assert_eq!(app.dead_letters().await["total"], 0, "nothing parked, no attempt used up");
     assert_eq!(breaker(&app, "emailer").await["paused"], false);
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert_eq!(metric(&metrics, "blog_operator_actions_total{action=\"resume\"}"), Some(1.0), "{metrics}");
 }
 
 #[actix_web::test]
