@@ -23,7 +23,9 @@ pub struct FilterFields {
 }
 
 impl FilterFields {
-    /// The filter, or every field that is wrong. Blank fields are no filter.
+    /// The filter, or every field that is wrong. Blank text fields are no filter;
+    /// a `since` that is given must be a date-time (a blank one is refused, as
+    /// the OpenAPI document says, rather than widening the filter to everything).
     pub fn check(&self) -> Result<ParkedFilter, Vec<FieldError>> {
         let mut errors = Vec::new();
         let mut text = |field: &str, value: &Option<String>, max: usize| -> Option<String> {
@@ -38,7 +40,8 @@ impl FilterFields {
         let event_type = text("type", &self.event_type, TYPE_MAX);
         let reason = text("reason", &self.reason, REASON_MAX);
         let group = text("group", &self.group, GROUP_MAX);
-        let since = text("since", &self.since, SINCE_MAX).and_then(|since| match DateTime::parse_from_rfc3339(&since) {
+        let since_given = self.since.clone().map(|since| if since.trim().is_empty() { "(blank)".to_owned() } else { since });
+        let since = text("since", &since_given, SINCE_MAX).and_then(|since| match DateTime::parse_from_rfc3339(&since) {
             Ok(at) => Some(at.with_timezone(&Utc)),
             Err(e) => {
                 errors.push(FieldError { field: "since".into(), message: format!("not an RFC 3339 date-time: {e}") });
@@ -83,7 +86,8 @@ mod tests {
 
     #[test]
     fn blank_fields_are_no_filter_and_good_ones_are_kept() {
-        assert_eq!(fields(" ", "", "", "").check().unwrap(), ParkedFilter::default());
+        let blank = FilterFields { since: None, ..fields(" ", "", "", "") };
+        assert_eq!(blank.check().unwrap(), ParkedFilter::default());
         let f = fields("emailer", "order.fulfilled", "SMTP", "2026-12-05T10:00:00+01:00").check().unwrap();
         assert_eq!(f.since.unwrap().to_rfc3339(), "2026-12-05T09:00:00+00:00");
         assert_eq!(scope(&f), "worker=emailer type=order.fulfilled reason=… since=2026-12-05T09:00:00+00:00");
@@ -95,5 +99,15 @@ mod tests {
         let errors = fields(&long, &long, &long, "yesterday").check().unwrap_err();
         let named: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
         assert_eq!(named, ["worker", "type", "reason", "since"]);
+    }
+
+    /// Found by schemathesis: `since=` answered 200 for a field the OpenAPI document
+    /// says is a date-time, and a bulk action's filter silently lost its time bound.
+    #[test]
+    fn a_blank_since_is_refused_not_taken_for_no_bound() {
+        for blank in ["", "  "] {
+            let errors = fields("", "", "", blank).check().unwrap_err();
+            assert_eq!(errors.iter().map(|e| e.field.as_str()).collect::<Vec<_>>(), ["since"], "{blank:?}");
+        }
     }
 }
