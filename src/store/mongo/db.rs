@@ -169,6 +169,13 @@ impl Db {
         }
     }
 
+    /// Runs a query that may scan and collects its documents, with `maxTimeMS`
+    /// set to the store timeout: the server stops a query the service gave up on.
+    pub(super) async fn scan(&self, op: &str, find: mongodb::action::Find<'_, Document>) -> Result<Vec<Document>, StoreError> {
+        use futures::TryStreamExt;
+        find.max_time(self.timeout).await.map_err(|e| failed(op, e))?.try_collect().await.map_err(|e| failed(op, e))
+    }
+
     pub(super) fn main(&self, name: &str) -> Collection<Document> {
         self.main.collection(name)
     }

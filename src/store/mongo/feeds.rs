@@ -42,17 +42,8 @@ impl FeedStore for MongoStore {
             if limit == 0 {
                 return Ok(Vec::new()); // `limit(0)` would mean no limit to the server.
             }
-            let docs: Vec<Document> = self
-                .feed_entries()
-                .find(filter)
-                .sort(doc! { "published": -1, "entry_id": -1 })
-                .limit(i64::from(limit))
-                .max_time(self.db.timeout())
-                .await
-                .map_err(|e| failed(op, e))?
-                .try_collect()
-                .await
-                .map_err(|e| failed(op, e))?;
+            let entries = self.feed_entries();
+            let docs = self.db.scan(op, entries.find(filter).sort(doc! { "published": -1, "entry_id": -1 }).limit(i64::from(limit))).await?;
             docs.into_iter().map(entry_from_doc).collect::<DbResult<Vec<_>>>().map_err(|e| failed(op, e))
         })
         .await

@@ -11,7 +11,7 @@ use blog_actors::event::Envelope;
 use blog_actors::ports::StoreError;
 use blog_actors::trace_context::TraceContext;
 use futures::future::BoxFuture;
-use futures::{FutureExt, TryStreamExt};
+use futures::FutureExt;
 use mongodb::bson::spec::BinarySubtype;
 use mongodb::bson::{doc, Binary, Bson, Document};
 use mongodb::options::ReturnDocument;
@@ -146,18 +146,8 @@ impl Outbox for MongoStore {
                 return Ok(Vec::new()); // `limit(0)` would mean no limit to the server.
             }
             let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-            let docs: Vec<Document> = self
-                .db
-                .main(OUTBOX)
-                .find(doc! { "sent_at": { "$eq": Bson::Null } })
-                .sort(doc! { "seq": 1 })
-                .limit(limit)
-                .max_time(self.db.timeout())
-                .await
-                .map_err(|e| failed(op, e))?
-                .try_collect()
-                .await
-                .map_err(|e| failed(op, e))?;
+            let outbox = self.db.main(OUTBOX);
+            let docs = self.db.scan(op, outbox.find(doc! { "sent_at": { "$eq": Bson::Null } }).sort(doc! { "seq": 1 }).limit(limit)).await?;
             docs.into_iter().map(|d| entry(d).map_err(|e| failed(op, e))).collect()
         })
         .await

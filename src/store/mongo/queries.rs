@@ -3,7 +3,6 @@
 
 use async_trait::async_trait;
 use blog_actors::ports::{PostView, StoreError, TagCount};
-use futures::TryStreamExt;
 use mongodb::bson::{doc, Document};
 use serde::Deserialize;
 use uuid::Uuid;
@@ -45,17 +44,8 @@ impl QueryStore for MongoStore {
             let docs: Vec<Document> = if per_page == 0 {
                 Vec::new() // `limit(0)` would mean no limit to the server; an empty page holds nothing.
             } else {
-                views
-                    .find(filter.clone())
-                    .sort(doc! { "created_at": -1, "post_id": -1 })
-                    .skip(skip)
-                    .limit(i64::from(per_page))
-                    .max_time(self.db.timeout())
-                    .await
-                    .map_err(|e| failed(op, e))?
-                    .try_collect()
-                    .await
-                    .map_err(|e| failed(op, e))?
+                let find = views.find(filter.clone()).sort(doc! { "created_at": -1, "post_id": -1 }).skip(skip).limit(i64::from(per_page));
+                self.db.scan(op, find).await?
             };
             let items = docs.into_iter().map(view_from_doc).collect::<DbResult<Vec<_>>>().map_err(|e| failed(op, e))?;
             let total = views.count_documents(filter).max_time(self.db.timeout()).await.map_err(|e| failed(op, e))?;
@@ -86,18 +76,9 @@ impl QueryStore for MongoStore {
             }
             // A plain find on the maintained counts, sorted by the server: no aggregate,
             // so none of the stand-in's pipeline gaps apply.
-            let docs: Vec<Document> = self
-                .db
-                .main(TAG_CLOUD)
-                .find(doc! { "posts_count": { "$gt": 0 } })
-                .sort(doc! { "posts_count": -1, "_id": 1 })
-                .limit(limit.map_or(0, i64::from))
-                .max_time(self.db.timeout())
-                .await
-                .map_err(|e| failed(op, e))?
-                .try_collect()
-                .await
-                .map_err(|e| failed(op, e))?;
+            let cloud = self.db.main(TAG_CLOUD);
+            let find = cloud.find(doc! { "posts_count": { "$gt": 0 } }).sort(doc! { "posts_count": -1, "_id": 1 });
+            let docs = self.db.scan(op, find.limit(limit.map_or(0, i64::from))).await?;
             docs.into_iter()
                 .map(|d| decode::<StoredCount>(d).map(|c| TagCount { tag: c.tag, posts_count: c.posts_count }))
                 .collect::<DbResult<_>>()
