@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 use crate::faults::FlakyMailer;
 use crate::helpers::{eventually, order_event, spawn_app_with, Backend, TestApp, API_KEY};
 use crate::hostile::{envelope, publish_raw};
+use crate::on_every_backend;
 
 /// Orders the (failing) mail server refused, malformed orders, and events no worker takes.
 pub const SMTP_REFUSED: usize = 3;
@@ -164,30 +165,6 @@ async fn every_field_is_bounded_and_every_call_needs_the_key(backend: Backend) {
     assert_eq!(doc["components"]["schemas"]["BulkRequest"]["properties"]["reason"]["maxLength"], 200);
 }
 
-mod filters_groups_dry_runs_and_bulk_actions {
-    use crate::helpers::Backend;
+on_every_backend!(filters_groups_dry_runs_and_bulk_actions, transports);
 
-    #[actix_web::test]
-    async fn embedded() {
-        super::filters_groups_dry_runs_and_bulk_actions(Backend::Embedded).await
-    }
-
-    #[actix_web::test]
-    async fn rabbitmq() {
-        super::filters_groups_dry_runs_and_bulk_actions(Backend::Rabbit).await
-    }
-}
-
-mod every_field_is_bounded_and_every_call_needs_the_key {
-    use crate::helpers::Backend;
-
-    #[actix_web::test]
-    async fn embedded() {
-        super::every_field_is_bounded_and_every_call_needs_the_key(Backend::Embedded).await
-    }
-
-    #[actix_web::test]
-    async fn rabbitmq() {
-        super::every_field_is_bounded_and_every_call_needs_the_key(Backend::Rabbit).await
-    }
-}
+on_every_backend!(every_field_is_bounded_and_every_call_needs_the_key, transports);

@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 use crate::faults::FlakyMailer;
 use crate::helpers::{spawn_app_with, within, Backend, TestApp};
 use crate::hostile::envelope;
+use crate::on_every_backend;
 
 const MESSAGES: usize = 10_000;
 const RATE: u32 = 2_000;
@@ -97,16 +98,4 @@ async fn ten_thousand_parked_messages_are_replayed_once_each_at_the_configured_r
     assert_eq!(deliveries, Some(2.0 * MESSAGES as f64), "each message was delivered once, then replayed once");
 }
 
-mod ten_thousand_parked_messages_are_replayed_once_each_at_the_configured_rate {
-    use crate::helpers::Backend;
-
-    #[actix_web::test]
-    async fn embedded() {
-        super::ten_thousand_parked_messages_are_replayed_once_each_at_the_configured_rate(Backend::Embedded).await
-    }
-
-    #[actix_web::test]
-    async fn rabbitmq() {
-        super::ten_thousand_parked_messages_are_replayed_once_each_at_the_configured_rate(Backend::Rabbit).await
-    }
-}
+on_every_backend!(ten_thousand_parked_messages_are_replayed_once_each_at_the_configured_rate, transports);

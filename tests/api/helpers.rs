@@ -85,6 +85,22 @@ macro_rules! on_every_backend {
             }
         }
     };
+    // Behaviour of the transports alone (the parking lot, say): the store adds nothing.
+    ($test:ident, transports) => {
+        mod $test {
+            use $crate::helpers::Backend;
+
+            #[actix_web::test]
+            async fn embedded() {
+                super::$test(Backend::Embedded).await
+            }
+
+            #[actix_web::test]
+            async fn rabbitmq() {
+                super::$test(Backend::Rabbit).await
+            }
+        }
+    };
 }
 
 pub fn amqp_url() -> String {
