@@ -67,38 +67,29 @@ pub enum Backend {
 macro_rules! on_every_backend {
     ($test:ident) => {
         mod $test {
-            use $crate::helpers::Backend;
-
-            #[actix_web::test]
-            async fn embedded() {
-                super::$test(Backend::Embedded).await
-            }
-
-            #[actix_web::test]
-            async fn rabbitmq() {
-                super::$test(Backend::Rabbit).await
-            }
+            $crate::on_every_backend!(@transports $test);
 
             #[actix_web::test]
             async fn mongodb_and_rabbitmq() {
-                super::$test(Backend::MongoRabbit).await
+                super::$test($crate::helpers::Backend::MongoRabbit).await
             }
         }
     };
     // Behaviour of the transports alone (the parking lot, say): the store adds nothing.
     ($test:ident, transports) => {
         mod $test {
-            use $crate::helpers::Backend;
+            $crate::on_every_backend!(@transports $test);
+        }
+    };
+    (@transports $test:ident) => {
+        #[actix_web::test]
+        async fn embedded() {
+            super::$test($crate::helpers::Backend::Embedded).await
+        }
 
-            #[actix_web::test]
-            async fn embedded() {
-                super::$test(Backend::Embedded).await
-            }
-
-            #[actix_web::test]
-            async fn rabbitmq() {
-                super::$test(Backend::Rabbit).await
-            }
+        #[actix_web::test]
+        async fn rabbitmq() {
+            super::$test($crate::helpers::Backend::Rabbit).await
         }
     };
 }
