@@ -14,7 +14,7 @@ use blog_actors::feed_writer::FeedWriter;
 use blog_actors::messages::Drain;
 use blog_actors::metrics::ActorMetrics;
 use blog_actors::projector::Projector;
-use blog_actors::queue_reader::QueueReader;
+use blog_actors::queue_reader::{Flow, QueueReader};
 use blog_actors::tag_aggregator::{RebuildLease, TagAggregator};
 use blog_actors::worker::Workers;
 use tokio::task::JoinHandle;
@@ -34,8 +34,8 @@ pub fn registrations() -> Vec<Registration> {
     vec![
         Registration::of(|p: &Ports<'_>| TagAggregator::new(p.adapters.tag_cloud.clone(), p.settings.rebuild_interval(), p.rebuild_lease())),
         Registration::of(|p: &Ports<'_>| Emailer::new(p.adapters.email_log.clone(), p.adapters.mailer.clone(), p.instance)),
-        Registration::of(|p: &Ports<'_>| Projector::new(p.adapters.read_model.clone())),
-        Registration::of(|p: &Ports<'_>| FeedWriter::new(p.adapters.store.clone())),
+        Registration::of(|p: &Ports<'_>| Projector { store: p.adapters.read_model.clone() }),
+        Registration::of(|p: &Ports<'_>| FeedWriter { store: p.adapters.store.clone() }),
     ]
 }
 
@@ -95,7 +95,7 @@ impl Application {
         let running: Vec<_> = list.into_iter().map(|r| r.start(&ports, metrics.clone())).collect();
         let routes = running.iter().map(|w| (w.kind, w.events.clone())).collect();
         let source = adapters.transport.clone() as Arc<dyn blog_actors::delivery::DeliverySource>;
-        let reader = QueueReader::new(source, routes, retry, settings.handler_timeout, settings.prefetch, metrics.clone())
+        let reader = QueueReader::new(source, routes, Flow { retry, handler_timeout: settings.handler_timeout, prefetch: settings.prefetch }, metrics.clone())
             .with_breaker(settings.breaker())
             .start();
 

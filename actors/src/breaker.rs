@@ -160,6 +160,15 @@ mod tests {
         Breaker::new(BreakerSettings { failures: 3, window: 10 * SECOND, cooldown: 5 * SECOND })
     }
 
+    /// A breaker opened at `t0` whose cool-down is over and whose one probe is let through.
+    fn probing() -> (Breaker, Instant) {
+        let (mut b, t0) = (breaker(), Instant::now());
+        for _ in 0..3 { b.failed(t0); }
+        b.cool_down_over(t0 + 5 * SECOND);
+        assert!(b.admit(), "the probe");
+        (b, t0)
+    }
+
     #[test]
     fn it_opens_once_the_failures_within_the_window_reach_the_threshold() {
         let (mut b, t0) = (breaker(), Instant::now());
@@ -195,10 +204,7 @@ mod tests {
 
     #[test]
     fn a_failed_probe_opens_it_again_for_another_cool_down() {
-        let (mut b, t0) = (breaker(), Instant::now());
-        for _ in 0..3 { b.failed(t0); }
-        b.cool_down_over(t0 + 5 * SECOND);
-        assert!(b.admit());
+        let (mut b, t0) = probing();
         assert_eq!(b.failed(t0 + 6 * SECOND), Some(Transition { from: HalfOpen, to: Open }));
         assert_eq!(b.cool_down_over(t0 + 10 * SECOND), None, "the cool-down runs from the re-opening");
         assert_eq!(b.cool_down_over(t0 + 11 * SECOND), Some(Transition { from: Open, to: HalfOpen }));
@@ -206,10 +212,7 @@ mod tests {
 
     #[test]
     fn an_inconclusive_probe_lets_another_through() {
-        let (mut b, t0) = (breaker(), Instant::now());
-        for _ in 0..3 { b.failed(t0); }
-        b.cool_down_over(t0 + 5 * SECOND);
-        assert!(b.admit());
+        let (mut b, _) = probing();
         b.inconclusive();
         assert!(b.admit());
         assert_eq!(b.state(), HalfOpen);

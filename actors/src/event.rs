@@ -15,6 +15,8 @@ pub const POST_UPDATED: &str = "post.updated";
 pub const POST_DELETED: &str = "post.deleted";
 pub const ORDER_FULFILLED: &str = "order.fulfilled";
 
+/// The post event types: what the workers that keep state derived from posts take.
+pub const POST_EVENTS: &[&str] = &[POST_CREATED, POST_UPDATED, POST_DELETED];
 /// Every event type a worker handles.
 pub const KNOWN_TYPES: [&str; 4] = [POST_CREATED, POST_UPDATED, POST_DELETED, ORDER_FULFILLED];
 /// The types other services send (`POST /events`, `blog publish`). Post events
@@ -112,6 +114,27 @@ pub enum Event {
     PostUpdated(PostUpdated),
     PostDeleted(PostDeleted),
     OrderFulfilled(OrderFulfilled),
+}
+
+/// What a post event did to its post, as the workers keeping derived state apply it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum PostChange<'a> {
+    /// Created or updated: the post as it is now.
+    Upserted(&'a PostSnapshot),
+    /// Deleted at this version.
+    Deleted(&'a PostDeleted),
+}
+
+impl Event {
+    /// The change to a post this event carries; `None` for an event about something else.
+    pub fn post_change(&self) -> Option<PostChange<'_>> {
+        match self {
+            Event::PostCreated(p) => Some(PostChange::Upserted(p)),
+            Event::PostUpdated(u) => Some(PostChange::Upserted(&u.post)),
+            Event::PostDeleted(d) => Some(PostChange::Deleted(d)),
+            Event::OrderFulfilled(_) => None,
+        }
+    }
 }
 
 impl Envelope {

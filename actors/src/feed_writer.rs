@@ -9,8 +9,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::event::{Envelope, Event, PostSnapshot, POST_CREATED, POST_DELETED, POST_UPDATED};
+use crate::event::{Envelope, Event, PostChange, PostSnapshot};
 use crate::messages::HandlerError;
+use crate::post_change::apply_post_change;
 use crate::ports::{Applied, RebuildReport, StoreError};
 use crate::projector::excerpt;
 use crate::supervision::Worker;
@@ -58,30 +59,21 @@ pub trait FeedStore: Send + Sync {
 
 /// Keeps the feeds' entries.
 pub struct FeedWriter {
-    store: Arc<dyn FeedStore>,
-}
-
-impl FeedWriter {
-    pub fn new(store: Arc<dyn FeedStore>) -> Self {
-        Self { store }
-    }
+    /// Where the entries are kept; it refuses versions older than what it holds.
+    pub store: Arc<dyn FeedStore>,
 }
 
 impl Worker for FeedWriter {
-    const SPEC: &'static WorkerSpec =
-        &WorkerSpec { name: "feed_writer", event_types: &[POST_CREATED, POST_UPDATED, POST_DELETED], mailbox: 1024 };
+    const SPEC: &'static WorkerSpec = &WorkerSpec::on_post_events("feed_writer");
 
     fn handle(&self, _: Arc<Envelope>, event: Event) -> impl std::future::Future<Output = Result<(), HandlerError>> + 'static {
-        let store = self.store.clone();
-        async move {
-            let change = match &event {
-                Event::PostCreated(p) => FeedChange::Upsert(entry_of(p)),
-                Event::PostUpdated(u) => FeedChange::Upsert(entry_of(&u.post)),
-                Event::PostDeleted(d) => FeedChange::Delete { id: d.id, version: d.version },
-                Event::OrderFulfilled(_) => return Err(HandlerError::Permanent("not a post event".into())),
+        apply_post_change(self.store.clone(), event, async |store, change| {
+            let change = match change {
+                PostChange::Upserted(p) => FeedChange::Upsert(entry_of(p)),
+                PostChange::Deleted(d) => FeedChange::Delete { id: d.id, version: d.version },
             };
-            store.apply_feed_change(change).await.map(drop).map_err(HandlerError::from)
-        }
+            store.apply_feed_change(change).await
+        })
     }
 
     fn rebuild(&self) -> Option<impl std::future::Future<Output = Result<RebuildReport, StoreError>> + 'static> {

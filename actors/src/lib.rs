@@ -9,7 +9,7 @@
 //! - [`messages`]: the messages actors exchange.
 //! - [`queue_reader`]: forwards deliveries to workers, then acks, retries or parks them; [`verdicts`]: its checks and the verdict on an answer.
 //! - [`breaker`]: the circuit breaker per worker; [`steering`]: breakers and pause-by-hand turned into the reader's decisions; [`pause`]: the switch that tells a transport how much to feed each worker.
-//! - [`tag_aggregator`], [`emailer`], [`projector`], [`feed_writer`]: the workers, one file each.
+//! - [`tag_aggregator`], [`emailer`], [`projector`], [`feed_writer`]: the workers, one file each; [`post_change`]: what the three post workers share.
 //! - [`supervision`]: what a worker does (the [`supervision::Worker`] trait: its handler) and the one supervised actor every worker runs in: guard, deadline, panic → restart, metrics.
 //! - [`redact`]: credentials and mail addresses taken out of what is logged or served.
 //! - [`retry`]: the attempt limit and backoff delays.
@@ -28,6 +28,7 @@ pub mod messages;
 pub mod metrics;
 pub mod pause;
 pub mod ports;
+pub mod post_change;
 pub mod projector;
 pub mod queue_reader;
 pub mod redact;

@@ -2,8 +2,9 @@
 
 use std::sync::Arc;
 
-use crate::event::{Envelope, Event, PostSnapshot, POST_CREATED, POST_DELETED, POST_UPDATED};
+use crate::event::{Envelope, Event, PostChange, PostSnapshot};
 use crate::messages::HandlerError;
+use crate::post_change::apply_post_change;
 use crate::ports::{PostView, ReadModelStore};
 use crate::supervision::Worker;
 use crate::worker::WorkerSpec;
@@ -14,31 +15,18 @@ const WORDS_PER_MINUTE: u32 = 200;
 /// Writes each post change into the queries database.
 pub struct Projector {
     /// The read model; it refuses versions older than what it holds.
-    store: Arc<dyn ReadModelStore>,
-}
-
-impl Projector {
-    pub fn new(store: Arc<dyn ReadModelStore>) -> Self {
-        Self { store }
-    }
+    pub store: Arc<dyn ReadModelStore>,
 }
 
 impl Worker for Projector {
-    const SPEC: &'static WorkerSpec =
-        &WorkerSpec { name: "projector", event_types: &[POST_CREATED, POST_UPDATED, POST_DELETED], mailbox: 1024 };
+    const SPEC: &'static WorkerSpec = &WorkerSpec::on_post_events("projector");
 
     /// Project one post change.
     fn handle(&self, _: Arc<Envelope>, event: Event) -> impl std::future::Future<Output = Result<(), HandlerError>> + 'static {
-        let store = self.store.clone();
-        async move {
-            let applied = match &event {
-                Event::PostCreated(p) => store.upsert_post_view(&view_of(p)).await,
-                Event::PostUpdated(u) => store.upsert_post_view(&view_of(&u.post)).await,
-                Event::PostDeleted(d) => store.remove_post_view(d.id, d.version).await,
-                Event::OrderFulfilled(_) => return Err(HandlerError::Permanent("not a post event".into())),
-            };
-            applied.map(drop).map_err(HandlerError::from)
-        }
+        apply_post_change(self.store.clone(), event, async |store, change| match change {
+            PostChange::Upserted(p) => store.upsert_post_view(&view_of(p)).await,
+            PostChange::Deleted(d) => store.remove_post_view(d.id, d.version).await,
+        })
     }
 }
 

@@ -32,11 +32,7 @@ pub struct QueueReader {
     source: Arc<dyn DeliverySource>,
     /// Where each worker's deliveries go; valid across the worker's restarts.
     routes: HashMap<WorkerKind, Recipient<HandleEvent>>,
-    retry: RetryPolicy,
-    /// How long a worker may take over one delivery before the attempt counts as failed.
-    handler_timeout: Duration,
-    /// Unsettled deliveries per worker: the bound on memory and in-flight work.
-    prefetch: u16,
+    flow: Flow,
     metrics: ActorMetrics,
     /// Cancelled to stop consuming.
     stop: CancellationToken,
@@ -52,24 +48,25 @@ pub struct QueueReader {
     held: HashMap<WorkerKind, Vec<(InHand, Checked)>>,
 }
 
+/// How deliveries flow through the reader: its settings.
+#[derive(Debug, Clone, Copy)]
+pub struct Flow {
+    pub retry: RetryPolicy,
+    /// How long a worker may take over one delivery before the attempt counts as failed.
+    pub handler_timeout: Duration,
+    /// Unsettled deliveries per worker: the bound on memory and in-flight work.
+    pub prefetch: u16,
+}
+
 impl QueueReader {
-    pub fn new(
-        source: Arc<dyn DeliverySource>,
-        routes: HashMap<WorkerKind, Recipient<HandleEvent>>,
-        retry: RetryPolicy,
-        handler_timeout: Duration,
-        prefetch: u16,
-        metrics: ActorMetrics,
-    ) -> Self {
+    pub fn new(source: Arc<dyn DeliverySource>, routes: HashMap<WorkerKind, Recipient<HandleEvent>>, flow: Flow, metrics: ActorMetrics) -> Self {
         let steering = Steering::new(routes.keys().copied(), BreakerSettings::default(), source.clone(), metrics.clone());
         Self {
             steering,
             held: HashMap::new(),
             source,
             routes,
-            retry,
-            handler_timeout,
-            prefetch,
+            flow,
             metrics,
             stop: CancellationToken::new(),
             in_flight: 0,
@@ -85,7 +82,7 @@ impl QueueReader {
     }
 
     fn start_consuming(&mut self, ctx: &mut Context<Self>) {
-        let (source, stop, prefetch) = (self.source.clone(), self.stop.clone(), self.prefetch);
+        let (source, stop, prefetch) = (self.source.clone(), self.stop.clone(), self.flow.prefetch);
         let workers: Vec<WorkerKind> = self.routes.keys().copied().collect();
         let consume = async move { source.consume(&workers, prefetch, stop).await };
         ctx.spawn(consume.into_actor(self).map(|consumed, act, ctx| match consumed {
@@ -181,7 +178,7 @@ impl QueueReader {
             Admission::Forward => self.forward(hand, event, ctx),
             Admission::Hold => self.held.entry(worker).or_default().push((hand, event)),
             Admission::Postpone => {
-                let verdict = verdicts::postpone(&hand.delivery, self.retry, "the worker is paused (breaker open or by hand)");
+                let verdict = verdicts::postpone(&hand.delivery, self.flow.retry, "the worker is paused (breaker open or by hand)");
                 self.finish(hand, verdict, ctx);
             }
         }
@@ -190,7 +187,7 @@ impl QueueReader {
     /// Hands the event to its worker; the answer is judged back in the actor, beside the breaker.
     fn forward(&mut self, hand: InHand, (envelope, event): Checked, ctx: &mut Context<Self>) {
         let route = self.routes.get(&hand.delivery.worker).cloned();
-        let (deadline, metrics, span) = (self.handler_timeout, self.metrics.clone(), hand.span.clone());
+        let (deadline, metrics, span) = (self.flow.handler_timeout, self.metrics.clone(), hand.span.clone());
         let work = async move {
             let answer = verdicts::ask(&hand.delivery, envelope, event, route, deadline, &metrics).await;
             (hand, answer)
@@ -205,7 +202,7 @@ impl QueueReader {
                 None => {}
             }
             let flowing = act.steering.flowing(worker);
-            let verdict = hand.span.clone().in_scope(|| verdicts::on_answer(&hand.delivery, answer, act.retry, flowing));
+            let verdict = hand.span.clone().in_scope(|| verdicts::on_answer(&hand.delivery, answer, act.flow.retry, flowing));
             act.finish(hand, verdict, ctx);
         }));
     }
@@ -269,7 +266,7 @@ impl Handler<Drain> for QueueReader {
         self.stop.cancel();
         for (_, held) in std::mem::take(&mut self.held) {
             for (hand, _) in held {
-                let verdict = verdicts::postpone(&hand.delivery, self.retry, "shutting down during a breaker probe");
+                let verdict = verdicts::postpone(&hand.delivery, self.flow.retry, "shutting down during a breaker probe");
                 self.finish(hand, verdict, ctx);
             }
         }

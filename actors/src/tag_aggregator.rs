@@ -7,9 +7,10 @@ use std::time::Duration;
 use actix::prelude::*;
 use chrono::Utc;
 
-use crate::event::{Envelope, Event, POST_CREATED, POST_DELETED, POST_UPDATED};
+use crate::event::{Envelope, Event, PostChange};
 use crate::messages::{HandlerError, Rebuild};
 use crate::ports::{Leases, RebuildReport, StoreError, TagCloudStore};
+use crate::post_change::apply_post_change;
 use crate::supervision::WorkerActor;
 use crate::supervision::Worker;
 use crate::worker::WorkerSpec;
@@ -46,20 +47,13 @@ impl TagAggregator {
 }
 
 impl Worker for TagAggregator {
-    const SPEC: &'static WorkerSpec =
-        &WorkerSpec { name: "tag_aggregator", event_types: &[POST_CREATED, POST_UPDATED, POST_DELETED], mailbox: 1024 };
+    const SPEC: &'static WorkerSpec = &WorkerSpec::on_post_events("tag_aggregator");
 
     fn handle(&self, _: Arc<Envelope>, event: Event) -> impl std::future::Future<Output = Result<(), HandlerError>> + 'static {
-        let store = self.store.clone();
-        async move {
-            let applied = match &event {
-                Event::PostCreated(p) => store.apply_post_tags(p.id, p.version, Some(&p.tags)).await,
-                Event::PostUpdated(u) => store.apply_post_tags(u.post.id, u.post.version, Some(&u.post.tags)).await,
-                Event::PostDeleted(d) => store.apply_post_tags(d.id, d.version, None).await,
-                Event::OrderFulfilled(_) => return Err(HandlerError::Permanent("not a post event".into())),
-            };
-            applied.map(drop).map_err(HandlerError::from)
-        }
+        apply_post_change(self.store.clone(), event, async |store, change| match change {
+            PostChange::Upserted(p) => store.apply_post_tags(p.id, p.version, Some(&p.tags)).await,
+            PostChange::Deleted(d) => store.apply_post_tags(d.id, d.version, None).await,
+        })
     }
 
     /// A full rebuild; the store does the aggregation.

@@ -19,6 +19,13 @@ pub struct WorkerSpec {
     pub mailbox: usize,
 }
 
+impl WorkerSpec {
+    /// A worker that keeps state derived from posts: it takes every post event.
+    pub const fn on_post_events(name: &'static str) -> Self {
+        Self { name, event_types: crate::event::POST_EVENTS, mailbox: 1024 }
+    }
+}
+
 /// A worker as the queues, metrics and routes name it: a handle on its spec.
 /// Two handles are the same worker when their names are the same.
 #[derive(Debug, Clone, Copy)]

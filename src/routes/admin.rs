@@ -29,7 +29,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 #[utoipa::path(
     post, path = "/admin/tag-cloud/rebuild", tag = "admin",
     params(CorrelationId),
-    security(("bearer" = []), ("api_key" = [])),
     responses(
         (status = 200, description = "Rebuilt; what was found and how long it took", body = RebuildReport,
             headers(("X-Request-Id" = String, description = "The correlation id of the request"))),
@@ -52,7 +51,6 @@ async fn rebuild_tag_cloud(_: RequireApiKey, state: web::Data<AppState>, cid: Co
 #[utoipa::path(
     post, path = "/admin/rebuild", tag = "admin",
     params(CorrelationId),
-    security(("bearer" = []), ("api_key" = [])),
     responses(
         (status = 200, description = "Rebuilt; per worker, what was found and how long it took",
             body = BTreeMap<String, RebuildReport>,

@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 use super::auth::RequireApiKey;
 use super::correlation::CorrelationId;
 use super::dead_letter_filter::{scope, FilterFields};
-use super::problem_responses::{JsonBodyRefused, NoApiKey, TransportUnavailable};
+use super::problem_responses::{BodyNotJson, JsonBodyRefused, NoApiKey, TransportUnavailable};
 use super::resource::with_request_id;
 use super::{AppState, Problem};
 use crate::dead_letter_ops::OperatorAction;
@@ -55,42 +55,33 @@ pub struct BulkOutcome {
     pub count: u64,
 }
 
-/// Replay every parked message the filter matches, throttled to `BLOG_REPLAY_RATE`.
-#[utoipa::path(
-    post, path = "/dead-letters/replay", tag = "dead-letters",
-    params(CorrelationId),
-    request_body = BulkRequest,
-    security(("bearer" = []), ("api_key" = [])),
-    responses(
-        (status = 200, description = "How many were replayed, or on a dry run would be", body = BulkOutcome,
-            headers(("X-Request-Id" = String, description = "The correlation id of the request"))),
-        (status = 400, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "A filter field is invalid or unknown", body = Problem, content_type = "application/problem+json"),
-        NoApiKey, JsonBodyRefused, TransportUnavailable,
-    )
-)]
-#[tracing::instrument(skip_all, fields(correlation_id = %cid))]
-async fn replay_matching(_: RequireApiKey, state: web::Data<AppState>, cid: CorrelationId, body: web::Json<BulkRequest>) -> Result<HttpResponse, Problem> {
-    bulk(&state, &body, OperatorAction::ReplayBulk).await
+/// Declares the two bulk handlers, which differ only in path, wording and the action.
+macro_rules! bulk_routes {
+    ($($(#[doc = $doc:tt])* $handler:ident: $path:tt, $answer:tt, $action:ident;)+) => {$(
+        $(#[doc = $doc])*
+        #[utoipa::path(
+            post, path = $path, tag = "dead-letters",
+            params(CorrelationId),
+            request_body = BulkRequest,
+            responses(
+                (status = 200, description = $answer, body = BulkOutcome,
+                    headers(("X-Request-Id" = String, description = "The correlation id of the request"))),
+                (status = 422, description = "A filter field is invalid or unknown", body = Problem, content_type = "application/problem+json"),
+                BodyNotJson, NoApiKey, JsonBodyRefused, TransportUnavailable,
+            )
+        )]
+        #[tracing::instrument(skip_all, fields(correlation_id = %cid))]
+        async fn $handler(_: RequireApiKey, state: web::Data<AppState>, cid: CorrelationId, body: web::Json<BulkRequest>) -> Result<HttpResponse, Problem> {
+            bulk(&state, &body, OperatorAction::$action).await
+        }
+    )+};
 }
 
-/// Drop every parked message the filter matches.
-#[utoipa::path(
-    post, path = "/dead-letters/delete", tag = "dead-letters",
-    params(CorrelationId),
-    request_body = BulkRequest,
-    security(("bearer" = []), ("api_key" = [])),
-    responses(
-        (status = 200, description = "How many were dropped, or on a dry run would be", body = BulkOutcome,
-            headers(("X-Request-Id" = String, description = "The correlation id of the request"))),
-        (status = 400, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "A filter field is invalid or unknown", body = Problem, content_type = "application/problem+json"),
-        NoApiKey, JsonBodyRefused, TransportUnavailable,
-    )
-)]
-#[tracing::instrument(skip_all, fields(correlation_id = %cid))]
-async fn delete_matching(_: RequireApiKey, state: web::Data<AppState>, cid: CorrelationId, body: web::Json<BulkRequest>) -> Result<HttpResponse, Problem> {
-    bulk(&state, &body, OperatorAction::DeleteBulk).await
+bulk_routes! {
+    /// Replay every parked message the filter matches, throttled to `BLOG_REPLAY_RATE`.
+    replay_matching: "/dead-letters/replay", "How many were replayed, or on a dry run would be", ReplayBulk;
+    /// Drop every parked message the filter matches.
+    delete_matching: "/dead-letters/delete", "How many were dropped, or on a dry run would be", DeleteBulk;
 }
 
 async fn bulk(state: &AppState, request: &BulkRequest, action: OperatorAction) -> Result<HttpResponse, Problem> {

@@ -10,7 +10,7 @@ use super::auth::RequireApiKey;
 use super::correlation::CorrelationId;
 use super::dead_letter_bulk;
 use super::dead_letter_filter::FilterFields;
-use super::problem_responses::{NoApiKey, TransportUnavailable};
+use super::problem_responses::{NoApiKey, NoSuchParkedMessage, TransportUnavailable};
 use super::resource::with_request_id;
 use super::{AppState, Problem};
 use crate::dead_letter_ops::OperatorAction;
@@ -95,7 +95,6 @@ pub struct ParkedAction {
 #[utoipa::path(
     get, path = "/dead-letters", tag = "dead-letters",
     params(ListQuery, CorrelationId),
-    security(("bearer" = []), ("api_key" = [])),
     responses(
         (status = 200, description = "The oldest matching parked messages and the groups of all that match", body = ParkedList,
             headers(("X-Request-Id" = String, description = "The correlation id of the request"))),
@@ -128,55 +127,44 @@ async fn list(_: RequireApiKey, state: web::Data<AppState>, query: web::Query<Li
 #[utoipa::path(
     post, path = "/dead-letters/{id}/replay", tag = "dead-letters",
     params(("id" = String, Path, description = "The parked message's id"), CorrelationId),
-    security(("bearer" = []), ("api_key" = [])),
     responses(
         (status = 202, description = "Sent back to its worker", body = ParkedAction,
             headers(("X-Request-Id" = String, description = "The correlation id of the request"))),
-        (status = 404, description = "No such parked message", body = Problem, content_type = "application/problem+json"),
-        NoApiKey, TransportUnavailable,
+        NoSuchParkedMessage, NoApiKey, TransportUnavailable,
     )
 )]
 #[tracing::instrument(skip_all, fields(correlation_id = %cid, parked_id = %id))]
-async fn replay(
-    _: RequireApiKey,
-    state: web::Data<AppState>,
-    cid: CorrelationId,
-    id: web::Path<String>,
-) -> Result<HttpResponse, Problem> {
-    if state.transport.replay_parked(&id).await? {
-        state.dead_letters.record(OperatorAction::ReplayOne, 1, "one message");
-        Ok(HttpResponse::Accepted().json(ParkedAction { id: id.into_inner(), status: "replayed" }))
-    } else {
-        Err(no_such(&id))
-    }
+async fn replay(_: RequireApiKey, state: web::Data<AppState>, cid: CorrelationId, id: web::Path<String>) -> Result<HttpResponse, Problem> {
+    act_on_one(&state, &id, OperatorAction::ReplayOne).await?;
+    Ok(HttpResponse::Accepted().json(ParkedAction { id: id.into_inner(), status: "replayed" }))
 }
 
 /// Drop a parked message for good.
 #[utoipa::path(
     delete, path = "/dead-letters/{id}", tag = "dead-letters",
     params(("id" = String, Path, description = "The parked message's id"), CorrelationId),
-    security(("bearer" = []), ("api_key" = [])),
     responses(
         (status = 204, description = "Dropped", headers(("X-Request-Id" = String, description = "The correlation id of the request"))),
-        (status = 404, description = "No such parked message", body = Problem, content_type = "application/problem+json"),
-        NoApiKey, TransportUnavailable,
+        NoSuchParkedMessage, NoApiKey, TransportUnavailable,
     )
 )]
 #[tracing::instrument(skip_all, fields(correlation_id = %cid, parked_id = %id))]
-async fn delete(
-    _: RequireApiKey,
-    state: web::Data<AppState>,
-    cid: CorrelationId,
-    id: web::Path<String>,
-) -> Result<HttpResponse, Problem> {
-    if state.transport.delete_parked(&id).await? {
-        state.dead_letters.record(OperatorAction::DeleteOne, 1, "one message");
-        Ok(HttpResponse::NoContent().finish())
-    } else {
-        Err(no_such(&id))
-    }
+async fn delete(_: RequireApiKey, state: web::Data<AppState>, cid: CorrelationId, id: web::Path<String>) -> Result<HttpResponse, Problem> {
+    act_on_one(&state, &id, OperatorAction::DeleteOne).await?;
+    Ok(HttpResponse::NoContent().finish())
 }
 
-fn no_such(id: &str) -> Problem {
-    Problem::not_found(format!("no parked message {id:?}"))
+/// Replays or deletes one parked message and counts the operator's action; a message
+/// that is not there is a 404.
+async fn act_on_one(state: &AppState, id: &str, action: OperatorAction) -> Result<(), Problem> {
+    let found = if action == OperatorAction::ReplayOne {
+        state.transport.replay_parked(id).await?
+    } else {
+        state.transport.delete_parked(id).await?
+    };
+    if !found {
+        return Err(Problem::not_found(format!("no parked message {id:?}")));
+    }
+    state.dead_letters.record(action, 1, "one message");
+    Ok(())
 }

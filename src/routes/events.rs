@@ -17,7 +17,7 @@ use uuid::Uuid;
 use super::auth::RequireApiKey;
 use super::correlation::CorrelationId;
 use super::problem::FieldError;
-use super::problem_responses::{JsonBodyRefused, NoApiKey, StoreUnavailable};
+use super::problem_responses::{BodyNotJson, JsonBodyRefused, NoApiKey, StoreUnavailable};
 use super::resource::with_request_id;
 use super::{AppState, Problem};
 
@@ -65,22 +65,15 @@ pub struct EventAccepted {
     post, path = "/events", tag = "events",
     params(CorrelationId),
     request_body = EventInput,
-    security(("bearer" = []), ("api_key" = [])),
     responses(
         (status = 202, description = "Stored in the outbox; it will be published", body = EventAccepted,
             headers(("X-Request-Id" = String, description = "The correlation id of the request"))),
-        (status = 400, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A type this endpoint does not take, or invalid data; `accepted_types` lists the types", body = Problem, content_type = "application/problem+json"),
-        NoApiKey, JsonBodyRefused, StoreUnavailable,
+        BodyNotJson, NoApiKey, JsonBodyRefused, StoreUnavailable,
     )
 )]
 #[tracing::instrument(skip_all, fields(correlation_id = %cid, event_type = %input.event_type))]
-async fn publish_event(
-    _: RequireApiKey,
-    state: web::Data<AppState>,
-    cid: CorrelationId,
-    input: web::Json<EventInput>,
-) -> Result<HttpResponse, Problem> {
+async fn publish_event(_: RequireApiKey, state: web::Data<AppState>, cid: CorrelationId, input: web::Json<EventInput>) -> Result<HttpResponse, Problem> {
     let envelope = input.into_inner().into_envelope(&cid);
     if !EXTERNAL_TYPES.contains(&envelope.event_type.as_str()) {
         return Err(not_accepted(&envelope.event_type));

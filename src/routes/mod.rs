@@ -3,6 +3,7 @@
 mod admin;
 mod auth;
 mod browser_guard;
+mod compiled_page;
 mod console;
 pub mod correlation;
 mod dashboard;
@@ -62,19 +63,15 @@ pub struct AppState {
 
 /// Mounts every route, the JSON limits and the problem+json fallbacks.
 pub fn configure(cfg: &mut actix_web::web::ServiceConfig) {
-    problem::configure_extractors(cfg);
-    posts::configure(cfg);
-    tags::configure(cfg);
-    feeds::configure(cfg);
-    events::configure(cfg);
-    dead_letters::configure(cfg);
-    admin::configure(cfg);
-    workers::configure(cfg);
-    health::configure(cfg);
-    metrics::configure(cfg);
-    dashboard::configure(cfg);
-    console::configure(cfg);
-    openapi::configure(cfg);
+    let areas: [fn(&mut actix_web::web::ServiceConfig); 13] = [
+        problem::configure_extractors,
+        posts::configure, tags::configure, feeds::configure, events::configure, dead_letters::configure,
+        admin::configure, workers::configure, health::configure, metrics::configure,
+        dashboard::configure, console::configure, openapi::configure,
+    ];
+    for configure in areas {
+        configure(cfg);
+    }
 }
 
 /// The answer for any route that does not exist.

@@ -6,7 +6,7 @@ use std::sync::LazyLock;
 
 use actix_web::http::header::ContentType;
 use actix_web::{web, HttpResponse};
-use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::resource::get_only;
@@ -50,7 +50,8 @@ use super::{admin, console, dashboard, dead_letter_bulk, dead_letters, events, f
 )]
 pub struct ApiDoc;
 
-/// The two ways to present the API key.
+/// The two ways to present the API key, and the operations that need it: those that
+/// name [`NoApiKey`](super::problem_responses::NoApiKey)'s 401, so a handler states it once.
 struct ApiKeys;
 
 impl Modify for ApiKeys {
@@ -58,6 +59,15 @@ impl Modify for ApiKeys {
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme("bearer", SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()));
         components.add_security_scheme("api_key", SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-API-Key"))));
+        let either_scheme = || vec![SecurityRequirement::new("bearer", [""; 0]), SecurityRequirement::new("api_key", [""; 0])];
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch];
+            for operation in operations.into_iter().flatten() {
+                if operation.responses.responses.contains_key("401") {
+                    operation.security = Some(either_scheme());
+                }
+            }
+        }
     }
 }
 

@@ -1,8 +1,9 @@
 //! Posts. Writes go to the write model (with their event in the outbox, then the
 //! outbox wakes the relay itself); reads come from the read model the projector keeps, so a
-//! post just written may take a moment to appear in `GET`.
+//! post just written may take a moment to appear in `GET`. Reads are served as the store's
+//! JSON, which a store may keep between changes of its read model.
 
-use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::header::{self, ContentType, HeaderValue};
 use actix_web::{web, HttpRequest, HttpResponse};
 use blog_actors::event::PostSnapshot;
 use blog_actors::ports::PostView;
@@ -13,7 +14,7 @@ use uuid::Uuid;
 use super::auth::RequireApiKey;
 use super::correlation::CorrelationId;
 use super::problem::FieldError;
-use super::problem_responses::{JsonBodyRefused, NoApiKey, StoreUnavailable};
+use super::problem_responses::{BodyNotJson, JsonBodyRefused, NoApiKey, NoSuchPost, PostNotValid, StoreUnavailable};
 use super::resource::with_request_id;
 use super::{AppState, Problem};
 use crate::domain::post::{InvalidPost, PostInput};
@@ -65,8 +66,8 @@ async fn list_posts(state: web::Data<AppState>, query: web::Query<ListQuery>) ->
     }
     // Tags are stored normalised, so the filter is normalised the same way; `?tag=` means no filter.
     let tag = query.tag.as_deref().map(|t| t.trim().to_lowercase()).filter(|t| !t.is_empty());
-    let found = state.store.list_posts(tag.as_deref(), page, per_page).await?;
-    Ok(HttpResponse::Ok().json(found))
+    let found = state.store.list_posts_json(tag.as_deref(), page, per_page).await?;
+    Ok(HttpResponse::Ok().content_type(ContentType::json()).body(found))
 }
 
 /// One post as the read model holds it; its `ETag` is its version.
@@ -76,15 +77,14 @@ async fn list_posts(state: web::Data<AppState>, query: web::Query<ListQuery>) ->
     responses(
         (status = 200, description = "The post", body = PostView,
             headers(("ETag" = String, description = "The version, quoted"))),
-        (status = 404, description = "No such post", body = Problem, content_type = "application/problem+json"),
-        StoreUnavailable,
+        NoSuchPost, StoreUnavailable,
     )
 )]
 #[tracing::instrument(skip_all, fields(post_id = %id))]
 async fn get_post(state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse, Problem> {
     let id = post_id(&id)?;
-    match state.store.get_post_view(id).await? {
-        Some(view) => Ok(HttpResponse::Ok().insert_header(etag(view.version)).json(view)),
+    match state.store.get_post_view_json(id).await? {
+        Some(view) => Ok(HttpResponse::Ok().insert_header(etag(view.version)).content_type(ContentType::json()).body(view.json)),
         None => Err(no_post(id)),
     }
 }
@@ -94,25 +94,17 @@ async fn get_post(state: web::Data<AppState>, id: web::Path<String>) -> Result<H
     post, path = "/posts", tag = "posts",
     params(CorrelationId),
     request_body = PostInput,
-    security(("bearer" = []), ("api_key" = [])),
     responses(
         (status = 201, description = "Created", body = PostSnapshot, headers(
             ("Location" = String, description = "Where the post can be read"),
             ("ETag" = String, description = "The version, quoted"),
             ("X-Request-Id" = String, description = "The correlation id of the request"),
         )),
-        (status = 400, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "The post is not valid; `errors` names each field", body = Problem, content_type = "application/problem+json"),
-        NoApiKey, JsonBodyRefused, StoreUnavailable,
+        BodyNotJson, PostNotValid, NoApiKey, JsonBodyRefused, StoreUnavailable,
     )
 )]
 #[tracing::instrument(skip_all, fields(correlation_id = %cid))]
-async fn create_post(
-    _: RequireApiKey,
-    state: web::Data<AppState>,
-    cid: CorrelationId,
-    input: web::Json<PostInput>,
-) -> Result<HttpResponse, Problem> {
+async fn create_post(_: RequireApiKey, state: web::Data<AppState>, cid: CorrelationId, input: web::Json<PostInput>) -> Result<HttpResponse, Problem> {
     let post = input.into_inner().validate().map_err(invalid)?;
     let snapshot = state.store.create_post(post, Some(cid.0)).await?;
     tracing::info!(post_id = %snapshot.id, "post created");
@@ -132,17 +124,14 @@ async fn create_post(
         CorrelationId,
     ),
     request_body = PostInput,
-    security(("bearer" = []), ("api_key" = [])),
     responses(
         (status = 200, description = "Replaced", body = PostSnapshot, headers(
             ("ETag" = String, description = "The new version, quoted"),
             ("X-Request-Id" = String, description = "The correlation id of the request"),
         )),
         (status = 400, description = "The body is not JSON, or If-Match is malformed", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such post", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "If-Match names another version; `current_version` tells which", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "The post is not valid; `errors` names each field", body = Problem, content_type = "application/problem+json"),
-        NoApiKey, JsonBodyRefused, StoreUnavailable,
+        NoSuchPost, PostNotValid, NoApiKey, JsonBodyRefused, StoreUnavailable,
     )
 )]
 #[tracing::instrument(skip_all, fields(correlation_id = %cid, post_id = %id))]
@@ -171,21 +160,14 @@ async fn update_post(
 #[utoipa::path(
     delete, path = "/posts/{id}", tag = "posts",
     params(("id" = String, Path, description = "The post's id (a uuid)"), CorrelationId),
-    security(("bearer" = []), ("api_key" = [])),
     responses(
         (status = 204, description = "Deleted", headers(("X-Request-Id" = String, description = "The correlation id of the request"))),
-        (status = 404, description = "No such post", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The post changed meanwhile", body = Problem, content_type = "application/problem+json"),
-        NoApiKey, StoreUnavailable,
+        NoSuchPost, NoApiKey, StoreUnavailable,
     )
 )]
 #[tracing::instrument(skip_all, fields(correlation_id = %cid, post_id = %id))]
-async fn delete_post(
-    _: RequireApiKey,
-    state: web::Data<AppState>,
-    cid: CorrelationId,
-    id: web::Path<String>,
-) -> Result<HttpResponse, Problem> {
+async fn delete_post(_: RequireApiKey, state: web::Data<AppState>, cid: CorrelationId, id: web::Path<String>) -> Result<HttpResponse, Problem> {
     let id = post_id(&id)?;
     match state.store.delete_post(id, Some(cid.0)).await? {
         PostWrite::Done(_) => {

@@ -38,6 +38,16 @@ pub struct Problem {
     pub extensions: Map<String, Value>,
 }
 
+/// One constructor per status whose problem is just the status, its slug and a detail.
+macro_rules! statuses {
+    ($($(#[doc = $doc:tt])* $name:ident: $status:ident, $slug:tt;)+) => {$(
+        $(#[doc = $doc])*
+        pub fn $name(detail: impl Into<String>) -> Self {
+            Self::new(StatusCode::$status, $slug, detail)
+        }
+    )+};
+}
+
 impl Problem {
     pub fn new(status: StatusCode, slug: &'static str, detail: impl Into<String>) -> Self {
         Self {
@@ -50,37 +60,22 @@ impl Problem {
         }
     }
 
-    pub fn bad_request(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "bad-request", detail)
+    statuses! {
+        bad_request: BAD_REQUEST, "bad-request";
+        /// Rendered with `WWW-Authenticate: Bearer`.
+        unauthorized: UNAUTHORIZED, "unauthorized";
+        forbidden: FORBIDDEN, "forbidden";
+        not_found: NOT_FOUND, "not-found";
+        method_not_allowed: METHOD_NOT_ALLOWED, "method-not-allowed";
+        conflict: CONFLICT, "conflict";
+        payload_too_large: PAYLOAD_TOO_LARGE, "payload-too-large";
+        unsupported_media_type: UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type";
+        /// Rendered with `Retry-After`, since these are passing outages.
+        service_unavailable: SERVICE_UNAVAILABLE, "service-unavailable";
     }
-    /// Rendered with `WWW-Authenticate: Bearer`.
-    pub fn unauthorized(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", detail)
-    }
-    pub fn forbidden(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::FORBIDDEN, "forbidden", detail)
-    }
-    pub fn not_found(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not-found", detail)
-    }
-    pub fn method_not_allowed(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed", detail)
-    }
-    pub fn conflict(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::CONFLICT, "conflict", detail)
-    }
-    pub fn payload_too_large(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large", detail)
-    }
-    pub fn unsupported_media_type(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type", detail)
-    }
+
     pub fn unprocessable(detail: impl Into<String>, errors: Vec<FieldError>) -> Self {
         Self { errors, ..Self::new(StatusCode::UNPROCESSABLE_ENTITY, "validation", detail) }
-    }
-    /// Rendered with `Retry-After`, since these are passing outages.
-    pub fn service_unavailable(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::SERVICE_UNAVAILABLE, "service-unavailable", detail)
     }
     /// Logs the whole cause chain; the client only learns that something broke.
     pub fn internal(err: &(dyn std::error::Error + 'static)) -> Self {
@@ -150,10 +145,7 @@ impl From<StoreError> for Problem {
     fn from(err: StoreError) -> Self {
         match err {
             // Passing: the client may retry (with `Retry-After`).
-            StoreError::Unavailable { .. } => {
-                tracing::error!(error = %error_chain(&err), "store unavailable");
-                Problem::service_unavailable("store unavailable")
-            }
+            StoreError::Unavailable { .. } => outage("store", &err),
             // The write met a unique key someone else took first: the client's state is stale.
             StoreError::Conflict { .. } => {
                 tracing::warn!(error = %error_chain(&err), "store conflict");
@@ -165,15 +157,18 @@ impl From<StoreError> for Problem {
     }
 }
 
+/// A passing outage of `what`: the chain is logged, the client gets 503 (with `Retry-After`).
+fn outage(what: &str, err: &(dyn std::error::Error + 'static)) -> Problem {
+    tracing::error!(error = %error_chain(err), "{what} unavailable");
+    Problem::service_unavailable(format!("{what} unavailable"))
+}
+
 /// A broker or queue that is down is passing (503); anything else the transport
 /// says (a refusal, a damaged queue file, a defect) is for an operator (500).
 impl From<TransportError> for Problem {
     fn from(err: TransportError) -> Self {
         match err {
-            TransportError::Unavailable { .. } => {
-                tracing::error!(error = %error_chain(&err), "transport unavailable");
-                Problem::service_unavailable("transport unavailable")
-            }
+            TransportError::Unavailable { .. } => outage("transport", &err),
             TransportError::Refused { .. }
             | TransportError::Corrupt { .. }
             | TransportError::Misconfigured { .. }

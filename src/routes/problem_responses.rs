@@ -31,3 +31,23 @@ pub enum JsonBodyRefused {
     #[response(status = 415, description = "The body is not sent as JSON", content_type = "application/problem+json")]
     NotJson(Problem),
 }
+
+/// Endpoints whose JSON body may fail to parse.
+#[derive(IntoResponses)]
+#[response(status = 400, description = "The body is not JSON", content_type = "application/problem+json")]
+pub struct BodyNotJson(Problem);
+
+/// The endpoints of one post.
+#[derive(IntoResponses)]
+#[response(status = 404, description = "No such post", content_type = "application/problem+json")]
+pub struct NoSuchPost(Problem);
+
+/// The endpoints that write a post.
+#[derive(IntoResponses)]
+#[response(status = 422, description = "The post is not valid; `errors` names each field", content_type = "application/problem+json")]
+pub struct PostNotValid(Problem);
+
+/// The endpoints of one parked message.
+#[derive(IntoResponses)]
+#[response(status = 404, description = "No such parked message", content_type = "application/problem+json")]
+pub struct NoSuchParkedMessage(Problem);

@@ -34,38 +34,32 @@ pub struct WorkerSwitches {
     pub breaker: BreakerFigures,
 }
 
-/// Pause one worker: it takes no deliveries until resumed; they wait in its queue.
-#[utoipa::path(
-    post, path = "/admin/workers/{name}/pause", tag = "admin",
-    params(("name" = String, Path, description = "The worker, as `/actors` names it"), CorrelationId),
-    security(("bearer" = []), ("api_key" = [])),
-    responses(
-        (status = 200, description = "Paused; the worker's breaker and switch now", body = WorkerSwitches),
-        (status = 404, description = "No such worker", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The queue reader did not answer", body = Problem, content_type = "application/problem+json"),
-        NoApiKey,
-    )
-)]
-#[tracing::instrument(skip_all, fields(correlation_id = %cid, worker = %name))]
-async fn pause(_: RequireApiKey, state: web::Data<AppState>, name: web::Path<String>, cid: CorrelationId) -> Result<HttpResponse, Problem> {
-    steer(&state, name.into_inner(), true).await
+/// Declares the two steering handlers, which differ only in path, wording and the switch.
+macro_rules! steering_routes {
+    ($($(#[doc = $doc:tt])* $handler:ident: $path:tt, $answer:tt, pause = $pause:tt;)+) => {$(
+        $(#[doc = $doc])*
+        #[utoipa::path(
+            post, path = $path, tag = "admin",
+            params(("name" = String, Path, description = "The worker, as `/actors` names it"), CorrelationId),
+            responses(
+                (status = 200, description = $answer, body = WorkerSwitches),
+                (status = 404, description = "No such worker", body = Problem, content_type = "application/problem+json"),
+                (status = 503, description = "The queue reader did not answer", body = Problem, content_type = "application/problem+json"),
+                NoApiKey,
+            )
+        )]
+        #[tracing::instrument(skip_all, fields(correlation_id = %cid, worker = %name))]
+        async fn $handler(_: RequireApiKey, state: web::Data<AppState>, name: web::Path<String>, cid: CorrelationId) -> Result<HttpResponse, Problem> {
+            steer(&state, name.into_inner(), $pause).await
+        }
+    )+};
 }
 
-/// Resume a worker paused by hand (its breaker, if open, still holds it until a probe succeeds).
-#[utoipa::path(
-    post, path = "/admin/workers/{name}/resume", tag = "admin",
-    params(("name" = String, Path, description = "The worker, as `/actors` names it"), CorrelationId),
-    security(("bearer" = []), ("api_key" = [])),
-    responses(
-        (status = 200, description = "Resumed; the worker's breaker and switch now", body = WorkerSwitches),
-        (status = 404, description = "No such worker", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The queue reader did not answer", body = Problem, content_type = "application/problem+json"),
-        NoApiKey,
-    )
-)]
-#[tracing::instrument(skip_all, fields(correlation_id = %cid, worker = %name))]
-async fn resume(_: RequireApiKey, state: web::Data<AppState>, name: web::Path<String>, cid: CorrelationId) -> Result<HttpResponse, Problem> {
-    steer(&state, name.into_inner(), false).await
+steering_routes! {
+    /// Pause one worker: it takes no deliveries until resumed; they wait in its queue.
+    pause: "/admin/workers/{name}/pause", "Paused; the worker's breaker and switch now", pause = true;
+    /// Resume a worker paused by hand (its breaker, if open, still holds it until a probe succeeds).
+    resume: "/admin/workers/{name}/resume", "Resumed; the worker's breaker and switch now", pause = false;
 }
 
 async fn steer(state: &AppState, worker: String, pause: bool) -> Result<HttpResponse, Problem> {

@@ -13,26 +13,22 @@ use async_trait::async_trait;
 use blog_actors::event::PostSnapshot;
 use blog_actors::feed_writer::FeedStore;
 pub use blog_actors::ports::Leases;
-use blog_actors::trace_context::TraceContext;
 use blog_actors::ports::{EmailLog, PostView, ReadModelStore, StoreError, TagCloudStore, TagCount};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use uuid::Uuid;
 
 use crate::domain::post::ValidPost;
+use crate::transport::OutgoingMessage;
 
 /// A message waiting in the outbox to be published.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OutboxEntry {
     /// Increasing; the relay publishes in this order.
     pub seq: i64,
-    /// The envelope's id, used as the broker's message id.
-    pub message_id: Uuid,
-    pub routing_key: String,
-    pub body: Vec<u8>,
-    pub correlation_id: Option<String>,
-    /// The W3C trace context of the write that made the event; the relay's publish span is its child.
-    pub trace: Option<TraceContext>,
+    /// The message as the transport takes it; its trace context is the write's, so
+    /// the relay's publish span is that write's child.
+    pub message: OutgoingMessage,
 }
 
 /// What changed a post: returned to the API caller, and the event already sits in the outbox.
@@ -79,6 +75,30 @@ pub struct PostPage {
     pub total: u64,
 }
 
+impl PostPage {
+    /// The page as `GET /posts` answers it.
+    pub fn json(&self) -> Result<bytes::Bytes, StoreError> {
+        serde_json::to_vec(self).map(bytes::Bytes::from).map_err(|e| StoreError::defect("posts page JSON", e))
+    }
+}
+
+/// A post view as `GET /posts/{id}` answers it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ViewJson {
+    /// The view's version: its ETag.
+    pub version: i64,
+    /// The view serialised, shared with every response that serves it.
+    pub json: bytes::Bytes,
+}
+
+impl ViewJson {
+    /// `view` serialised once, to be served as it is.
+    pub fn of(view: &PostView) -> Result<ViewJson, StoreError> {
+        let json = serde_json::to_vec(view).map_err(|e| StoreError::defect("post view JSON", e))?;
+        Ok(ViewJson { version: view.version, json: json.into() })
+    }
+}
+
 /// The write side of posts. Each write stores the post and its event in the
 /// outbox atomically, so a crash cannot separate them.
 #[async_trait]
@@ -86,13 +106,7 @@ pub trait PostRepository: Send + Sync {
     /// Creates a post at version 1 and enqueues `post.created`.
     async fn create_post(&self, post: ValidPost, correlation_id: Option<String>) -> Result<PostSnapshot, StoreError>;
     /// Replaces a post, bumping its version, and enqueues `post.updated` with the previous tags.
-    async fn update_post(
-        &self,
-        id: Uuid,
-        post: ValidPost,
-        expected_version: Option<i64>,
-        correlation_id: Option<String>,
-    ) -> Result<PostWrite, StoreError>;
+    async fn update_post(&self, id: Uuid, post: ValidPost, expected_version: Option<i64>, correlation_id: Option<String>) -> Result<PostWrite, StoreError>;
     /// Deletes a post and enqueues `post.deleted` (version = last version + 1).
     async fn delete_post(&self, id: Uuid, correlation_id: Option<String>) -> Result<PostWrite, StoreError>;
     /// The post as written (not the projection).
@@ -137,6 +151,16 @@ pub trait QueryStore: Send + Sync {
     /// Posts newest first, optionally only those with `tag`; pages count from 1.
     async fn list_posts(&self, tag: Option<&str>, page: u32, per_page: u32) -> Result<PostPage, StoreError>;
     async fn get_post_view(&self, id: Uuid) -> Result<Option<PostView>, StoreError>;
+    /// [`QueryStore::list_posts`] as the JSON `GET /posts` answers. A store that
+    /// knows when its read model changes may keep it between changes.
+    async fn list_posts_json(&self, tag: Option<&str>, page: u32, per_page: u32) -> Result<bytes::Bytes, StoreError> {
+        self.list_posts(tag, page, per_page).await?.json()
+    }
+    /// [`QueryStore::get_post_view`] as the JSON `GET /posts/{id}` answers, with its
+    /// version (the ETag); kept between changes like [`QueryStore::list_posts_json`].
+    async fn get_post_view_json(&self, id: Uuid) -> Result<Option<ViewJson>, StoreError> {
+        self.get_post_view(id).await?.as_ref().map(ViewJson::of).transpose()
+    }
     /// The cloud, most used first (ties by tag name), tags with no posts left out.
     async fn tag_cloud(&self, limit: Option<u32>) -> Result<Vec<TagCount>, StoreError>;
     /// [`QueryStore::tag_cloud`] as the JSON `GET /tags` answers. A store that

@@ -2,6 +2,8 @@
 //! durable queue (SQLite in the data dir) and RabbitMQ implement the same traits.
 
 pub mod embedded;
+#[cfg(test)]
+mod fan_out;
 pub mod parked_query;
 pub mod rabbitmq;
 pub mod relay;
@@ -21,8 +23,8 @@ use self::parked_query::{ParkedFilter, ParkedPage};
 use self::replay_throttle::ReplayThrottle;
 
 /// A message for the transport: an event's bytes and what travels with them.
-/// The transport's own type, so it needs nothing of the store (the relay makes
-/// these from outbox entries; the CLI and tests make them directly).
+/// The transport's own type, so it needs nothing of the store (an outbox entry
+/// holds one for the relay to publish; the CLI and tests make them directly).
 #[derive(Debug, Clone, PartialEq)]
 pub struct OutgoingMessage {
     /// The envelope's id, used as the broker's message id.

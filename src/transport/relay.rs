@@ -11,7 +11,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::{OutgoingMessage, Publisher};
-use crate::store::{Outbox, OutboxEntry};
+use crate::store::Outbox;
 use blog_actors::delivery::TransportError;
 use blog_actors::ports::StoreError;
 
@@ -62,11 +62,6 @@ pub fn spawn(
     })
 }
 
-/// An outbox entry as the transport's message, with its place in the outbox.
-fn message_of(entry: OutboxEntry) -> (i64, OutgoingMessage) {
-    let OutboxEntry { seq, message_id, routing_key, body, correlation_id, trace } = entry;
-    (seq, OutgoingMessage { message_id, routing_key, body, correlation_id, trace })
-}
 
 /// The producer span of one message: a child of the context the write left in the
 /// outbox, and the parent the message now carries (without the OpenTelemetry
@@ -105,7 +100,7 @@ pub async fn relay_once(outbox: &dyn Outbox, publisher: &dyn Publisher, metrics:
         return Ok(0);
     }
     let started = std::time::Instant::now();
-    let (seqs, mut messages): (Vec<i64>, Vec<OutgoingMessage>) = entries.into_iter().map(message_of).unzip();
+    let (seqs, mut messages): (Vec<i64>, Vec<OutgoingMessage>) = entries.into_iter().map(|entry| (entry.seq, entry.message)).unzip();
     // Ended (dropped) once the transport has the batch, or failed it.
     let spans: Vec<tracing::Span> = messages.iter_mut().map(publish_span).collect();
     if let Err(e) = publisher.publish(&messages).await {

@@ -9,6 +9,7 @@ use serde_json::Value;
 
 use crate::helpers::{order_event, spawn_app_with, within, Backend, TestApp};
 use crate::hostile::publish_raw;
+use crate::on_every_backend;
 use crate::smtp_sink::SmtpSink;
 
 /// The outage the issue describes.
@@ -17,17 +18,9 @@ const ORDERS: usize = 300;
 /// Enough for 300 mails after the cool-down, on a busy shared machine.
 const CATCH_UP: Duration = Duration::from_secs(90);
 
-#[actix_web::test]
-async fn an_smtp_outage_on_the_embedded_queue_parks_nothing_and_mails_every_order_once() {
-    smtp_outage(Backend::Embedded).await;
-}
+on_every_backend!(an_smtp_outage_parks_nothing_and_mails_every_order_once, transports);
 
-#[actix_web::test]
-async fn an_smtp_outage_on_rabbitmq_parks_nothing_and_mails_every_order_once() {
-    smtp_outage(Backend::Rabbit).await;
-}
-
-async fn smtp_outage(backend: Backend) {
+async fn an_smtp_outage_parks_nothing_and_mails_every_order_once(backend: Backend) {
     let (mut sink, app) = app_mailing_through_a_stopped_sink(backend, Duration::from_secs(2)).await;
     let outage = Instant::now();
     // A malformed order at the head of the queue: parked at once, and not counted as the mail server's fault.
@@ -87,17 +80,9 @@ async fn smtp_outage(backend: Backend) {
     );
 }
 
-#[actix_web::test]
-async fn a_worker_paused_by_hand_on_the_embedded_queue_takes_nothing_until_resumed() {
-    pause_and_resume(Backend::Embedded).await;
-}
+on_every_backend!(a_worker_paused_by_hand_takes_nothing_until_resumed, transports);
 
-#[actix_web::test]
-async fn a_worker_paused_by_hand_on_rabbitmq_takes_nothing_until_resumed() {
-    pause_and_resume(Backend::Rabbit).await;
-}
-
-async fn pause_and_resume(backend: Backend) {
+async fn a_worker_paused_by_hand_takes_nothing_until_resumed(backend: Backend) {
     let app = spawn_app_with(backend, |_| {}, |_| {}).await;
     let keyless = app.client.post(format!("{}/admin/workers/emailer/pause", app.address)).send().await.unwrap();
     assert_eq!(keyless.status(), 401);
@@ -133,17 +118,9 @@ async fn pause_and_resume(backend: Backend) {
     assert_eq!(metric(&metrics, "blog_operator_actions_total{action=\"resume\"}"), Some(1.0), "{metrics}");
 }
 
-#[actix_web::test]
-async fn a_worker_paused_by_hand_on_the_embedded_queue_stays_paused_through_its_breakers_cool_down() {
-    paused_through_the_cool_down(Backend::Embedded).await;
-}
+on_every_backend!(a_worker_paused_by_hand_stays_paused_through_its_breakers_cool_down, transports);
 
-#[actix_web::test]
-async fn a_worker_paused_by_hand_on_rabbitmq_stays_paused_through_its_breakers_cool_down() {
-    paused_through_the_cool_down(Backend::Rabbit).await;
-}
-
-async fn paused_through_the_cool_down(backend: Backend) {
+async fn a_worker_paused_by_hand_stays_paused_through_its_breakers_cool_down(backend: Backend) {
     let (mut sink, app) = app_mailing_through_a_stopped_sink(backend, Duration::from_secs(1)).await;
     for i in 0..10 {
         assert_eq!(app.post_event(&order_event(&format!("H-{i}"), "ada@example.com")).await.status(), 202);

@@ -125,10 +125,10 @@ pub(crate) async fn outbox_events(store: &impl Store) -> Vec<(Envelope, Event)> 
     entries
         .iter()
         .map(|entry| {
-            let envelope = Envelope::decode(&entry.body).unwrap();
-            assert_eq!(envelope.id, entry.message_id);
-            assert_eq!(envelope.event_type, entry.routing_key);
-            assert_eq!(envelope.correlation_id, entry.correlation_id);
+            let envelope = Envelope::decode(&entry.message.body).unwrap();
+            assert_eq!(envelope.id, entry.message.message_id);
+            assert_eq!(envelope.event_type, entry.message.routing_key);
+            assert_eq!(envelope.correlation_id, entry.message.correlation_id);
             let event = envelope.event().unwrap();
             (envelope, event)
         })

@@ -15,10 +15,10 @@ pub(crate) async fn pending_gives_the_oldest_unsent_entries_in_order(store: impl
         store.enqueue("order.fulfilled", *id, format!("{i}").into_bytes(), Some(format!("c{i}"))).await.unwrap();
     }
     let first_two = store.pending(2).await.unwrap();
-    assert_eq!(first_two.iter().map(|e| e.message_id).collect::<Vec<_>>(), ids[..2]);
-    assert_eq!(first_two[1].body, b"1");
-    assert_eq!(first_two[1].correlation_id.as_deref(), Some("c1"));
-    assert_eq!(first_two[0].correlation_id.as_deref(), Some("c0"));
+    assert_eq!(first_two.iter().map(|e| e.message.message_id).collect::<Vec<_>>(), ids[..2]);
+    assert_eq!(first_two[1].message.body, b"1");
+    assert_eq!(first_two[1].message.correlation_id.as_deref(), Some("c1"));
+    assert_eq!(first_two[0].message.correlation_id.as_deref(), Some("c0"));
     assert!(first_two[0].seq < first_two[1].seq);
 }
 
@@ -27,7 +27,7 @@ pub(crate) async fn marked_entries_leave_the_backlog(store: impl TestStore) {
         store.enqueue("order.fulfilled", Uuid::new_v4(), b"{}".to_vec(), None).await.unwrap();
     }
     let pending = store.pending(10).await.unwrap();
-    assert_eq!(pending[0].correlation_id, None);
+    assert_eq!(pending[0].message.correlation_id, None);
     store.mark_sent(&[pending[0].seq, pending[1].seq]).await.unwrap();
     assert_eq!(store.backlog().await.unwrap(), 1);
     let left = store.pending(10).await.unwrap();
@@ -41,7 +41,7 @@ pub(crate) async fn marked_entries_leave_the_backlog(store: impl TestStore) {
 pub(crate) async fn binary_bodies_round_trip_byte_for_byte(store: impl TestStore) {
     let body: Vec<u8> = (0..=255).collect();
     store.enqueue("order.fulfilled", Uuid::new_v4(), body.clone(), None).await.unwrap();
-    assert_eq!(store.pending(1).await.unwrap()[0].body, body);
+    assert_eq!(store.pending(1).await.unwrap()[0].message.body, body);
 }
 
 pub(crate) async fn pending_with_limit_zero_gives_nothing(store: impl TestStore) {
@@ -62,11 +62,11 @@ pub(crate) async fn an_event_keeps_the_trace_context_of_its_write(store: impl Te
     store.enqueue("order.fulfilled", Uuid::new_v4(), b"{}".to_vec(), None).await.unwrap();
     let pending = store.pending(10).await.unwrap();
     for traced in &pending[..2] {
-        let trace = traced.trace.as_ref().unwrap_or_else(|| panic!("{} lost its trace context", traced.routing_key));
+        let trace = traced.message.trace.as_ref().unwrap_or_else(|| panic!("{} lost its trace context", traced.message.routing_key));
         assert_eq!((trace.trace_id(), trace.tracestate.as_deref()), (caller.trace_id(), Some("k=v")));
         assert_ne!(trace.traceparent, caller.traceparent, "the write's own span is the parent, not its caller");
     }
-    assert_eq!(pending[2].trace, None);
+    assert_eq!(pending[2].message.trace, None);
 }
 
 /// Spans of this thread recorded by an OpenTelemetry layer (nothing exported), as

@@ -126,14 +126,8 @@ struct StoredEntry {
 }
 
 fn entry_from_doc(doc: Document) -> DbResult<FeedEntry> {
-    let e: StoredEntry = decode(doc)?;
-    Ok(FeedEntry {
-        id: parse_id(&e.id)?,
-        title: e.title,
-        summary: e.summary,
-        tags: e.tags,
-        published: from_bson_time(e.published),
-        updated: from_bson_time(e.updated),
-        version: e.version,
-    })
+    // Destructured, so a stored field that is not carried over does not compile.
+    let StoredEntry { id, title, summary, tags, published, updated, version } = decode(doc)?;
+    let (published, updated) = (from_bson_time(published), from_bson_time(updated));
+    Ok(FeedEntry { id: parse_id(&id)?, title, summary, tags, published, updated, version })
 }

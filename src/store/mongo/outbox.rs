@@ -24,6 +24,7 @@ use super::db::{failed, Db, DbError, DbResult};
 use super::schema::{COUNTERS, OUTBOX};
 use super::MongoStore;
 use crate::store::{Outbox, OutboxEntry};
+use crate::transport::OutgoingMessage;
 
 /// Sent entries are kept this long, for looking into what went out recently,
 /// then deleted so the collection does not grow forever.
@@ -121,13 +122,7 @@ struct StoredEntry {
 #[async_trait]
 impl Outbox for MongoStore {
     #[tracing::instrument(level = "debug", skip(self, body, correlation_id))]
-    async fn enqueue(
-        &self,
-        routing_key: &str,
-        message_id: Uuid,
-        body: Vec<u8>,
-        correlation_id: Option<String>,
-    ) -> Result<(), StoreError> {
+    async fn enqueue(&self, routing_key: &str, message_id: Uuid, body: Vec<u8>, correlation_id: Option<String>) -> Result<(), StoreError> {
         let ctx = (routing_key, body, correlation_id, TraceContext::current());
         self.transaction_with_event("outbox enqueue", ctx, |s, db, (key, body, corr, trace)| {
             insert(s, db, key, message_id, body.clone(), (corr.as_deref(), trace.as_ref())).boxed()
@@ -198,12 +193,12 @@ impl Outbox for MongoStore {
 
 fn entry(doc: Document) -> DbResult<OutboxEntry> {
     let stored: StoredEntry = decode(doc)?;
-    Ok(OutboxEntry {
-        seq: stored.seq,
+    let message = OutgoingMessage {
         message_id: parse_id(&stored.message_id)?,
         routing_key: stored.routing_key,
         body: stored.body.bytes,
         correlation_id: stored.correlation_id,
         trace: stored.traceparent.and_then(|tp| TraceContext::parse(&tp, stored.tracestate.as_deref())),
-    })
+    };
+    Ok(OutboxEntry { seq: stored.seq, message })
 }

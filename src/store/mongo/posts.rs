@@ -41,13 +41,7 @@ impl PostRepository for MongoStore {
     }
 
     #[tracing::instrument(level = "debug", skip(self, post, correlation_id))]
-    async fn update_post(
-        &self,
-        id: Uuid,
-        post: ValidPost,
-        expected_version: Option<i64>,
-        correlation_id: Option<String>,
-    ) -> Result<PostWrite, StoreError> {
+    async fn update_post(&self, id: Uuid, post: ValidPost, expected_version: Option<i64>, correlation_id: Option<String>) -> Result<PostWrite, StoreError> {
         let trace = TraceContext::current();
         self.transaction_with_event("update_post", (&post, &correlation_id, &trace), |s, db, (post, correlation_id, trace)| {
             async move {
@@ -83,15 +77,7 @@ impl PostRepository for MongoStore {
                 let Some(last) = load(s, db, id).await? else { return Ok(PostWrite::NotFound) };
                 let Deletion { version, event } = post_write::delete(&last, correlation_id.clone())?;
                 db.main(POSTS).delete_one(doc! { "_id": id_text(id) }).session(&mut *s).await?;
-                // Remembered so a rebuild can mark the post deleted in the tag cloud's bookkeeping.
-                db.main(POST_TOMBSTONES)
-                    .replace_one(
-                        doc! { "_id": id_text(id) },
-                        doc! { "_id": id_text(id), "version": version, "deleted_at": to_bson_time(now()) },
-                    )
-                    .upsert(true)
-                    .session(&mut *s)
-                    .await?;
+                leave_tombstone(s, db, id, version).await?;
                 insert_event(s, db, &event, trace.as_ref()).await?;
                 Ok(PostWrite::Done(last))
             }
@@ -161,6 +147,17 @@ fn post_doc(post: &PostSnapshot) -> Document {
     }
 }
 
+/// Remembers a deleted post's last version, so a rebuild can mark it deleted in the
+/// tag cloud's bookkeeping.
+async fn leave_tombstone(session: &mut ClientSession, db: &Db, id: Uuid, version: i64) -> DbResult<()> {
+    db.main(POST_TOMBSTONES)
+        .replace_one(doc! { "_id": id_text(id) }, doc! { "_id": id_text(id), "version": version, "deleted_at": to_bson_time(now()) })
+        .upsert(true)
+        .session(session)
+        .await?;
+    Ok(())
+}
+
 /// A post document as stored.
 #[derive(Deserialize)]
 struct StoredPost {
@@ -175,14 +172,8 @@ struct StoredPost {
 }
 
 pub(super) fn snapshot(doc: Document) -> DbResult<PostSnapshot> {
-    let stored: StoredPost = decode(doc)?;
-    Ok(PostSnapshot {
-        id: parse_id(&stored.id)?,
-        title: stored.title,
-        description: stored.description,
-        tags: stored.tags,
-        created_at: from_bson_time(stored.created_at),
-        updated_at: from_bson_time(stored.updated_at),
-        version: stored.version,
-    })
+    // Destructured, so a stored field that is not carried over does not compile.
+    let StoredPost { id, title, description, tags, created_at, updated_at, version } = decode(doc)?;
+    let (created_at, updated_at) = (from_bson_time(created_at), from_bson_time(updated_at));
+    Ok(PostSnapshot { id: parse_id(&id)?, title, description, tags, created_at, updated_at, version })
 }

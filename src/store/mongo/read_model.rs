@@ -130,18 +130,20 @@ struct StoredView {
 
 /// Reads a live view (the queries filter tombstones out before this).
 pub(super) fn view_from_doc(doc: Document) -> DbResult<PostView> {
-    let v: StoredView = decode(doc)?;
+    // Destructured, so a stored field that is not carried over does not compile.
+    let StoredView { id, slug, title, description, excerpt, tags, word_count, reading_time_minutes, version, created_at, updated_at } =
+        decode(doc)?;
     Ok(PostView {
-        id: parse_id(&v.id)?,
-        slug: v.slug,
-        title: v.title,
-        description: v.description,
-        excerpt: v.excerpt,
-        tags: v.tags,
-        word_count: to_u32(v.word_count, "word_count")?,
-        reading_time_minutes: to_u32(v.reading_time_minutes, "reading_time_minutes")?,
-        version: v.version,
-        created_at: from_bson_time(v.created_at),
-        updated_at: from_bson_time(v.updated_at),
+        id: parse_id(&id)?,
+        slug,
+        title,
+        description,
+        excerpt,
+        tags,
+        word_count: to_u32(word_count, "word_count")?,
+        reading_time_minutes: to_u32(reading_time_minutes, "reading_time_minutes")?,
+        version,
+        created_at: from_bson_time(created_at),
+        updated_at: from_bson_time(updated_at),
     })
 }

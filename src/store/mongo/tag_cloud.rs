@@ -53,12 +53,7 @@ struct TagGroup {
 #[async_trait]
 impl TagCloudStore for MongoStore {
     #[tracing::instrument(level = "debug", skip(self, tags), fields(deleted = tags.is_none()))]
-    async fn apply_post_tags(
-        &self,
-        post_id: Uuid,
-        version: i64,
-        tags: Option<&[String]>,
-    ) -> Result<Applied, StoreError> {
+    async fn apply_post_tags(&self, post_id: Uuid, version: i64, tags: Option<&[String]>) -> Result<Applied, StoreError> {
         self.db.transaction("apply_post_tags", tags, |s, db, tags| apply(s, db, post_id, version, *tags).boxed()).await
     }
 

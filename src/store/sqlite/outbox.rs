@@ -12,6 +12,7 @@ use super::codec::{count, id_text, now, parse_id, to_ms};
 use super::db::DbResult;
 use super::SqliteStore;
 use crate::store::{Outbox, OutboxEntry};
+use crate::transport::OutgoingMessage;
 
 /// Sent rows are kept this long, for looking into what went out recently, then
 /// deleted so the table does not grow forever.
@@ -62,13 +63,7 @@ pub(super) fn upgrade(conn: &Connection) -> DbResult<()> {
 #[async_trait]
 impl Outbox for SqliteStore {
     #[tracing::instrument(level = "debug", skip(self, body, correlation_id))]
-    async fn enqueue(
-        &self,
-        routing_key: &str,
-        message_id: Uuid,
-        body: Vec<u8>,
-        correlation_id: Option<String>,
-    ) -> Result<(), StoreError> {
+    async fn enqueue(&self, routing_key: &str, message_id: Uuid, body: Vec<u8>, correlation_id: Option<String>) -> Result<(), StoreError> {
         let (routing_key, trace) = (routing_key.to_owned(), TraceContext::current());
         self.main
             .write("outbox enqueue", move |tx| {
@@ -99,7 +94,8 @@ impl Outbox for SqliteStore {
                 })?;
                 rows.map(|row| {
                     let (seq, message_id, routing_key, body, correlation_id, trace) = row?;
-                    Ok(OutboxEntry { seq, message_id: parse_id(&message_id)?, routing_key, body, correlation_id, trace })
+                    let message = OutgoingMessage { message_id: parse_id(&message_id)?, routing_key, body, correlation_id, trace };
+                    Ok(OutboxEntry { seq, message })
                 })
                 .collect::<DbResult<Vec<_>>>()
             })

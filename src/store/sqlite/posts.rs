@@ -49,13 +49,7 @@ impl PostRepository for SqliteStore {
     }
 
     #[tracing::instrument(level = "debug", skip(self, post, correlation_id))]
-    async fn update_post(
-        &self,
-        id: Uuid,
-        post: ValidPost,
-        expected_version: Option<i64>,
-        correlation_id: Option<String>,
-    ) -> Result<PostWrite, StoreError> {
+    async fn update_post(&self, id: Uuid, post: ValidPost, expected_version: Option<i64>, correlation_id: Option<String>) -> Result<PostWrite, StoreError> {
         let trace = TraceContext::current();
         self.main
             .write("update_post", move |tx| {

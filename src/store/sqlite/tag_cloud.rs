@@ -20,12 +20,7 @@ use super::SqliteStore;
 #[async_trait]
 impl TagCloudStore for SqliteStore {
     #[tracing::instrument(level = "debug", skip(self, tags), fields(deleted = tags.is_none()))]
-    async fn apply_post_tags(
-        &self,
-        post_id: Uuid,
-        version: i64,
-        tags: Option<&[String]>,
-    ) -> Result<Applied, StoreError> {
+    async fn apply_post_tags(&self, post_id: Uuid, version: i64, tags: Option<&[String]>) -> Result<Applied, StoreError> {
         let tags = tags.map(<[String]>::to_vec);
         let applied = self.main.write("apply_post_tags", move |tx| apply(tx, post_id, version, tags.as_deref())).await?;
         if applied == Applied::Changed {

@@ -14,11 +14,11 @@ use rusqlite::{Connection, Transaction, TransactionBehavior};
 /// instead of failing at once.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// `AUTOINCREMENT` so a delivery id is never reused: a settler can only ever
-/// touch the row it was handed.
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS deliveries (
-    id             INTEGER PRIMARY KEY AUTOINCREMENT,
+/// The message as it travels, the same in both tables: a parked row is a
+/// delivery's message plus why it was parked.
+macro_rules! message_columns {
+    () => {
+        "
     worker         TEXT    NOT NULL,
     routing_key    TEXT    NOT NULL,
     message_id     TEXT,
@@ -26,7 +26,18 @@ CREATE TABLE IF NOT EXISTS deliveries (
     traceparent    TEXT,
     tracestate     TEXT,
     body           BLOB    NOT NULL,
-    attempt        INTEGER NOT NULL DEFAULT 1,
+"
+    };
+}
+
+/// `AUTOINCREMENT` so a delivery id is never reused: a settler can only ever
+/// touch the row it was handed.
+const SCHEMA: &str = concat!(
+    "
+CREATE TABLE IF NOT EXISTS deliveries (
+    id             INTEGER PRIMARY KEY AUTOINCREMENT,",
+    message_columns!(),
+    "    attempt        INTEGER NOT NULL DEFAULT 1,
     available_at   INTEGER NOT NULL,
     leased         INTEGER NOT NULL DEFAULT 0,
     redelivered    INTEGER NOT NULL DEFAULT 0,
@@ -35,20 +46,15 @@ CREATE TABLE IF NOT EXISTS deliveries (
 );
 CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (worker, leased, available_at, id);
 CREATE TABLE IF NOT EXISTS parked (
-    id             TEXT    PRIMARY KEY,
-    worker         TEXT    NOT NULL,
-    routing_key    TEXT    NOT NULL,
-    message_id     TEXT,
-    correlation_id TEXT,
-    traceparent    TEXT,
-    tracestate     TEXT,
-    body           BLOB    NOT NULL,
-    reason         TEXT    NOT NULL,
+    id             TEXT    PRIMARY KEY,",
+    message_columns!(),
+    "    reason         TEXT    NOT NULL,
     attempts       INTEGER NOT NULL,
     parked_at      INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS parked_age ON parked (parked_at);
-";
+"
+);
 
 /// The one connection to the queue file. SQLite allows a single writer anyway,
 /// and every statement here is short, so one connection behind a lock suffices.

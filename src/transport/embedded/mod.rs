@@ -87,12 +87,7 @@ impl EmbeddedQueue {
 
 #[async_trait]
 impl DeliverySource for EmbeddedQueue {
-    async fn consume(
-        &self,
-        workers: &[WorkerKind],
-        prefetch: u16,
-        stop: CancellationToken,
-    ) -> Result<mpsc::Receiver<Delivery>, TransportError> {
+    async fn consume(&self, workers: &[WorkerKind], prefetch: u16, stop: CancellationToken) -> Result<mpsc::Receiver<Delivery>, TransportError> {
         consumer::consume(&self.shared, workers, prefetch, stop).await
     }
 

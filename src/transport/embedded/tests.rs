@@ -16,6 +16,7 @@ use tokio::time::timeout;
 use tokio_util::sync::CancellationToken;
 
 use super::EmbeddedQueue;
+use crate::transport::fan_out::expected_deliveries;
 use crate::transport::OutgoingMessage;
 use crate::transport::{DeadLetters, Publisher, Transport};
 
@@ -83,11 +84,7 @@ async fn a_post_created_reaches_the_tag_aggregator_and_the_projector_and_an_orde
 
     let mut got = HashSet::new();
     let mut held = Vec::new(); // a dropped delivery would go back to the queue
-    // Every registered worker that takes either type gets its own delivery.
-    let expected: HashSet<_> = registered_workers()
-        .iter()
-        .flat_map(|w| ["post.created", "order.fulfilled"].into_iter().filter(move |t| w.takes(t)).map(move |t| (w, t.to_string())))
-        .collect();
+    let expected = expected_deliveries(&["post.created", "order.fulfilled"]);
     for _ in 0..expected.len() {
         let d = next(&mut rx).await;
         assert_eq!((d.attempt, d.redelivered), (1, false));

@@ -229,12 +229,7 @@ impl Publisher for RabbitTransport {
 
 #[async_trait]
 impl DeliverySource for RabbitTransport {
-    async fn consume(
-        &self,
-        workers: &[WorkerKind],
-        prefetch: u16,
-        stop: CancellationToken,
-    ) -> Result<mpsc::Receiver<Delivery>, TransportError> {
+    async fn consume(&self, workers: &[WorkerKind], prefetch: u16, stop: CancellationToken) -> Result<mpsc::Receiver<Delivery>, TransportError> {
         let (consumer, workers) = (self.inner.consumer.clone(), workers.to_vec());
         self.inner.runtime.run(consumer.consume(workers, prefetch, stop)).await
     }

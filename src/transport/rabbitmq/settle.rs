@@ -28,19 +28,12 @@ use super::message::{parking_headers, with_headers, ATTEMPT, LAST_ERROR, ORIGINA
 const MAX_REASON: usize = 4096;
 
 pub(super) struct RabbitSettler {
-    session: Weak<SessionShared>,
-    generation: u64,
-    worker: WorkerKind,
-    tag: u64,
-    routing_key: String,
-    /// Kept to republish a copy for a retry or the parking lot.
-    props: BasicProperties,
-    body: Bytes,
+    /// Taken by `settle`, so `Drop` hands back only a delivery never settled.
+    job: Option<Job>,
     /// Deliveries handed out and not settled, over the transport.
     unsettled: Arc<AtomicU64>,
     /// The AMQP thread.
     runtime: Handle,
-    settled: bool,
 }
 
 /// What one delivery carried, for its settler.
@@ -57,31 +50,24 @@ impl RabbitSettler {
         unsettled.fetch_add(1, Ordering::SeqCst);
         let Delivered { worker, tag, routing_key, props, body } = delivered;
         let generation = session.generation;
-        Self { session: Arc::downgrade(session), generation, worker, tag, routing_key, props, body, unsettled, runtime, settled: false }
+        let job = Job { session: Arc::downgrade(session), generation, worker, tag, routing_key, props, body };
+        Self { job: Some(job), unsettled, runtime }
     }
 }
 
 #[async_trait]
 impl Settle for RabbitSettler {
     async fn settle(mut self: Box<Self>, verdict: Verdict) -> Result<(), TransportError> {
-        self.settled = true;
+        // Always there: only this, which consumes the settler, takes it.
+        let Some(job) = self.job.take() else { return Ok(()) };
         // The common verdict joins the channel's ack window right here, without
         // a hop to the AMQP thread per delivery: only the window's flush runs there.
         if let Verdict::Ack = verdict {
-            let (session, channel) = live_channel(&self.session, self.generation, self.worker)?;
-            if let Some(window) = session.window(self.worker) {
-                return window.ack(&channel, self.tag, &self.runtime).await;
+            let (session, channel) = live_channel(&job.session, job.generation, job.worker)?;
+            if let Some(window) = session.window(job.worker) {
+                return window.ack(&channel, job.tag, &self.runtime).await;
             }
         }
-        let job = Job {
-            session: self.session.clone(),
-            generation: self.generation,
-            worker: self.worker,
-            tag: self.tag,
-            routing_key: std::mem::take(&mut self.routing_key),
-            props: std::mem::take(&mut self.props),
-            body: std::mem::take(&mut self.body),
-        };
         match self.runtime.spawn(job.apply(verdict)).await {
             Ok(settled) => settled,
             Err(_) => Err(super::runtime::closed()),
@@ -94,10 +80,7 @@ impl Drop for RabbitSettler {
     /// instead of leaving it unacked, holding a prefetch slot, until the connection ends.
     fn drop(&mut self) {
         let _ = self.unsettled.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
-        if self.settled {
-            return;
-        }
-        let (session, generation, worker, tag) = (self.session.clone(), self.generation, self.worker, self.tag);
+        let Some(Job { session, generation, worker, tag, .. }) = self.job.take() else { return };
         // A runtime already shut down drops this at once; the broker requeues at connection close.
         drop(self.runtime.spawn(async move {
             if let Ok((session, channel)) = live_channel(&session, generation, worker) {
@@ -112,12 +95,14 @@ impl Drop for RabbitSettler {
     }
 }
 
+/// One delivery and the session it came on: what settling it needs.
 struct Job {
     session: Weak<SessionShared>,
     generation: u64,
     worker: WorkerKind,
     tag: u64,
     routing_key: String,
+    /// Kept to republish a copy for a retry or the parking lot.
     props: BasicProperties,
     body: Bytes,
 }
@@ -189,31 +174,24 @@ fn live_channel(
 ) -> Result<(Arc<SessionShared>, Channel), TransportError> {
     let session = session.upgrade().filter(|s| s.is_current(generation)).ok_or_else(session_over)?;
     let channel = session.channel(worker).ok_or_else(session_over)?.clone();
-    if !super::connection::usable(&channel) {
-        return Err(session_over());
-    }
+    still_usable(&channel)?;
     Ok((session, channel))
 }
 
+/// A method on a channel the server closed takes the whole connection down, so each is checked first.
+fn still_usable(channel: &Channel) -> Result<(), TransportError> {
+    if super::connection::usable(channel) { Ok(()) } else { Err(session_over()) }
+}
+
 async fn ack(channel: &Channel, tag: u64) -> Result<(), TransportError> {
-    // Checked again: a method on a channel the server closed takes the whole connection down.
-    if !super::connection::usable(channel) {
-        return Err(session_over());
-    }
-    channel
-        .basic_ack(BasicAckArguments::new(tag, false))
-        .await
-        .map_err(|e| TransportError::unavailable("cannot ack", e))
+    still_usable(channel)?;
+    channel.basic_ack(BasicAckArguments::new(tag, false)).await.map_err(|e| TransportError::unavailable("cannot ack", e))
 }
 
 /// Back to the queue, this one message only (never a bulk nack).
 pub(super) async fn release(channel: &Channel, tag: u64) -> Result<(), TransportError> {
-    if !super::connection::usable(channel) {
-        return Err(session_over());
-    }
-    channel
-        .basic_reject(BasicRejectArguments::new(tag, true))
-        .await
-        .map_err(|e| TransportError::unavailable("cannot hand back a delivery", e))
+    still_usable(channel)?;
+    let reject = BasicRejectArguments::new(tag, true);
+    channel.basic_reject(reject).await.map_err(|e| TransportError::unavailable("cannot hand back a delivery", e))
 }
 

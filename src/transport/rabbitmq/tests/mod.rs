@@ -24,6 +24,7 @@ use uuid::Uuid;
 
 use super::topology::{key, table};
 use super::{QueueOptions, QueueType, RabbitTransport};
+use crate::transport::fan_out::expected_deliveries;
 use crate::transport::OutgoingMessage;
 use crate::transport::{DeadLetters, Publisher, Transport};
 
@@ -68,6 +69,13 @@ async fn next(rx: &mut mpsc::Receiver<Delivery>) -> Delivery {
     tokio::time::timeout(DEADLINE, rx.recv()).await.expect("a delivery in time").expect("the stream goes on")
 }
 
+/// The next delivery is `sent`: it is acked.
+async fn ack_next(rx: &mut mpsc::Receiver<Delivery>, sent: &OutgoingMessage) {
+    let d = next(rx).await;
+    assert_eq!(d.body, sent.body);
+    d.settler.settle(Verdict::Ack).await.unwrap();
+}
+
 /// Polls `probe` until it answers true, failing after the deadline.
 async fn until<F, Fut>(what: &str, mut probe: F)
 where
@@ -109,8 +117,28 @@ impl Rig {
         Rig { prefix, transport }
     }
 
+    /// A rig whose `worker` is already consuming, with `prefetch`.
+    async fn with_consumer(worker: WorkerKind, prefetch: u16) -> (Rig, mpsc::Receiver<Delivery>) {
+        let rig = Rig::new().await;
+        let rx = rig.consuming(worker, prefetch).await;
+        (rig, rx)
+    }
+
     async fn consuming(&self, worker: WorkerKind, prefetch: u16) -> mpsc::Receiver<Delivery> {
         self.transport.consume(&[worker], prefetch, CancellationToken::new()).await.unwrap()
+    }
+
+    /// Publishes one fresh entry of `routing_key` and hands it back for comparing.
+    async fn publish_one(&self, routing_key: &str) -> OutgoingMessage {
+        let sent = entry(routing_key);
+        self.transport.publish(std::slice::from_ref(&sent)).await.unwrap();
+        sent
+    }
+
+    /// Publishes one fresh entry of `routing_key` and takes its delivery from `rx`.
+    async fn deliver_one(&self, rx: &mut mpsc::Receiver<Delivery>, routing_key: &str) -> (OutgoingMessage, Delivery) {
+        let sent = self.publish_one(routing_key).await;
+        (sent, next(rx).await)
     }
 
     /// Waits until nothing is left pending, then closes the transport.
@@ -262,11 +290,7 @@ async fn events_reach_the_workers_subscribed_to_their_type_and_acks_remove_them(
     t.publish(&[post.clone(), order.clone()]).await.unwrap();
 
     let mut got = HashSet::new();
-    // Every registered worker that takes either type gets its own delivery.
-    let expected: HashSet<_> = registered_workers()
-        .iter()
-        .flat_map(|w| ["post.created", "order.fulfilled"].into_iter().filter(move |t| w.takes(t)).map(move |t| (w, t.to_owned())))
-        .collect();
+    let expected = expected_deliveries(&["post.created", "order.fulfilled"]);
     for _ in 0..expected.len() {
         let d = next(&mut rx).await;
         let sent = if d.routing_key == "post.created" { &post } else { &order };
@@ -288,10 +312,8 @@ async fn events_reach_the_workers_subscribed_to_their_type_and_acks_remove_them(
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_event_no_worker_takes_is_parked_as_unrouted_with_the_reason() {
-    let t = Rig::new().await;
-    let _rx = t.consuming(Emailer::kind(), 5).await;
-    let odd = entry("thing.happened");
-    t.publish(std::slice::from_ref(&odd)).await.unwrap();
+    let (t, _rx) = Rig::with_consumer(Emailer::kind(), 5).await;
+    let odd = t.publish_one("thing.happened").await;
     until("the event is parked", || async { t.parked_count().await.unwrap() == 1 }).await;
 
     let parked = t.list_parked(10).await.unwrap();
@@ -307,11 +329,8 @@ async fn an_event_no_worker_takes_is_parked_as_unrouted_with_the_reason() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_retry_comes_back_after_its_delay_as_the_next_attempt() {
-    let t = Rig::new().await;
-    let mut rx = t.consuming(Emailer::kind(), 5).await;
-    let sent = entry("order.fulfilled");
-    t.publish(std::slice::from_ref(&sent)).await.unwrap();
-    let first = next(&mut rx).await;
+    let (t, mut rx) = Rig::with_consumer(Emailer::kind(), 5).await;
+    let (sent, first) = t.deliver_one(&mut rx, "order.fulfilled").await;
     assert_eq!(first.trace, sent.trace, "the W3C headers arrive");
     let body = first.body.clone();
     let retried_at = Instant::now();
@@ -329,11 +348,8 @@ async fn a_retry_comes_back_after_its_delay_as_the_next_attempt() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_parked_message_is_listed_and_replayed_as_a_first_attempt() {
-    let t = Rig::new().await;
-    let mut rx = t.consuming(Projector::kind(), 5).await;
-    let sent = entry("post.updated");
-    t.publish(std::slice::from_ref(&sent)).await.unwrap();
-    let d = next(&mut rx).await;
+    let (t, mut rx) = Rig::with_consumer(Projector::kind(), 5).await;
+    let (sent, d) = t.deliver_one(&mut rx, "post.updated").await;
     d.settler.settle(Verdict::Park { reason: "gave up after 3 attempts: boom".into(), attempts: 3 }).await.unwrap();
 
     let parked = t.list_parked(10).await.unwrap();
@@ -357,8 +373,7 @@ async fn a_parked_message_is_listed_and_replayed_as_a_first_attempt() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_deleted_parked_message_is_gone_and_the_others_stay() {
-    let t = Rig::new().await;
-    let mut rx = t.consuming(Emailer::kind(), 5).await;
+    let (t, mut rx) = Rig::with_consumer(Emailer::kind(), 5).await;
     t.publish(&[entry("order.fulfilled"), entry("order.fulfilled")]).await.unwrap();
     for reason in ["first", "second"] {
         let d = next(&mut rx).await;
@@ -379,8 +394,7 @@ async fn a_deleted_parked_message_is_gone_and_the_others_stay() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_released_delivery_comes_again_flagged_redelivered() {
-    let t = Rig::new().await;
-    let mut rx = t.consuming(Emailer::kind(), 5).await;
+    let (t, mut rx) = Rig::with_consumer(Emailer::kind(), 5).await;
     t.publish(&[entry("order.fulfilled")]).await.unwrap();
     next(&mut rx).await.settler.settle(Verdict::Release).await.unwrap();
     let again = next(&mut rx).await;
@@ -396,8 +410,7 @@ async fn a_released_delivery_comes_again_flagged_redelivered() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn acks_held_for_a_group_never_cover_a_delivery_handed_back() {
-    let t = Rig::new().await;
-    let mut rx = t.consuming(Emailer::kind(), 10).await;
+    let (t, mut rx) = Rig::with_consumer(Emailer::kind(), 10).await;
     let sent: Vec<OutgoingMessage> = (0..6).map(|_| entry("order.fulfilled")).collect();
     t.publish(&sent).await.unwrap();
     let mut deliveries = Vec::new();

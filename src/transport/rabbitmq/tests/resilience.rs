@@ -8,13 +8,12 @@ use blog_actors::supervision::Worker;
 
 use tokio_util::sync::CancellationToken;
 
-use super::{cleanup, close_from_broker, connect, entry, next, pending, prefix, until, Rig, DEADLINE};
+use super::{ack_next, cleanup, close_from_broker, connect, entry, next, pending, prefix, until, Rig, DEADLINE};
 use crate::transport::{Publisher, Transport};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn prefetch_bounds_the_unsettled_deliveries() {
-    let t = Rig::new().await;
-    let mut rx = t.consuming(Emailer::kind(), 2).await;
+    let (t, mut rx) = Rig::with_consumer(Emailer::kind(), 2).await;
     t.publish(&(0..5).map(|_| entry("order.fulfilled")).collect::<Vec<_>>()).await.unwrap();
     let (a, _b) = (next(&mut rx).await, next(&mut rx).await);
     // Proving an absence needs a window; 500 ms is ample on loopback for a third to show up.
@@ -27,8 +26,7 @@ async fn prefetch_bounds_the_unsettled_deliveries() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_consumer_reconnects_by_itself_after_the_broker_closes_its_connection() {
-    let t = Rig::new().await;
-    let mut rx = t.consuming(Emailer::kind(), 5).await;
+    let (t, mut rx) = Rig::with_consumer(Emailer::kind(), 5).await;
     t.publish(&[entry("order.fulfilled")]).await.unwrap();
     let held = next(&mut rx).await;
 
@@ -41,25 +39,19 @@ async fn the_consumer_reconnects_by_itself_after_the_broker_closes_its_connectio
     again.settler.settle(Verdict::Ack).await.unwrap();
     assert!(t.is_consuming() && t.is_connected());
 
-    let later = entry("order.fulfilled");
-    t.publish(std::slice::from_ref(&later)).await.unwrap();
-    let d = next(&mut rx).await;
-    assert_eq!(d.body, later.body);
-    d.settler.settle(Verdict::Ack).await.unwrap();
+    let later = t.publish_one("order.fulfilled").await;
+    ack_next(&mut rx, &later).await;
     t.finish().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_publisher_reconnects_on_next_use_after_the_broker_closes_it() {
-    let t = Rig::new().await;
-    let mut rx = t.consuming(Emailer::kind(), 5).await;
+    let (t, mut rx) = Rig::with_consumer(Emailer::kind(), 5).await;
     close_from_broker(&t.connection_name("publish"));
     let sent = entry("order.fulfilled");
     // The first try may still see the old connection as open for a moment.
     until("a publish goes through", || async { t.publish(std::slice::from_ref(&sent)).await.is_ok() }).await;
-    let d = next(&mut rx).await;
-    assert_eq!(d.body, sent.body);
-    d.settler.settle(Verdict::Ack).await.unwrap();
+    ack_next(&mut rx, &sent).await;
     t.close().await;
 }
 
