@@ -47,6 +47,8 @@ const STATEMENT_CACHE: usize = 64;
 const SYNCERS: usize = 2;
 /// How often the checkpoint thread looks for new commits to copy into the file.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(50);
+/// Bytes of WAL past which it is started again from its beginning (see [`WalBound::keep`]).
+const WAL_LIMIT: u64 = 64 << 20;
 
 /// What went wrong inside a store call, before it is named by its operation.
 #[derive(Debug, thiserror::Error)]
@@ -118,6 +120,11 @@ impl Db {
     /// the upgrades an older file needs), and opens the readers.
     /// Blocking: call it from a blocking thread.
     pub(super) fn open(path: &Path, label: &'static str, schema: &Schema) -> DbResult<Self> {
+        Self::open_with_wal_limit(path, label, schema, WAL_LIMIT)
+    }
+
+    /// [`Db::open`] with the WAL kept near `wal_limit` bytes instead of [`WAL_LIMIT`].
+    fn open_with_wal_limit(path: &Path, label: &'static str, schema: &Schema, wal_limit: u64) -> DbResult<Self> {
         let mut writer = Connection::open(path)?;
         writer.busy_timeout(BUSY_TIMEOUT)?;
         // WAL lets the readers run beside the writer; the mode is stored in the file.
@@ -141,6 +148,8 @@ impl Db {
         writer.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         // The checkpointer thread copies the WAL into the file, not the writer (see `checkpoint_now_and_then`).
         writer.pragma_update(None, "wal_autocheckpoint", 0)?;
+        // When the WAL starts again from its beginning, its first commit cuts the file back to this.
+        writer.pragma_update(None, "journal_size_limit", i64::try_from(wal_limit).unwrap_or(i64::MAX))?;
         // Immediate, so two processes opening the same file cannot race the DDL.
         let tx = writer.transaction_with_behavior(TransactionBehavior::Immediate)?;
         tx.execute_batch(schema.tables)?;
@@ -179,11 +188,19 @@ impl Db {
         let (synced_tx, synced) = watch::channel(0u64);
         let groups = Arc::new(AtomicU64::new(0));
         let counted = groups.clone();
+        let (wal, committed, synced_tx) = (Arc::new(wal), Arc::new(Mutex::new(committed)), Arc::new(synced_tx));
+        let checkpointing = Arc::new(Mutex::new(()));
+        let mut bound = WalBound {
+            wal: wal.clone(),
+            limit: wal_limit,
+            label,
+            not_before: std::time::Instant::now(),
+            checkpointing: checkpointing.clone(),
+        };
         std::thread::Builder::new()
             .name(format!("{label} writer"))
-            .spawn(move || commit_in_groups(writer, jobs, &counted, &to_sync, writer_alive))
+            .spawn(move || commit_in_groups(writer, jobs, &counted, &to_sync, &mut bound, writer_alive))
             ?;
-        let (wal, committed, synced_tx) = (Arc::new(wal), Arc::new(Mutex::new(committed)), Arc::new(synced_tx));
         for n in 0..SYNCERS {
             let (wal, committed, synced_tx) = (wal.clone(), committed.clone(), synced_tx.clone());
             std::thread::Builder::new()
@@ -193,7 +210,7 @@ impl Db {
         let commits = groups.clone();
         std::thread::Builder::new()
             .name(format!("{label} checkpoint"))
-            .spawn(move || checkpoint_now_and_then(&mut checkpointer, label, &commits, &writer_gone))
+            .spawn(move || checkpoint_now_and_then(&mut checkpointer, label, &commits, &checkpointing, &writer_gone))
             ?;
         Ok(Self {
             inner: Arc::new(Inner {
@@ -320,6 +337,63 @@ fn wal_path(db: &Path) -> std::path::PathBuf {
     wal.into()
 }
 
+/// How long the writer waits for readers still in the WAL before it gives a restart up.
+const RESTART_WAIT: Duration = Duration::from_millis(10);
+/// After a restart was given up: how long the WAL may grow before the next try.
+const RESTART_RETRY: Duration = Duration::from_millis(250);
+
+/// The WAL's size bound, kept by the writer between groups.
+struct WalBound {
+    wal: Arc<std::fs::File>,
+    limit: u64,
+    label: &'static str,
+    /// No restart is tried before this (a reader kept the last one from finishing).
+    not_before: std::time::Instant,
+    /// Held by whoever checkpoints, this thread or the checkpoint thread: SQLite
+    /// runs one checkpoint at a time and would answer the other "busy".
+    checkpointing: Arc<Mutex<()>>,
+}
+
+impl WalBound {
+    /// Starts the WAL again from its beginning once it outgrew the limit.
+    ///
+    /// A passive checkpoint never blocks the writer, so under writes that
+    /// never pause it always finds frames committed while it copied, and
+    /// SQLite starts the WAL over only when every frame is copied: the file
+    /// grew without end (13 GB in the bench's 1M-post data set, and every read
+    /// that misses the page cache searches the WAL's index). A RESTART
+    /// checkpoint, run here between two groups, copies the few frames the
+    /// passive ones have not yet and waits for readers still in the WAL; the
+    /// next commit then writes from the start, and `journal_size_limit` cuts
+    /// the file back. The writes waiting meanwhile wait for it, so it waits
+    /// only [`RESTART_WAIT`] for readers (point reads take far less), and
+    /// after a long reader made it give up, tries again [`RESTART_RETRY`] later.
+    fn keep(&mut self, conn: &Connection) {
+        let now = std::time::Instant::now();
+        if now < self.not_before || self.wal.metadata().map_or(true, |m| m.len() <= self.limit) {
+            return;
+        }
+        let _turn = self.checkpointing.lock().unwrap_or_else(|p| p.into_inner());
+        let restarted = conn
+            .busy_timeout(RESTART_WAIT)
+            .and_then(|()| conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |r| r.get::<_, i64>(0)));
+        if let Err(e) = conn.busy_timeout(BUSY_TIMEOUT) {
+            tracing::warn!(file = self.label, error = %e, "cannot set the writer's busy timeout back");
+        }
+        match restarted {
+            Ok(0) => {}
+            Ok(_) => {
+                tracing::debug!(file = self.label, "the WAL could not start over yet: a reader is still in it");
+                self.not_before = now + RESTART_RETRY;
+            }
+            Err(e) => {
+                tracing::warn!(file = self.label, error = %e, "cannot checkpoint the WAL to start it over");
+                self.not_before = now + RESTART_RETRY;
+            }
+        }
+    }
+}
+
 /// The writer thread: takes the writes waiting and commits them in one
 /// immediate transaction, then answers them all.
 ///
@@ -338,9 +412,11 @@ fn commit_in_groups(
     jobs: mpsc::Receiver<Job>,
     groups: &AtomicU64,
     to_sync: &mpsc::Sender<Committed>,
+    wal: &mut WalBound,
     _alive: mpsc::Sender<()>,
 ) {
     while let Some(mut group) = next_group(&jobs, GROUP_MAX) {
+        wal.keep(&conn);
         let number = groups.fetch_add(1, Ordering::SeqCst) + 1;
         let outcome = match run_all(&mut conn, &mut group) {
             Ok(true) => Ok(()),
@@ -389,7 +465,13 @@ fn sync_in_turn(wal: &std::fs::File, label: &str, committed: &Mutex<mpsc::Receiv
 /// Done by the writer itself (SQLite's default, after a commit that grew the
 /// WAL past 1,000 pages), the copy and its fsyncs were a fifth of the read
 /// model's writer time, and every write waiting behind it waited for them.
-fn checkpoint_now_and_then(conn: &mut Connection, label: &str, commits: &AtomicU64, writer_gone: &mpsc::Receiver<()>) {
+fn checkpoint_now_and_then(
+    conn: &mut Connection,
+    label: &str,
+    commits: &AtomicU64,
+    checkpointing: &Mutex<()>,
+    writer_gone: &mpsc::Receiver<()>,
+) {
     let mut seen = 0;
     loop {
         let done = match writer_gone.recv_timeout(CHECKPOINT_EVERY) {
@@ -399,6 +481,7 @@ fn checkpoint_now_and_then(conn: &mut Connection, label: &str, commits: &AtomicU
         let now = commits.load(Ordering::Relaxed);
         if now != seen || done {
             seen = now;
+            let _turn = checkpointing.lock().unwrap_or_else(|p| p.into_inner());
             if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
                 tracing::warn!(file = label, error = %e, "checkpoint failed; the next one tries again");
             }
@@ -548,6 +631,57 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         assert_eq!(count(&db).await, 2_000);
+    }
+
+    /// Writes that never pause leave the passive checkpoints no moment when
+    /// every frame is copied, and without one the WAL is never started again
+    /// from its beginning: it grew to 13 GB in the bench's 1M-post data set.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_wal_stays_near_its_limit_under_writes_that_never_pause() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.sqlite");
+        let limit = 1 << 20;
+        let db = Db::open_with_wal_limit(&path, "t.sqlite", &SCHEMA, limit).unwrap();
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        // Point reads one after the other, as the read endpoints make.
+        let reading = {
+            let (db, stop) = (db.clone(), stop.clone());
+            tokio::spawn(async move {
+                while !stop.load(Ordering::Relaxed) {
+                    let sql = "SELECT COUNT(*) FROM t WHERE k = '0-0-0'";
+                    db.read("point", move |c| Ok(c.query_row(sql, [], |r| r.get::<_, i64>(0))?)).await.unwrap();
+                }
+            })
+        };
+        // Eight writers, each write ~40 KB over fresh pages: 24 MB in all, 24 times the limit.
+        let writers: Vec<_> = (0..8)
+            .map(|w| {
+                let db = db.clone();
+                tokio::spawn(async move {
+                    for i in 0..75 {
+                        db.write("fill", move |tx| {
+                            let mut insert = tx.prepare_cached("INSERT INTO t (k) VALUES (?1)")?;
+                            for j in 0..10 {
+                                insert.execute([format!("{w}-{i}-{j}-{}", "x".repeat(4000))])?;
+                            }
+                            Ok(())
+                        })
+                        .await
+                        .unwrap();
+                    }
+                })
+            })
+            .collect();
+        let mut largest = 0;
+        let wal = wal_path(&path);
+        while !writers.iter().all(|w| w.is_finished()) {
+            largest = largest.max(std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0));
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        stop.store(true, Ordering::Relaxed);
+        reading.await.unwrap();
+        assert_eq!(count(&db).await, 6_000);
+        assert!(largest < 4 * limit, "the WAL reached {largest} bytes against a limit of {limit}");
     }
 
     #[tokio::test]
