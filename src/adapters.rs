@@ -53,7 +53,9 @@ impl Adapters {
 pub async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
     let store: Arc<dyn Store> = match settings.store()? {
         StoreChoice::Sqlite(dir) => Arc::new(
-            SqliteStore::open(&dir).await.with_context(|| format!("opening the store in {}", dir.display()))?,
+            SqliteStore::open_with_read_cache(&dir, settings.read_cache_bytes)
+                .await
+                .with_context(|| format!("opening the store in {}", dir.display()))?,
         ),
         StoreChoice::Mongo { url, db, queries_db } => Arc::new(
             MongoStore::connect_with(&url, &db, &queries_db, settings.store_timeout).await.context("BLOG_STORE_URL: connecting to MongoDB")?,

@@ -102,6 +102,9 @@ pub struct Settings {
     pub replay_rate: u32,
     /// Parked messages (in all lots) past which a warning is logged and shown; 0 turns it off.
     pub parked_warn: u64,
+    /// Bytes of read answers (`GET /posts/{id}`, first list pages) the embedded store
+    /// keeps between changes of its read model; 0 keeps none.
+    pub read_cache_bytes: u64,
 }
 
 /// How long `POST /admin/rebuild` waits for a rebuild's answer; past it the caller gets 503.
@@ -111,7 +114,7 @@ pub const REBUILD_WAIT: Duration = Duration::from_secs(120);
 const MAX_REBUILD_TIMEOUT: Duration = Duration::from_secs(REBUILD_WAIT.as_secs() - 10);
 
 /// Every setting's key: the env var is `BLOG_` + the key in upper case.
-pub const SETTING_KEYS: [&str; 32] = [
+pub const SETTING_KEYS: [&str; 33] = [
     "http_addr",
     "data_dir",
     "store_url",
@@ -144,12 +147,15 @@ pub const SETTING_KEYS: [&str; 32] = [
     "otlp_endpoint",
     "replay_rate",
     "parked_warn",
+    "read_cache_bytes",
 ];
 
 /// A worker takes a few hundred messages a second without strain; a replay stays under that.
 pub const DEFAULT_REPLAY_RATE: u32 = 200;
 /// Past this a replay is a flood whatever the worker.
 pub const MAX_REPLAY_RATE: u32 = 100_000;
+/// Past this the read cache is more likely a typo than a plan (the budget is resident memory).
+pub const MAX_READ_CACHE_BYTES: u64 = 4 << 30;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -193,6 +199,7 @@ impl Default for Settings {
             otlp_endpoint: None,
             replay_rate: DEFAULT_REPLAY_RATE,
             parked_warn: 1000,
+            read_cache_bytes: crate::store::sqlite::DEFAULT_READ_CACHE_BYTES,
         }
     }
 }
@@ -263,6 +270,9 @@ impl Settings {
         }
         if !(1..=MAX_REPLAY_RATE).contains(&self.replay_rate) {
             return Err(ConfigError::new("BLOG_REPLAY_RATE", format!("must be between 1 and {MAX_REPLAY_RATE} messages per second")));
+        }
+        if self.read_cache_bytes > MAX_READ_CACHE_BYTES {
+            return Err(ConfigError::new("BLOG_READ_CACHE_BYTES", format!("must be at most {MAX_READ_CACHE_BYTES} bytes")));
         }
         if self.handler_timeout.is_zero() {
             return Err(ConfigError::new("BLOG_HANDLER_TIMEOUT", "must be more than 0s"));
@@ -547,6 +557,16 @@ mod tests {
         }
         let err = load_with(&[("parked_warn", "-1")]).unwrap_err();
         assert_eq!(err.setting, "BLOG_PARKED_WARN", "{err}");
+    }
+
+    #[test]
+    fn the_read_cache_budget_is_checked_by_name() {
+        assert_eq!(load_with(&[]).unwrap().read_cache_bytes, crate::store::sqlite::DEFAULT_READ_CACHE_BYTES);
+        let with = |n: u64| Settings::load(None, Figment::new().merge(Serialized::default("read_cache_bytes", n)));
+        assert_eq!(with(0).unwrap().read_cache_bytes, 0, "0 turns it off");
+        assert_eq!(with(MAX_READ_CACHE_BYTES + 1).unwrap_err().setting, "BLOG_READ_CACHE_BYTES");
+        let err = load_with(&[("read_cache_bytes", "lots")]).unwrap_err();
+        assert_eq!(err.setting, "BLOG_READ_CACHE_BYTES", "{err}");
     }
 
     #[test]

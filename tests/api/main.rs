@@ -18,6 +18,7 @@ mod observability;
 mod poison;
 mod post_life;
 mod rabbit_resilience;
+mod read_cache;
 mod retries;
 mod smtp;
 mod stalls;

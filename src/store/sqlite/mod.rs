@@ -7,7 +7,8 @@
 //!
 //! One concern per file: [`db`] connections, [`schema`] tables, [`posts`]
 //! writes with their outbox events, [`outbox`], [`tag_cloud`], [`read_model`],
-//! [`queries`], [`email_log`], [`leases`]; [`retag`] upgrades an old store's tags at open.
+//! [`queries`] (their answers kept in [`view_cache`]), [`email_log`], [`leases`];
+//! [`retag`] upgrades an old store's tags at open.
 
 mod cloud_cache;
 mod codec;
@@ -24,6 +25,7 @@ mod schema;
 mod tag_cloud;
 #[cfg(test)]
 mod testing;
+mod view_cache;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -38,6 +40,9 @@ use super::Store;
 pub const MAIN_FILE: &str = "blog.sqlite";
 /// The read model's file name inside the data dir.
 pub const QUERIES_FILE: &str = "blog_queries.sqlite";
+/// Bytes of read answers kept by default (`BLOG_READ_CACHE_BYTES`): the hot posts and
+/// tag pages of a big blog fit (about 1 KB a post, 20 KB a page).
+pub const DEFAULT_READ_CACHE_BYTES: u64 = 16 << 20;
 
 /// The embedded store; cheap to clone (the connections are shared).
 #[derive(Clone)]
@@ -48,15 +53,22 @@ pub struct SqliteStore {
     queries: Db,
     /// `GET /tags`'s answers between changes.
     cloud: Arc<cloud_cache::CloudCache>,
+    /// `GET /posts/{id}`'s and the first list pages' answers between changes of the read model.
+    views: Arc<view_cache::ViewCache>,
     /// Told after each commit that added outbox entries (see [`crate::store::Outbox::written`]).
     outbox_written: Arc<tokio::sync::Notify>,
 }
 
 impl SqliteStore {
     /// Opens both files in `data_dir`, creating the dir, the files and their
-    /// tables when missing.
-    #[tracing::instrument(level = "debug", skip_all, fields(data_dir = %data_dir.display()))]
+    /// tables when missing; keeps [`DEFAULT_READ_CACHE_BYTES`] of read answers.
     pub async fn open(data_dir: &Path) -> Result<SqliteStore, StoreError> {
+        Self::open_with_read_cache(data_dir, DEFAULT_READ_CACHE_BYTES).await
+    }
+
+    /// As [`SqliteStore::open`], keeping at most `read_cache_bytes` of read answers (0: none).
+    #[tracing::instrument(level = "debug", skip_all, fields(data_dir = %data_dir.display()))]
+    pub async fn open_with_read_cache(data_dir: &Path, read_cache_bytes: u64) -> Result<SqliteStore, StoreError> {
         let dir = data_dir.to_path_buf();
         let opened = tokio::task::spawn_blocking(move || {
             crate::durable_dir::create_durable_dir(&dir)
@@ -67,7 +79,10 @@ impl SqliteStore {
             };
             let main = open(MAIN_FILE, "blog.sqlite", &schema::MAIN)?;
             let queries = open(QUERIES_FILE, "blog_queries.sqlite", &schema::QUERIES)?;
-            Ok(SqliteStore { main, queries, cloud: Arc::default(), outbox_written: Arc::default() })
+            let views = Arc::new(view_cache::ViewCache::new(read_cache_bytes));
+            let path = dir.join(QUERIES_FILE);
+            view_cache::ViewCache::watch(&views, &path).map_err(|e| e.named(format!("sqlite open {}: read cache watch", path.display())))?;
+            Ok(SqliteStore { main, queries, cloud: Arc::default(), views, outbox_written: Arc::default() })
         })
         .await;
         let store = opened.map_err(|e| StoreError::defect("sqlite open: the blocking task failed", e))??;

@@ -1,5 +1,6 @@
 //! What the read endpoints ask: pages of post views (queries database) and
-//! the tag cloud (main database). Reads only, on the read-only connections.
+//! the tag cloud (main database). Reads only, on the read-only connections; the
+//! answers as JSON are kept between changes ([`super::view_cache`], [`super::cloud_cache`]).
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -10,8 +11,9 @@ use uuid::Uuid;
 use super::codec::id_text;
 use super::db::DbResult;
 use super::read_model::{view_from_row, COUNT_ROW, VIEW_COLUMNS};
+use super::view_cache::Answer;
 use super::SqliteStore;
-use crate::store::{PostPage, QueryStore};
+use crate::store::{PostPage, QueryStore, ViewJson};
 
 #[async_trait]
 impl QueryStore for SqliteStore {
@@ -64,6 +66,33 @@ impl QueryStore for SqliteStore {
                 Ok(views(conn, &sql, params![id_text(id)])?.pop())
             })
             .await
+    }
+
+    /// The first pages kept between changes; see [`super::view_cache`].
+    async fn list_posts_json(&self, tag: Option<&str>, page: u32, per_page: u32) -> Result<Bytes, StoreError> {
+        let key = Answer::page(tag, page, per_page);
+        if let Some(kept) = key.as_ref().and_then(|key| self.views.get(key)) {
+            return Ok(kept.json);
+        }
+        let generation = self.views.generation();
+        let json = self.list_posts(tag, page, per_page).await?.json()?;
+        if let Some(key) = key {
+            self.views.put(key, generation, ViewJson { version: 0, json: json.clone() });
+        }
+        Ok(json)
+    }
+
+    /// Kept between changes; see [`super::view_cache`].
+    async fn get_post_view_json(&self, id: Uuid) -> Result<Option<ViewJson>, StoreError> {
+        let key = Answer::Post(id);
+        if let Some(kept) = self.views.get(&key) {
+            return Ok(Some(kept));
+        }
+        let generation = self.views.generation();
+        let Some(view) = self.get_post_view(id).await? else { return Ok(None) };
+        let answer = ViewJson::of(&view)?;
+        self.views.put(key, generation, answer.clone());
+        Ok(Some(answer))
     }
 
     /// Kept between changes; see [`super::cloud_cache`].

@@ -24,12 +24,15 @@ impl ReadModelStore for SqliteStore {
     #[tracing::instrument(level = "debug", skip_all, fields(id = %view.id, version = view.version))]
     async fn upsert_post_view(&self, view: &PostView) -> Result<Applied, StoreError> {
         let view = view.clone();
-        self.queries.write("upsert_post_view", move |tx| upsert(tx, &view)).await
+        let out = self.queries.write("upsert_post_view", move |tx| upsert(tx, &view)).await;
+        self.views.invalidate();
+        out
     }
 
     #[tracing::instrument(level = "debug", skip(self))]
     async fn remove_post_view(&self, post_id: Uuid, version: i64) -> Result<Applied, StoreError> {
-        self.queries
+        let out = self
+            .queries
             .write("remove_post_view", move |tx| {
                 let id = id_text(post_id);
                 let stored = stored(tx, &id)?;
@@ -47,7 +50,9 @@ impl ReadModelStore for SqliteStore {
                 }
                 Ok(Applied::Changed)
             })
-            .await
+            .await;
+        self.views.invalidate();
+        out
     }
 }
 
@@ -56,7 +61,8 @@ impl ReadModelBulk for SqliteStore {
     /// One transaction per call: the caller's batch size is the commit size.
     #[tracing::instrument(level = "debug", skip_all, fields(count = views.len()))]
     async fn upsert_post_views(&self, views: Vec<PostView>) -> Result<u64, StoreError> {
-        self.queries
+        let out = self
+            .queries
             .write("upsert_post_views", move |tx| {
                 let mut changed = 0;
                 for view in &views {
@@ -66,7 +72,9 @@ impl ReadModelBulk for SqliteStore {
                 }
                 Ok(changed)
             })
-            .await
+            .await;
+        self.views.invalidate();
+        out
     }
 }
 
