@@ -4,6 +4,7 @@
 mod breaker;
 mod broker_outage;
 mod cluster;
+mod consumer_timeout;
 mod corpus;
 mod dead_letter_api;
 mod dead_letter_bulk;
