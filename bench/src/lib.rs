@@ -7,12 +7,14 @@
 //! - [`amqp`]: publishing events, and the bare consume-and-ack baseline.
 //! - [`data`]: the posts and events the bench sends.
 //! - [`sections`]: the workloads: bulk load, events, HTTP, rebuild, memory, startup, MongoDB.
+//! - [`profile`]: CPU by thread, and flame graphs (perf + inferno).
 //! - [`report`]: the machine, the versions, the tables.
 
 pub mod amqp;
 pub mod ceiling;
 pub mod client;
 pub mod data;
+pub mod profile;
 pub mod report;
 pub mod sections;
 pub mod service;
@@ -135,7 +137,14 @@ impl Options {
         }
     }
 
-    fn warmup(&self) -> Duration {
+    /// Where the flame graph `name` goes: `flamegraphs/` beside the report.
+    pub fn flame_graph(&self, name: &str) -> PathBuf {
+        let dir = self.out.parent().unwrap_or(std::path::Path::new("")).join("flamegraphs");
+        let _ = std::fs::create_dir_all(&dir);
+        dir.join(format!("{name}.svg"))
+    }
+
+    pub fn warmup(&self) -> Duration {
         if self.quick { Duration::from_millis(100) } else { Duration::from_secs(1) }
     }
 }
@@ -166,4 +175,39 @@ pub fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(|a, b| a.total_cmp(b));
     let mid = values.len() / 2;
     if values.len() % 2 == 0 { (values[mid - 1] + values[mid]) / 2.0 } else { values[mid] }
+}
+
+/// A measurement over its runs: the median the tables lead with, and the
+/// least and greatest run, so a report shows its own spread.
+#[derive(Debug, Clone, Copy)]
+pub struct Spread {
+    pub median: f64,
+    pub min: f64,
+    pub max: f64,
+}
+
+impl Spread {
+    pub fn of(values: &[f64]) -> Self {
+        let min = values.iter().copied().fold(f64::INFINITY, f64::min);
+        let max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        Self { median: median(values.to_vec()), min, max }
+    }
+
+    /// "median (min–max)" with `show` formatting each; the median alone when all runs agree.
+    pub fn show(&self, show: impl Fn(f64) -> String) -> String {
+        let (median, min, max) = (show(self.median), show(self.min), show(self.max));
+        if min == max { median } else { format!("{median} ({min}–{max})") }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_spread_shows_the_median_and_the_range_of_its_runs() {
+        let s = Spread::of(&[3.0, 1.0, 2.0]);
+        assert_eq!(s.show(|v| format!("{v:.0}")), "2 (1–3)");
+        assert_eq!(Spread::of(&[5.0]).show(|v| format!("{v:.1}")), "5.0");
+    }
 }

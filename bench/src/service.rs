@@ -167,7 +167,11 @@ pub fn free_port() -> anyhow::Result<u16> {
 
 /// CPU time (user + system) `pid` used so far, in seconds; 0 when unreadable.
 pub fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    cpu_seconds_of(&std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default())
+}
+
+/// The CPU time (user + system) in a `stat` line of a process or thread, in seconds.
+pub fn cpu_seconds_of(stat: &str) -> f64 {
     // The command may hold spaces: fields are counted after its closing parenthesis.
     let fields: Vec<&str> = stat.rsplit_once(')').map_or("", |(_, rest)| rest).split_whitespace().collect();
     let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
@@ -181,11 +185,67 @@ fn clock_ticks() -> f64 {
     if ticks > 0 { ticks as f64 } else { 100.0 }
 }
 
-/// The local RabbitMQ node's process (`beam.smp`), if the broker runs on this machine.
-pub fn broker_pid() -> Option<u32> {
+/// The local RabbitMQ node's process (`beam.smp`) listening on `amqp_url`'s
+/// port, if the broker runs on this machine. Beside the node on 5672 the test
+/// script keeps a cluster of three more: the first `beam.smp` found was often
+/// an idle one, and the broker's CPU read 0.
+pub fn broker_pid(amqp_url: &str) -> Option<u32> {
+    let inode = listening_inode(amqp_port(amqp_url))?;
     std::fs::read_dir("/proc").ok()?.filter_map(Result::ok).find_map(|entry| {
         let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
         let comm = std::fs::read_to_string(entry.path().join("comm")).ok()?;
-        (comm.trim() == "beam.smp").then_some(pid)
+        (comm.trim() == "beam.smp" && holds_socket(pid, inode)).then_some(pid)
     })
+}
+
+/// Whether process `pid` has the socket `inode` among its open files.
+fn holds_socket(pid: u32, inode: u64) -> bool {
+    let socket = format!("socket:[{inode}]");
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else { return false };
+    fds.filter_map(Result::ok).any(|fd| std::fs::read_link(fd.path()).is_ok_and(|target| target.as_os_str() == socket.as_str()))
+}
+
+/// The port of the first URL in an AMQP URL list (5672, or 5671 for amqps, when none is given).
+fn amqp_port(amqp_url: &str) -> u16 {
+    let first = amqp_url.split(',').next().unwrap_or_default().trim();
+    let default = if first.starts_with("amqps:") { 5671 } else { 5672 };
+    let authority = first.split_once("://").map_or(first, |(_, rest)| rest);
+    let host_port = authority.split('/').next().unwrap_or_default();
+    let host_port = host_port.rsplit_once('@').map_or(host_port, |(_, hp)| hp);
+    host_port.rsplit_once(':').and_then(|(_, port)| port.parse().ok()).unwrap_or(default)
+}
+
+/// The inode of the TCP socket listening on `port` (IPv4 or IPv6), from /proc/net.
+fn listening_inode(port: u16) -> Option<u64> {
+    const LISTEN: &str = "0A";
+    ["/proc/net/tcp", "/proc/net/tcp6"].iter().find_map(|table| {
+        std::fs::read_to_string(table).ok()?.lines().skip(1).find_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let local_port = fields.get(1)?.rsplit_once(':')?.1;
+            let listens = u16::from_str_radix(local_port, 16).ok()? == port && *fields.get(3)? == LISTEN;
+            listens.then(|| fields.get(9)?.parse().ok()).flatten()
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_broker_port_comes_from_the_first_url() {
+        assert_eq!(amqp_port("amqp://guest:guest@127.0.0.1:5672"), 5672);
+        assert_eq!(amqp_port("amqp://u:p@a:5701/vh, amqp://b:5702"), 5701);
+        assert_eq!(amqp_port("amqp://localhost"), 5672);
+        assert_eq!(amqp_port("amqps://u:p@host/vh"), 5671);
+    }
+
+    /// The machine's RabbitMQ on 5672 (the test script starts it) is found, not another node.
+    #[test]
+    fn the_node_listening_on_the_port_is_the_one_found() {
+        let Some(pid) = broker_pid("amqp://guest:guest@127.0.0.1:5672") else {
+            panic!("no beam.smp listens on 5672: is RabbitMQ running?");
+        };
+        assert!(holds_socket(pid, listening_inode(5672).unwrap()), "beam.smp {pid} does not hold the socket listening on 5672");
+    }
 }

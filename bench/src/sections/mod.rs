@@ -126,6 +126,27 @@ pub(crate) async fn wait_handled(addr: SocketAddr, n: u64, since: Instant, limit
     }
 }
 
+/// Waits until the service has nothing left to publish or handle (`/metrics`:
+/// outbox backlog and pending deliveries both 0); fails after `limit`.
+pub(crate) async fn wait_quiet(addr: SocketAddr, limit: Duration) -> anyhow::Result<()> {
+    let since = Instant::now();
+    loop {
+        let metrics = client::call(addr, "GET", "/metrics", &[], None).await?;
+        let text = String::from_utf8_lossy(&metrics.body);
+        let gauge = |name: &str| {
+            text.lines().find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.trim().parse::<f64>().ok())
+        };
+        let left = [gauge("blog_outbox_backlog"), gauge("blog_queue_pending_deliveries")];
+        if left.iter().all(|g| *g == Some(0.0)) {
+            return Ok(());
+        }
+        if since.elapsed() > limit {
+            bail!("outbox backlog and pending deliveries still {left:?} after {limit:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// A quantity in MiB from KiB, one decimal.
 pub(crate) fn mib(kb: u64) -> String {
     format!("{:.1}", kb as f64 / 1024.0)
