@@ -59,7 +59,7 @@ const TAGS: [&str; 5] = ["one", "two", "three", "four", "five"];
 
 /// Post `i`, tagged with every one of `TAGS` whose position + 1 divides `i`.
 pub(crate) fn post_created(i: usize) -> OutgoingMessage {
-    let tags: Vec<String> = TAGS.iter().enumerate().filter(|(t, _)| i % (t + 1) == 0).map(|(_, tag)| tag.to_string()).collect();
+    let tags: Vec<String> = TAGS.iter().enumerate().filter(|(t, _)| i.is_multiple_of(t + 1)).map(|(_, tag)| tag.to_string()).collect();
     let now = chrono::Utc::now();
     let post = PostSnapshot {
         id: uuid::Uuid::new_v4(),
@@ -79,7 +79,7 @@ pub(crate) fn expected_cloud(events: usize) -> Vec<(&'static str, i64)> {
     let mut expected: BTreeMap<&str, i64> = BTreeMap::new();
     for i in 0..events {
         for (t, tag) in TAGS.iter().enumerate() {
-            if i % (t + 1) == 0 {
+            if i.is_multiple_of(t + 1) {
                 *expected.entry(tag).or_default() += 1;
             }
         }

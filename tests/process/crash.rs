@@ -11,7 +11,7 @@ use crate::service::{start, Service, API_KEY};
 const TAGS: [&str; 6] = ["rust", "actix", "tokio", "serde", "sqlite", "queues"];
 
 pub fn post(i: usize) -> Value {
-    let tags: Vec<&str> = TAGS.iter().enumerate().filter(|(t, _)| i % (t + 1) == 0).map(|(_, tag)| *tag).collect();
+    let tags: Vec<&str> = TAGS.iter().enumerate().filter(|(t, _)| i.is_multiple_of(t + 1)).map(|(_, tag)| *tag).collect();
     json!({ "title": format!("Post {i}"), "description": "Words for the read model.", "tags": tags })
 }
 
