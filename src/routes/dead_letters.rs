@@ -135,7 +135,8 @@ async fn list(_: RequireApiKey, state: web::Data<AppState>, query: web::Query<Li
 )]
 #[tracing::instrument(skip_all, fields(correlation_id = %cid, parked_id = %id))]
 async fn replay(_: RequireApiKey, state: web::Data<AppState>, cid: CorrelationId, id: web::Path<String>) -> Result<HttpResponse, Problem> {
-    act_on_one(&state, &id, OperatorAction::ReplayOne).await?;
+    let found = state.transport.replay_parked(&id).await?;
+    count_one(&state, &id, found, OperatorAction::ReplayOne)?;
     Ok(HttpResponse::Accepted().json(ParkedAction { id: id.into_inner(), status: "replayed" }))
 }
 
@@ -150,18 +151,14 @@ async fn replay(_: RequireApiKey, state: web::Data<AppState>, cid: CorrelationId
 )]
 #[tracing::instrument(skip_all, fields(correlation_id = %cid, parked_id = %id))]
 async fn delete(_: RequireApiKey, state: web::Data<AppState>, cid: CorrelationId, id: web::Path<String>) -> Result<HttpResponse, Problem> {
-    act_on_one(&state, &id, OperatorAction::DeleteOne).await?;
+    let found = state.transport.delete_parked(&id).await?;
+    count_one(&state, &id, found, OperatorAction::DeleteOne)?;
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// Replays or deletes one parked message and counts the operator's action; a message
-/// that is not there is a 404.
-async fn act_on_one(state: &AppState, id: &str, action: OperatorAction) -> Result<(), Problem> {
-    let found = if action == OperatorAction::ReplayOne {
-        state.transport.replay_parked(id).await?
-    } else {
-        state.transport.delete_parked(id).await?
-    };
+/// Counts the operator's action on one parked message, once the transport did it;
+/// a message that was not there is a 404.
+fn count_one(state: &AppState, id: &str, found: bool, action: OperatorAction) -> Result<(), Problem> {
     if !found {
         return Err(Problem::not_found(format!("no parked message {id:?}")));
     }
