@@ -7,7 +7,7 @@
 
 use async_trait::async_trait;
 use blog_actors::ports::{Applied, PostView, ReadModelStore, StoreError};
-use rusqlite::{params, Connection, OptionalExtension, Row};
+use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
 use uuid::Uuid;
 
 use super::codec::{from_ms, id_text, parse_id, parse_tags, tags_json, to_ms, to_u32};
@@ -24,35 +24,29 @@ impl ReadModelStore for SqliteStore {
     #[tracing::instrument(level = "debug", skip_all, fields(id = %view.id, version = view.version))]
     async fn upsert_post_view(&self, view: &PostView) -> Result<Applied, StoreError> {
         let view = view.clone();
-        let out = self.queries.write("upsert_post_view", move |tx| upsert(tx, &view)).await;
-        self.views.invalidate();
-        out
+        self.write_views("upsert_post_view", move |tx| upsert(tx, &view)).await
     }
 
     #[tracing::instrument(level = "debug", skip(self))]
     async fn remove_post_view(&self, post_id: Uuid, version: i64) -> Result<Applied, StoreError> {
-        let out = self
-            .queries
-            .write("remove_post_view", move |tx| {
-                let id = id_text(post_id);
-                let stored = stored(tx, &id)?;
-                if stored.as_ref().is_some_and(|s| s.version >= version) {
-                    return Ok(Applied::Unchanged);
-                }
-                // The deletion may arrive before the creation: the tombstone row is made from defaults then.
-                tx.prepare_cached(
-                    "INSERT INTO post_views (id, version, deleted) VALUES (?1, ?2, 1)
-                     ON CONFLICT (id) DO UPDATE SET version = excluded.version, deleted = 1",
-                )?
-                .execute(params![id, version])?;
-                if let Some(stored) = stored {
-                    drop_tags(tx, &id, &stored)?;
-                }
-                Ok(Applied::Changed)
-            })
-            .await;
-        self.views.invalidate();
-        out
+        self.write_views("remove_post_view", move |tx| {
+            let id = id_text(post_id);
+            let stored = stored(tx, &id)?;
+            if stored.as_ref().is_some_and(|s| s.version >= version) {
+                return Ok(Applied::Unchanged);
+            }
+            // The deletion may arrive before the creation: the tombstone row is made from defaults then.
+            tx.prepare_cached(
+                "INSERT INTO post_views (id, version, deleted) VALUES (?1, ?2, 1)
+                 ON CONFLICT (id) DO UPDATE SET version = excluded.version, deleted = 1",
+            )?
+            .execute(params![id, version])?;
+            if let Some(stored) = stored {
+                drop_tags(tx, &id, &stored)?;
+            }
+            Ok(Applied::Changed)
+        })
+        .await
     }
 }
 
@@ -61,18 +55,28 @@ impl ReadModelBulk for SqliteStore {
     /// One transaction per call: the caller's batch size is the commit size.
     #[tracing::instrument(level = "debug", skip_all, fields(count = views.len()))]
     async fn upsert_post_views(&self, views: Vec<PostView>) -> Result<u64, StoreError> {
-        let out = self
-            .queries
-            .write("upsert_post_views", move |tx| {
-                let mut changed = 0;
-                for view in &views {
-                    if upsert(tx, view)? == Applied::Changed {
-                        changed += 1;
-                    }
+        self.write_views("upsert_post_views", move |tx| {
+            let mut changed = 0;
+            for view in &views {
+                if upsert(tx, view)? == Applied::Changed {
+                    changed += 1;
                 }
-                Ok(changed)
-            })
-            .await;
+            }
+            Ok(changed)
+        })
+        .await
+    }
+}
+
+impl SqliteStore {
+    /// A write to the read model. Once it returns, committed or of unknown outcome,
+    /// the read cache's answers are stale (see [`super::view_cache`]).
+    async fn write_views<T, F>(&self, op: &'static str, f: F) -> Result<T, StoreError>
+    where
+        F: FnMut(&Transaction<'_>) -> DbResult<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let out = self.queries.write(op, f).await;
         self.views.invalidate();
         out
     }
