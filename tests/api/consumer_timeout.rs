@@ -21,6 +21,7 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use crate::helpers::{eventually, order_event, spawn_app_with, within, Backend, TestApp};
+use crate::support_cluster::run_script;
 
 /// The node `scripts/rabbit-cluster start-timeout` starts.
 const NODE_URL: &str = "amqp://guest:guest@127.0.0.1:5705";
@@ -32,18 +33,6 @@ const SLOW_ORDER: &str = "SLOW-1";
 /// Orders sent while the slow one stalls, and after it.
 const DURING: usize = 5;
 const AFTER: usize = 5;
-
-fn script(args: &[&str]) -> String {
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/rabbit-cluster");
-    let out = std::process::Command::new(script).args(args).output().expect("scripts/rabbit-cluster runs");
-    assert!(out.status.success(), "rabbit-cluster {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// Off the test's runtime thread: a node takes seconds to start.
-async fn script_off_thread(args: &'static [&'static str]) -> String {
-    tokio::task::spawn_blocking(move || script(args)).await.expect("the script's thread")
-}
 
 /// The node's log, where the broker says why it closed a channel.
 fn node_log() -> String {
@@ -68,7 +57,7 @@ impl StallingMailer {
     fn install(adapters: &mut Adapters, order_id: &str) -> Arc<Self> {
         let mailer = Arc::new(Self {
             inner: adapters.mailer.clone(),
-            stall_subject: format!("Your order {order_id} is on its way"),
+            stall_subject: subject(order_id),
             stalled: AtomicBool::new(false),
             release: CancellationToken::new(),
             sent: Mutex::default(),
@@ -140,7 +129,7 @@ fn ack_timeouts_logged_for(name: &str) -> Vec<String> {
 
 /// Every queue of `prefix` on the node: (name, ready, unacked).
 async fn queues_of(prefix: &str) -> Vec<(String, u64, u64)> {
-    let listing = script_off_thread(&["ctl", "timeout", "-q", "list_queues", "name", "messages_ready", "messages_unacknowledged", "--no-table-headers"]).await;
+    let listing = run_script(&["ctl", "timeout", "-q", "list_queues", "name", "messages_ready", "messages_unacknowledged", "--no-table-headers"]).await;
     listing
         .lines()
         .filter_map(|line| {
@@ -164,7 +153,7 @@ fn subject(order_id: &str) -> String {
 
 #[actix_web::test]
 async fn a_delivery_held_past_the_consumer_timeout_is_counted_the_reader_reconnects_and_its_mail_goes_out_once() {
-    script_off_thread(&["start-timeout"]).await;
+    run_script(&["start-timeout"]).await;
     let mut mailer = None;
     let app = spawn_app_with(
         Backend::Rabbit,

@@ -8,6 +8,7 @@ use blog::transport::rabbitmq::{RabbitOptions, RabbitTransport};
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
 
 use crate::helpers::{eventually, spawn_app_with, unique_name, Backend};
+use crate::support_cluster::{run_script, run_script_here};
 
 const TLS_URL: &str = "amqps://guest:guest@localhost:5714";
 
@@ -26,26 +27,19 @@ fn make_ca(dir: &Path, name: &str, server: bool) {
     }
 }
 
-fn script(args: &[&str]) {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/rabbit-cluster");
-    let out = std::process::Command::new(script).args(args).output().expect("scripts/rabbit-cluster runs");
-    assert!(out.status.success(), "rabbit-cluster {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-}
-
 /// The TLS node, stopped when the test ends.
 struct TlsNode;
 
 impl TlsNode {
     async fn start(certs: &Path) -> TlsNode {
-        let certs = certs.display().to_string();
-        tokio::task::spawn_blocking(move || script(&["start-tls", &certs])).await.unwrap();
+        run_script(&["start-tls", &certs.display().to_string()]).await;
         TlsNode
     }
 }
 
 impl Drop for TlsNode {
     fn drop(&mut self) {
-        script(&["stop-tls"]);
+        run_script_here(&["stop-tls"]);
     }
 }
 

@@ -35,17 +35,20 @@ pub fn require_cluster() {
     }
 }
 
-/// Runs the script off the test's runtime thread: blocking it for the seconds a
+/// Runs `scripts/rabbit-cluster` on this thread, failing the test if it fails; its output.
+pub fn run_script_here(args: &[&str]) -> String {
+    let out = Command::new(script()).args(args).output().expect("scripts/rabbit-cluster runs");
+    assert!(out.status.success(), "scripts/rabbit-cluster {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// [`run_script_here`] off the test's runtime thread: blocking it for the seconds a
 /// node takes to start would stall the HTTP client's connections.
-async fn run(args: &[&str]) -> String {
+pub async fn run_script(args: &[&str]) -> String {
     let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-    tokio::task::spawn_blocking(move || {
-        let out = Command::new(script()).args(&args).output().expect("scripts/rabbit-cluster runs");
-        assert!(out.status.success(), "scripts/rabbit-cluster {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    })
-    .await
-    .expect("the script's thread")
+    tokio::task::spawn_blocking(move || run_script_here(&args.iter().map(String::as_str).collect::<Vec<_>>()))
+        .await
+        .expect("the script's thread")
 }
 
 /// A node killed by the test; started again by `restart`, or when dropped (a
@@ -56,7 +59,7 @@ pub struct NodeDown {
 
 /// SIGKILL: the node vanishes without a goodbye, as in a crash or power loss.
 pub async fn kill(node: &'static str) -> NodeDown {
-    run(&["kill", node]).await;
+    run_script(&["kill", node]).await;
     NodeDown { node: Some(node) }
 }
 
@@ -64,7 +67,7 @@ impl NodeDown {
     /// Starts the node again and waits until it serves AMQP; it rejoins by itself.
     pub async fn restart(mut self) {
         if let Some(node) = self.node.take() {
-            run(&["start-node", node]).await;
+            run_script(&["start-node", node]).await;
         }
     }
 }
@@ -84,7 +87,7 @@ pub fn node_of(label: &str) -> Option<&'static str> {
 
 /// The node leading quorum queue `queue`, asked of `via` (a running node).
 pub async fn leader_of(queue: &str, via: &str) -> Option<&'static str> {
-    let listing = run(&["ctl", via, "-q", "list_queues", "name", "leader"]).await;
+    let listing = run_script(&["ctl", via, "-q", "list_queues", "name", "leader"]).await;
     let leader = listing.lines().find_map(|line| {
         let mut fields = line.split_whitespace();
         (fields.next() == Some(queue)).then(|| fields.next().map(str::to_owned)).flatten()
@@ -94,5 +97,5 @@ pub async fn leader_of(queue: &str, via: &str) -> Option<&'static str> {
 
 /// The queues as `via` sees them: for a failure message.
 pub async fn queues_via(via: &str) -> String {
-    run(&["ctl", via, "-q", "list_queues", "name", "leader", "online", "messages_ready", "messages_unacknowledged", "consumers"]).await
+    run_script(&["ctl", via, "-q", "list_queues", "name", "leader", "online", "messages_ready", "messages_unacknowledged", "consumers"]).await
 }
