@@ -62,7 +62,6 @@ pub fn spawn(
     })
 }
 
-
 /// The producer span of one message: a child of the context the write left in the
 /// outbox, and the parent the message now carries (without the OpenTelemetry
 /// layer the stored context travels on unchanged).

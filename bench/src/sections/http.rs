@@ -72,9 +72,9 @@ pub(crate) async fn run(options: &Options, report: &mut Report) -> anyhow::Resul
         let peak = sampler.finish().await;
         let (m, t) = (summarise(&mine), summarise(&top));
         // Each run's ratio to the ceiling's run beside it.
-        let ratios: Vec<f64> = mine.iter().zip(&top).map(|(m, t)| m.rps / t.rps).collect();
+        let ratio = Spread::of(&mine.iter().zip(&top).map(|(m, t)| m.rps / t.rps).collect::<Vec<_>>());
         let spread = |f: fn(&LoadResult) -> f64, of: &[LoadResult]| Spread::of(&of.iter().map(f).collect::<Vec<_>>());
-        report.remember(&format!("http_ratio_{}", w.name), Spread::of(&ratios).median);
+        report.remember(&format!("http_ratio_{}", w.name), ratio.median);
         report.remember(&format!("http_p99_{}", w.name), m.p99_ms);
         report.remember(&format!("http_peak_rss_kb_{}", w.name), peak as f64);
         let (count, ms) = (|v: f64| thousands(v as u64), |v: f64| format!("{v:.2}"));
@@ -88,7 +88,7 @@ pub(crate) async fn run(options: &Options, report: &mut Report) -> anyhow::Resul
             spread(|r| r.rps, &top).show(count),
             format!("{:.2}", t.p50_ms),
             format!("{:.2}", t.p99_ms),
-            Spread::of(&ratios).show(ms),
+            ratio.show(ms),
             mib(peak),
         ]);
         split_rows.push(split_row(format!("`{}`", w.name), &threads));
